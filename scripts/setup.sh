@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything linearard needs on a fresh Debian machine. Idempotent: safe to re-run.
+#   - Debian packages: compilers, CMake/ninja/ccache, the C++ libraries we link
+#     (nlohmann-json, CLI11, GoogleTest, PCRE2, SentencePiece) and public-domain text for tests.
+#   - A project-local Python venv (.venv) with torch==2.11.0, whose LibTorch the C++ build links,
+#     and the test references (transformers, tokenizers, safetensors, peft, numpy), pinned to the
+#     versions on the GPU machines so a reference behaves the same on both.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+apt_packages=(build-essential cmake ninja-build ccache git pkg-config python3 python3-venv python3-dev
+  nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libpcre2-dev libsentencepiece-dev
+  sentencepiece bible-kjv-text clang)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python versions pinned to the GPU machines' (see README "Versions").
+py_requirements=(torch==2.11.0 transformers==5.17.0 tokenizers==0.23.2 safetensors==0.8.0
+  peft==0.21.0 numpy==2.3.5 sentencepiece==0.2.1)
+stamp=".venv/.linearard-setup-$(printf '%s ' "${py_requirements[@]}" | md5sum | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q "${py_requirements[@]}"
+  touch "$stamp"
+fi
+echo "setup: ok ($(.venv/bin/python -c 'import torch;print("torch", torch.__version__)'))"

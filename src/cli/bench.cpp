@@ -1,0 +1,7 @@
+// `linearard bench <what>`: the parent of the benchmark subcommands (bench_*.cpp).
+#include "cli/command.h"
+
+namespace {
+linearard::cli::CommandRegistration bench_command(
+    "bench", "benchmarks (run on the GPU machine; numbers go to docs/perf.md)", nullptr);
+}  // namespace

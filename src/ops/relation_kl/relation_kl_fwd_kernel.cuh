@@ -1,0 +1,136 @@
+// Tensor-core forward of the relation KL: one CTA per (batch x head, block of kBlockM query rows);
+// streams key tiles of kBlockN (skipping those above the causal diagonal), computes the student
+// and teacher logit tiles with mma.sync (fp32 accumulation) and updates both online log-sum-exps
+// and the KL cross term in one pass (anchors §2.5). The next key tile is fetched with cp.async
+// while the current one is computed (two shared-memory stages).
+#pragma once
+#include "ops/relation_kl/relation_kl_tile.cuh"
+
+namespace linearard::ops::rkl {
+
+template <typename Elem, int DS, int DT>
+struct FwdSmem {
+  static constexpr int kPS = pitch_of(DS), kPT = pitch_of(DT);
+  static constexpr int kBytes =
+      (kBlockM * (kPS + kPT) + 2 * kBlockN * (kPS + kPT)) * static_cast<int>(sizeof(Elem)) +
+      2 * kBlockN;
+};
+
+// grid (B * H, ceil(T / kBlockM)), kThreads threads, FwdSmem::kBytes dynamic shared memory.
+template <typename Elem, int DS, int DT>
+__global__ void __launch_bounds__(kThreads) relation_kl_fwd_kernel(const __grid_constant__ RelationKLParams p) {
+  using S = FwdSmem<Elem, DS, DT>;
+  constexpr int PS = S::kPS, PT = S::kPT;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  Elem* sXq = reinterpret_cast<Elem*>(smem_raw);  // (kBlockM, PS)
+  Elem* sYq = sXq + kBlockM * PS;                  // (kBlockM, PT)
+  Elem* sXk = sYq + kBlockM * PT;                  // (2, kBlockN, PS)
+  Elem* sYk = sXk + 2 * kBlockN * PS;              // (2, kBlockN, PT)
+  uint8_t* sKv = reinterpret_cast<uint8_t*>(sYk + 2 * kBlockN * PT);  // (2, kBlockN) key valid
+
+  const int b = blockIdx.x / p.H, h = blockIdx.x % p.H;
+  // Causal: the last row blocks have the most key tiles; launch them first (tail balance).
+  const int mb = p.causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y;
+  const int row0 = mb * kBlockM;
+  const int T = p.T;
+  const int hk = h / (p.H / p.Hk), hkt = h / (p.H / p.Hkt);
+  const Elem* xq = static_cast<const Elem*>(p.xq) + static_cast<int64_t>(b * p.H + h) * T * p.Ds;
+  const Elem* yq = static_cast<const Elem*>(p.yq) + static_cast<int64_t>(b * p.H + h) * T * p.Dt;
+  const Elem* xk = static_cast<const Elem*>(p.xk) + static_cast<int64_t>(b * p.Hk + hk) * T * p.Ds;
+  const Elem* yk = static_cast<const Elem*>(p.yk) + static_cast<int64_t>(b * p.Hkt + hkt) * T * p.Dt;
+  const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, q = lane % 4;
+  const int col_end = p.causal ? min(T, row0 + kBlockM) : T;
+  const int n_tiles = (col_end + kBlockN - 1) / kBlockN;
+
+  load_tile_async<kBlockM, kThreads>(sXq, PS, xq, row0, T, p.Ds);
+  load_tile_async<kBlockM, kThreads>(sYq, PT, yq, row0, T, p.Dt);
+  auto load_keys = [&](int tile, int stage) {
+    load_tile_async<kBlockN, kThreads>(sXk + stage * kBlockN * PS, PS, xk, tile * kBlockN, T, p.Ds);
+    load_tile_async<kBlockN, kThreads>(sYk + stage * kBlockN * PT, PT, yk, tile * kBlockN, T, p.Dt);
+    for (int j = threadIdx.x; j < kBlockN; j += kThreads) {
+      const int col = tile * kBlockN + j;
+      sKv[stage * kBlockN + j] = col < T && (km == nullptr || km[col] != 0);
+    }
+    cp_async_commit();
+  };
+  load_keys(0, 0);
+
+  RowStats st[2];  // rows g and g + 8 of this warp
+  st[0].init();
+  st[1].init();
+  const float sc_s = p.scale_s_log2, sc_t = p.scale_t_log2;
+  const int warp_row0 = row0 + warp * 16;
+
+  for (int tile = 0; tile < n_tiles; ++tile) {
+    const int stage = tile & 1;
+    cp_async_wait_all();
+    __syncthreads();  // tile `tile` visible to all; everyone is done with stage^1
+    if (tile + 1 < n_tiles) load_keys(tile + 1, stage ^ 1);
+
+    float s[kBlockN / 8][4], t[kBlockN / 8][4];
+    warp_logits<Elem, DS>(s, sXq + warp * 16 * PS, sXk + stage * kBlockN * PS, p.Ds, lane);
+    warp_logits<Elem, DT>(t, sYq + warp * 16 * PT, sYk + stage * kBlockN * PT, p.Dt, lane);
+
+    const int col0 = tile * kBlockN;
+    const bool masked = km != nullptr || col0 + kBlockN > T ||
+                        (p.causal && col0 + kBlockN - 1 > warp_row0);
+    if (masked) {
+#pragma unroll
+      for (int nt = 0; nt < kBlockN / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int j = nt * 8 + 2 * q + (e & 1);
+          const int row = warp_row0 + g + (e >> 1) * 8;
+          const bool ok = sKv[stage * kBlockN + j] && (!p.causal || col0 + j <= row);
+          if (!ok) s[nt][e] = t[nt][e] = -INFINITY;
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx_s = -INFINITY, mx_t = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < kBlockN / 8; ++nt) {
+        mx_s = fmaxf(mx_s, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
+        mx_t = fmaxf(mx_t, fmaxf(t[nt][2 * r], t[nt][2 * r + 1]));
+      }
+      // scale > 0 (checked by the launcher), so max(x) * scale = max(x * scale).
+      st[r].rescale(fmaxf(st[r].m_s, mx_s * sc_s), fmaxf(st[r].m_t, mx_t * sc_t));
+      const float ms = st[r].m_s == -INFINITY ? 0.f : st[r].m_s;
+      const float mt = st[r].m_t == -INFINITY ? 0.f : st[r].m_t;
+      float l_s = 0.f, l_t = 0.f, a = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < kBlockN / 8; ++nt)
+#pragma unroll
+        for (int e = 2 * r; e < 2 * r + 2; ++e) {
+          const float ss = fmaf(s[nt][e], sc_s, -ms), tt = fmaf(t[nt][e], sc_t, -mt);
+          const float es = exp2f(ss), et = exp2f(tt);
+          l_s += es;
+          l_t += et;
+          // masked: ss = tt = -inf, et = 0 and (tt - ss) is NaN, so select instead of multiply
+          a += masked ? (et > 0.f ? et * (tt - ss) : 0.f) : et * (tt - ss);
+        }
+      st[r].l_s += l_s;
+      st[r].l_t += l_t;
+      st[r].a += a;
+    }
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    st[r].merge_quad();
+    const int row = warp_row0 + g + 8 * r;
+    if (q == 0 && row < T) {
+      const bool valid = st[r].l_s > 0.f && (km == nullptr || km[row] != 0);
+      const int64_t o = static_cast<int64_t>(b * p.H + h) * T + row;
+      const float log2_ls = __log2f(st[r].l_s), log2_lt = __log2f(st[r].l_t);
+      p.kl[o] = valid ? kLn2 * (st[r].a / st[r].l_t - log2_lt + log2_ls) : 0.f;
+      p.lse_s[o] = valid ? kLn2 * (st[r].m_s + log2_ls) : -INFINITY;
+      p.lse_t[o] = valid ? kLn2 * (st[r].m_t + log2_lt) : -INFINITY;
+    }
+  }
+}
+
+}  // namespace linearard::ops::rkl

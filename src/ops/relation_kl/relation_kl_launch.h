@@ -1,0 +1,27 @@
+// Launchers of the relation-KL kernels: plain functions of RelationKLParams (no ATen), one
+// translation unit per element type so the instantiations compile in parallel. They return the
+// launch's cudaError_t; relation_kl_cuda.cu checks it.
+#pragma once
+#include <cuda_runtime.h>
+
+#include "ops/relation_kl/relation_kl_params.h"
+
+namespace linearard::ops {
+
+// Tensor-core kernels (mma.sync m16n8k16) take Ds and Dt that are multiples of 16 and <= 128.
+constexpr int kRelationKLTensorCoreMaxDim = 128;
+inline bool relation_kl_tensor_core_dims(int Ds, int Dt) {
+  return Ds % 16 == 0 && Dt % 16 == 0 && Ds <= kRelationKLTensorCoreMaxDim &&
+         Dt <= kRelationKLTensorCoreMaxDim;
+}
+// The fp32 SIMT kernels keep 32 anchor rows of both operands in shared memory (fp32).
+constexpr int kRelationKLSimtMaxDim = 256;
+
+// backward = false: forward (p.kl, p.lse_s, p.lse_t); true: backward in p.mode into p.d_out.
+cudaError_t launch_relation_kl_tc_bf16(const RelationKLParams& p, bool backward, cudaStream_t stream);
+cudaError_t launch_relation_kl_tc_fp16(const RelationKLParams& p, bool backward, cudaStream_t stream);
+cudaError_t launch_relation_kl_simt_bf16(const RelationKLParams& p, bool backward, cudaStream_t stream);
+cudaError_t launch_relation_kl_simt_fp16(const RelationKLParams& p, bool backward, cudaStream_t stream);
+cudaError_t launch_relation_kl_simt_fp32(const RelationKLParams& p, bool backward, cudaStream_t stream);
+
+}  // namespace linearard::ops

@@ -1,0 +1,63 @@
+// Grid math and the head-dim switch of the relation-KL launchers (relation_kl_launch.h). Head dims
+// become the template bounds 64 or 128 (runtime Ds, Dt <= bound, multiples of 16): two bounds per
+// operand instead of one instantiation per head dim keeps the build to 4 per element type and
+// direction; 80 and 96 run the 128 instantiation with the unused k-steps skipped.
+#pragma once
+#include "ops/relation_kl/relation_kl_bwd_kernel.cuh"
+#include "ops/relation_kl/relation_kl_fwd_kernel.cuh"
+#include "ops/relation_kl/relation_kl_launch.h"
+#include "ops/relation_kl/relation_kl_simt_kernel.cuh"
+
+namespace linearard::ops::rkl {
+
+inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+template <typename Elem, int DS, int DT>
+cudaError_t launch_tc(const RelationKLParams& p, bool backward, cudaStream_t stream) {
+  const int blocks = ceil_div(p.T, kBlockM);
+  if (!backward) {
+    constexpr int smem = FwdSmem<Elem, DS, DT>::kBytes;
+    auto kernel = relation_kl_fwd_kernel<Elem, DS, DT>;
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (e != cudaSuccess) return e;
+    kernel<<<dim3(p.B * p.H, blocks), kThreads, smem, stream>>>(p);
+  } else {
+    constexpr int smem = BwdSmem<Elem, DS, DT>::kBytes;
+    auto kernel = relation_kl_bwd_kernel<Elem, DS, DT>;
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (e != cudaSuccess) return e;
+    const int heads = p.mode == RelationKLBwdMode::kColumns ? p.Hk : p.H;
+    kernel<<<dim3(p.B * heads, blocks), kThreads, smem, stream>>>(p);
+  }
+  return cudaGetLastError();
+}
+
+template <typename Elem>
+cudaError_t launch_tc_dims(const RelationKLParams& p, bool backward, cudaStream_t stream) {
+  if (p.Ds <= 64)
+    return p.Dt <= 64 ? launch_tc<Elem, 64, 64>(p, backward, stream)
+                      : launch_tc<Elem, 64, 128>(p, backward, stream);
+  return p.Dt <= 64 ? launch_tc<Elem, 128, 64>(p, backward, stream)
+                    : launch_tc<Elem, 128, 128>(p, backward, stream);
+}
+
+template <typename Elem>
+cudaError_t launch_simt(const RelationKLParams& p, bool backward, cudaStream_t stream) {
+  const int blocks = ceil_div(p.T, kSimtRows);
+  const int smem = simt_smem_floats(p.Ds, p.Dt, backward) * static_cast<int>(sizeof(float));
+  if (!backward) {
+    auto kernel = relation_kl_fwd_simt_kernel<Elem>;
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (e != cudaSuccess) return e;
+    kernel<<<dim3(p.B * p.H, blocks), kSimtRows, smem, stream>>>(p);
+  } else {
+    auto kernel = relation_kl_bwd_simt_kernel<Elem>;
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (e != cudaSuccess) return e;
+    const int heads = p.mode == RelationKLBwdMode::kColumns ? p.Hk : p.H;
+    kernel<<<dim3(p.B * heads, blocks), kSimtRows, smem, stream>>>(p);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace linearard::ops::rkl

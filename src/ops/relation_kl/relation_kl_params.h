@@ -1,0 +1,40 @@
+// The plain parameter struct that is all a relation-KL kernel sees (no Tensors, no ATen): raw
+// pointers to contiguous tensors, sizes, scales and flags. relation_kl_cuda.cu fills it after every
+// Tensor check; the launchers in relation_kl_launch.h take it by value.
+#pragma once
+#include <cstdint>
+
+namespace linearard::ops {
+
+// Which gradient terms a backward launch computes (relation_kl.h: dL/ds_ij = g_i (p_s,ij - p_t,ij)).
+enum class RelationKLBwdMode : int {
+  kRows = 0,     // d_xq_i = scale_s sum_j G_ij xk_j           (one CTA per query row block)
+  kColumns = 1,  // d_xk_j = scale_s sum_{h in group, i} G_ij xq_i  (one CTA per key row block)
+  kSelf = 2,     // xq = xk = x: d_x = scale_s (G + G^T) x, both terms into one buffer
+};
+
+struct RelationKLParams {
+  // Inputs, contiguous, all of one element type (bf16, fp16 or fp32; the launcher's template).
+  const void* xq = nullptr;  // (B, H, T, Ds)   student queries
+  const void* xk = nullptr;  // (B, Hk, T, Ds)  student keys
+  const void* yq = nullptr;  // (B, H, T, Dt)   teacher queries
+  const void* yk = nullptr;  // (B, Hkt, T, Dt) teacher keys
+  const uint8_t* key_mask = nullptr;  // (B, T) 1 = valid key/query, 0 = padded; nullptr = all valid
+
+  // Forward outputs; backward inputs (the saved statistics).
+  float* kl = nullptr;     // (B, H, T) per-row KL, 0 for invalid rows
+  float* lse_s = nullptr;  // (B, H, T) natural-log LSE of the scaled student logits, -inf if invalid
+  float* lse_t = nullptr;  // (B, H, T) same for the teacher
+
+  // Backward.
+  const float* grad_kl = nullptr;  // (B, H, T) dL/dKL_i
+  void* d_out = nullptr;           // kRows: (B, H, T, Ds); kColumns: (B, Hk, T, Ds); kSelf: (B, H, T, Ds)
+  RelationKLBwdMode mode = RelationKLBwdMode::kRows;
+
+  int B = 0, H = 0, Hk = 0, Hkt = 0, T = 0, Ds = 0, Dt = 0;
+  float scale_s = 1.f, scale_t = 1.f;            // logit scales (natural units)
+  float scale_s_log2 = 1.f, scale_t_log2 = 1.f;  // scale * log2(e): the kernels work with exp2
+  bool causal = true;
+};
+
+}  // namespace linearard::ops

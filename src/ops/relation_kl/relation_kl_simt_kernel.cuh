@@ -1,0 +1,202 @@
+// Plain fp32 (SIMT, no tensor cores, no TF32) forward and backward of the relation KL: the path for
+// fp32 inputs and for head dims the tensor-core kernels do not take (not a multiple of 16, or
+// > 128). One thread per anchor row; streamed rows are staged in shared memory as fp32 and read
+// by all threads at once (broadcast). Same math, masks and determinism as the tensor-core kernels;
+// simple rather than fast.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "ops/relation_kl/relation_kl_params.h"
+#include "ops/relation_kl/relation_kl_tile.cuh"
+
+namespace linearard::ops::rkl {
+
+constexpr int kSimtRows = 32;  // anchor rows (threads) per CTA
+constexpr int kSimtTile = 32;  // streamed rows per shared-memory tile
+
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
+template <typename Elem>
+__device__ __forceinline__ Elem from_f32(float x);
+template <>
+__device__ __forceinline__ float from_f32<float>(float x) { return x; }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+template <>
+__device__ __forceinline__ __half from_f32<__half>(float x) { return __float2half_rn(x); }
+
+// Rows [row0, row0 + ROWS) of a (T, D) matrix into fp32 shared memory with row pitch `pitch`.
+template <int ROWS, typename Elem>
+__device__ __forceinline__ void load_rows_f32(float* dst, int pitch, const Elem* src, int row0, int T, int D) {
+  for (int i = threadIdx.x; i < ROWS * D; i += blockDim.x) {
+    const int r = i / D, d = i - r * D, row = row0 + r;
+    dst[r * pitch + d] = row < T ? to_f32(src[static_cast<int64_t>(row) * D + d]) : 0.f;
+  }
+}
+
+__device__ __forceinline__ float dot_f32(const float* a, const float* b, int D) {
+  float acc = 0.f;
+  for (int d = 0; d < D; ++d) acc = fmaf(a[d], b[d], acc);
+  return acc;
+}
+
+// Dynamic shared memory (floats): anchors Xa (R, Ds+1), Ya (R, Dt+1); streamed Xo (K, Ds), Yo (K, Dt);
+// backward adds acc (R, Ds+1) and streamed statistics (3, K). The +1 pitch keeps the per-thread
+// anchor rows in distinct banks.
+inline int simt_smem_floats(int Ds, int Dt, bool backward) {
+  int n = kSimtRows * (Ds + 1 + Dt + 1) + kSimtTile * (Ds + Dt);
+  if (backward) n += kSimtRows * (Ds + 1) + 3 * kSimtTile;
+  return n;
+}
+
+// grid (B * H, ceil(T / kSimtRows)), kSimtRows threads.
+template <typename Elem>
+__global__ void __launch_bounds__(kSimtRows) relation_kl_fwd_simt_kernel(const __grid_constant__ RelationKLParams p) {
+  extern __shared__ float smem_f[];
+  const int Ds = p.Ds, Dt = p.Dt, T = p.T;
+  float* sXa = smem_f;
+  float* sYa = sXa + kSimtRows * (Ds + 1);
+  float* sXo = sYa + kSimtRows * (Dt + 1);
+  float* sYo = sXo + kSimtTile * Ds;
+  const int b = blockIdx.x / p.H, h = blockIdx.x % p.H;
+  const int hk = h / (p.H / p.Hk), hkt = h / (p.H / p.Hkt);
+  const int row0 = blockIdx.y * kSimtRows, row = row0 + threadIdx.x;
+  const Elem* xq = static_cast<const Elem*>(p.xq) + static_cast<int64_t>(b * p.H + h) * T * Ds;
+  const Elem* yq = static_cast<const Elem*>(p.yq) + static_cast<int64_t>(b * p.H + h) * T * Dt;
+  const Elem* xk = static_cast<const Elem*>(p.xk) + static_cast<int64_t>(b * p.Hk + hk) * T * Ds;
+  const Elem* yk = static_cast<const Elem*>(p.yk) + static_cast<int64_t>(b * p.Hkt + hkt) * T * Dt;
+  const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
+  load_rows_f32<kSimtRows>(sXa, Ds + 1, xq, row0, T, Ds);
+  load_rows_f32<kSimtRows>(sYa, Dt + 1, yq, row0, T, Dt);
+  const float* xa = sXa + threadIdx.x * (Ds + 1);
+  const float* ya = sYa + threadIdx.x * (Dt + 1);
+  RowStats st;
+  st.init();
+  const int col_end = p.causal ? min(T, row0 + kSimtRows) : T;
+  for (int col0 = 0; col0 < col_end; col0 += kSimtTile) {
+    __syncthreads();
+    load_rows_f32<kSimtTile>(sXo, Ds, xk, col0, T, Ds);
+    load_rows_f32<kSimtTile>(sYo, Dt, yk, col0, T, Dt);
+    __syncthreads();
+    for (int j = 0; j < kSimtTile; ++j) {
+      const int col = col0 + j;
+      if (col >= T || (km != nullptr && km[col] == 0) || (p.causal && col > row)) continue;
+      const float s2 = dot_f32(xa, sXo + j * Ds, Ds) * p.scale_s_log2;
+      const float t2 = dot_f32(ya, sYo + j * Dt, Dt) * p.scale_t_log2;
+      st.rescale(fmaxf(st.m_s, s2), fmaxf(st.m_t, t2));
+      const float ss = s2 - st.m_s, tt = t2 - st.m_t, et = exp2f(tt);
+      st.l_s += exp2f(ss);
+      st.l_t += et;
+      st.a += et * (tt - ss);
+    }
+  }
+  if (row < T) {
+    const bool valid = st.l_s > 0.f && (km == nullptr || km[row] != 0);
+    const int64_t o = static_cast<int64_t>(b * p.H + h) * T + row;
+    p.kl[o] = valid ? kLn2 * (st.a / st.l_t - log2f(st.l_t) + log2f(st.l_s)) : 0.f;
+    p.lse_s[o] = valid ? kLn2 * (st.m_s + log2f(st.l_s)) : -INFINITY;
+    p.lse_t[o] = valid ? kLn2 * (st.m_t + log2f(st.l_t)) : -INFINITY;
+  }
+}
+
+// Statistics of query row `row` of head h: lse in log2 units and g scale_s; invalid rows give
+// lse = +inf, g = 0 (so G = 0).
+__device__ __forceinline__ void simt_row_stats(const RelationKLParams& p, int b, int h, int row,
+                                               const uint8_t* km, float& ls, float& lt, float& gs) {
+  ls = lt = INFINITY;
+  gs = 0.f;
+  if (row >= p.T || (km != nullptr && km[row] == 0)) return;
+  const int64_t o = static_cast<int64_t>(b * p.H + h) * p.T + row;
+  if (p.lse_s[o] == -INFINITY) return;
+  ls = p.lse_s[o] * kLog2e;
+  lt = p.lse_t[o] * kLog2e;
+  gs = p.grad_kl[o] * p.scale_s;
+}
+
+// grid (B * Hx, ceil(T / kSimtRows)), Hx = Hk for kColumns else H; kSimtRows threads.
+template <typename Elem>
+__global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const __grid_constant__ RelationKLParams p) {
+  extern __shared__ float smem_f[];
+  const int Ds = p.Ds, Dt = p.Dt, T = p.T;
+  float* sXa = smem_f;
+  float* sYa = sXa + kSimtRows * (Ds + 1);
+  float* sXo = sYa + kSimtRows * (Dt + 1);
+  float* sYo = sXo + kSimtTile * Ds;
+  float* sAcc = sYo + kSimtTile * Dt;
+  float* sLs = sAcc + kSimtRows * (Ds + 1);
+  float* sLt = sLs + kSimtTile;
+  float* sG = sLt + kSimtTile;
+  const int heads = p.mode == RelationKLBwdMode::kColumns ? p.Hk : p.H;
+  const int b = blockIdx.x / heads, ha = blockIdx.x % heads;
+  const int row0 = blockIdx.y * kSimtRows, row = row0 + threadIdx.x;
+  const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
+  auto ptr = [&](const void* base, int num_heads, int head, int D) {
+    return static_cast<const Elem*>(base) + static_cast<int64_t>(b * num_heads + head) * T * D;
+  };
+  float* acc = sAcc + threadIdx.x * (Ds + 1);
+  for (int d = 0; d < Ds; ++d) acc[d] = 0.f;
+  const float* xa = sXa + threadIdx.x * (Ds + 1);
+  const float* ya = sYa + threadIdx.x * (Dt + 1);
+
+  if (p.mode != RelationKLBwdMode::kColumns) {  // row pass: anchors = queries of head ha
+    const int h = ha, hk = h / (p.H / p.Hk), hkt = h / (p.H / p.Hkt);
+    load_rows_f32<kSimtRows>(sXa, Ds + 1, ptr(p.xq, p.H, h, Ds), row0, T, Ds);
+    load_rows_f32<kSimtRows>(sYa, Dt + 1, ptr(p.yq, p.H, h, Dt), row0, T, Dt);
+    float ls, lt, gs;
+    simt_row_stats(p, b, h, row, km, ls, lt, gs);
+    const int col_end = p.causal ? min(T, row0 + kSimtRows) : T;
+    for (int col0 = 0; col0 < col_end; col0 += kSimtTile) {
+      __syncthreads();
+      load_rows_f32<kSimtTile>(sXo, Ds, ptr(p.xk, p.Hk, hk, Ds), col0, T, Ds);
+      load_rows_f32<kSimtTile>(sYo, Dt, ptr(p.yk, p.Hkt, hkt, Dt), col0, T, Dt);
+      __syncthreads();
+      if (gs == 0.f) continue;
+      for (int j = 0; j < kSimtTile; ++j) {
+        const int col = col0 + j;
+        if (col >= T || (km != nullptr && km[col] == 0) || (p.causal && col > row)) continue;
+        const float ps = exp2f(dot_f32(xa, sXo + j * Ds, Ds) * p.scale_s_log2 - ls);
+        const float pt = exp2f(dot_f32(ya, sYo + j * Dt, Dt) * p.scale_t_log2 - lt);
+        const float gij = gs * (ps - pt);
+        for (int d = 0; d < Ds; ++d) acc[d] = fmaf(gij, sXo[j * Ds + d], acc[d]);
+      }
+    }
+  }
+  if (p.mode != RelationKLBwdMode::kRows) {  // column pass: anchors = keys of key head ha
+    const int hk = ha, group = p.H / p.Hk;
+    const bool key_ok = row < T && (km == nullptr || km[row] != 0);
+    for (int h = hk * group; h < (hk + 1) * group; ++h) {
+      const int hkt = h / (p.H / p.Hkt);
+      __syncthreads();
+      load_rows_f32<kSimtRows>(sXa, Ds + 1, ptr(p.xk, p.Hk, hk, Ds), row0, T, Ds);
+      load_rows_f32<kSimtRows>(sYa, Dt + 1, ptr(p.yk, p.Hkt, hkt, Dt), row0, T, Dt);
+      const int col_begin = p.causal ? row0 : 0;
+      for (int col0 = col_begin; col0 < T; col0 += kSimtTile) {
+        __syncthreads();
+        load_rows_f32<kSimtTile>(sXo, Ds, ptr(p.xq, p.H, h, Ds), col0, T, Ds);
+        load_rows_f32<kSimtTile>(sYo, Dt, ptr(p.yq, p.H, h, Dt), col0, T, Dt);
+        for (int j = threadIdx.x; j < kSimtTile; j += blockDim.x)
+          simt_row_stats(p, b, h, col0 + j, km, sLs[j], sLt[j], sG[j]);
+        __syncthreads();
+        if (!key_ok) continue;
+        for (int j = 0; j < kSimtTile; ++j) {
+          const int col = col0 + j;
+          if (sG[j] == 0.f || (p.causal && row > col)) continue;
+          const float ps = exp2f(dot_f32(xa, sXo + j * Ds, Ds) * p.scale_s_log2 - sLs[j]);
+          const float pt = exp2f(dot_f32(ya, sYo + j * Dt, Dt) * p.scale_t_log2 - sLt[j]);
+          const float gij = sG[j] * (ps - pt);
+          for (int d = 0; d < Ds; ++d) acc[d] = fmaf(gij, sXo[j * Ds + d], acc[d]);
+        }
+      }
+    }
+  }
+  if (row < T) {
+    const int out_heads = p.mode == RelationKLBwdMode::kColumns ? p.Hk : p.H;
+    Elem* out = static_cast<Elem*>(p.d_out) + (static_cast<int64_t>(b * out_heads + ha) * T + row) * Ds;
+    for (int d = 0; d < Ds; ++d) out[d] = from_f32<Elem>(acc[d]);
+  }
+}
+
+}  // namespace linearard::ops::rkl

@@ -1,0 +1,129 @@
+// Tile constants and the warp-level pieces shared by the tensor-core forward and backward kernels:
+// the logit tile GEMM (S = A B^T over the head dim) and the online softmax/KL statistics.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cmath>
+
+#include "ops/relation_kl/relation_kl_mma.cuh"
+#include "ops/relation_kl/relation_kl_params.h"
+
+namespace linearard::ops::rkl {
+
+constexpr float kLn2 = 0.693147180559945309f;
+constexpr float kLog2e = 1.442695040888963407f;
+
+// Tile shape of both tensor-core kernels. A warp owns 16 anchor rows (one mma row block) and the
+// full kBlockN-wide logit tile; kBlockN = 64 keeps the student and teacher logit tiles at 2 x 32
+// fp32 registers per thread next to the 16 x Ds fp32 gradient accumulator (64 registers at
+// Ds = 128), inside 255 registers without spills (ptxas -v, see docs/perf.md).
+constexpr int kBlockM = 64;   // anchor rows per CTA: 4 warps x 16
+constexpr int kBlockN = 64;   // rows of the streamed ("other") operand per tile
+constexpr int kWarps = kBlockM / 16;
+constexpr int kThreads = kWarps * 32;
+// Shared-memory row pitch: +8 elements (16 bytes) so the 8 row addresses of one ldmatrix hit
+// 8 different 16-byte bank groups (a 128- or 256-byte row pitch would put them in one).
+constexpr int pitch_of(int d_max) { return d_max + 8; }
+
+// acc (16 x kBlockN fp32, C fragments) = A (the warp's 16 rows at sA) * O^T (kBlockN rows at sO),
+// contracted over the first D (<= D_MAX, multiple of 16) columns.
+template <typename Elem, int D_MAX>
+__device__ __forceinline__ void warp_logits(float (&acc)[kBlockN / 8][4], const Elem* sA,
+                                            const Elem* sO, int D, int lane) {
+  constexpr int P = pitch_of(D_MAX);
+#pragma unroll
+  for (int nt = 0; nt < kBlockN / 8; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < D_MAX / 16; ++kk) {
+    if (kk * 16 < D) {
+      uint32_t a[4];
+      ldmatrix_x4(a, smem_addr(sA + (lane & 15) * P + kk * 16 + (lane >> 4) * 8));
+#pragma unroll
+      for (int np = 0; np < kBlockN / 16; ++np) {
+        uint32_t b[4];
+        ldmatrix_x4(b, smem_addr(sO + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * P + kk * 16 +
+                                 ((lane >> 3) & 1) * 8));
+        mma16816<Elem>(acc[2 * np], a, b[0], b[1]);
+        mma16816<Elem>(acc[2 * np + 1], a, b[2], b[3]);
+      }
+    }
+  }
+}
+
+// acc (16 x D_MAX fp32) += G (16 x kBlockN, fp32 C fragments, cast to Elem) * O (kBlockN rows at sO).
+template <typename Elem, int D_MAX>
+__device__ __forceinline__ void warp_grad_gemm(float (&acc)[D_MAX / 8][4],
+                                               const float (&g)[kBlockN / 8][4], const Elem* sO,
+                                               int D, int lane) {
+  constexpr int P = pitch_of(D_MAX);
+#pragma unroll
+  for (int ks = 0; ks < kBlockN / 16; ++ks) {
+    const uint32_t a[4] = {MmaType<Elem>::pack(g[2 * ks][0], g[2 * ks][1]),
+                           MmaType<Elem>::pack(g[2 * ks][2], g[2 * ks][3]),
+                           MmaType<Elem>::pack(g[2 * ks + 1][0], g[2 * ks + 1][1]),
+                           MmaType<Elem>::pack(g[2 * ks + 1][2], g[2 * ks + 1][3])};
+#pragma unroll
+    for (int dp = 0; dp < D_MAX / 16; ++dp) {
+      if (dp * 16 < D) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, smem_addr(sO + (ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * P +
+                                       dp * 16 + (lane >> 4) * 8));
+        mma16816<Elem>(acc[2 * dp], a, b[0], b[1]);
+        mma16816<Elem>(acc[2 * dp + 1], a, b[2], b[3]);
+      }
+    }
+  }
+}
+
+// Running statistics of one row over the keys seen so far, in log2 units (x2 = scale log2(e) x):
+//   m_s, m_t  running maxima (-inf while no valid key was seen)
+//   l_s, l_t  sum exp2(x2 - m)
+//   a         sum exp2(t2 - m_t) ((t2 - m_t) - (s2 - m_s))
+// so that at the end KL = ln2 (a / l_t - log2 l_t + log2 l_s): centring both logits on their own
+// running max keeps a O(KL) instead of O(|logit|) and avoids the cancellation of
+// sum p_t (t - s) - lse_t + lse_s in fp32.
+struct RowStats {
+  float m_s, l_s, m_t, l_t, a;
+  __device__ __forceinline__ void init() {
+    m_s = m_t = -INFINITY;
+    l_s = l_t = a = 0.f;
+  }
+  // Re-centres on new maxima (both -inf or both finite: s and t share one mask).
+  __device__ __forceinline__ void rescale(float ms_new, float mt_new) {
+    if (l_t > 0.f) {
+      a = exp2f(m_t - mt_new) * (a - ((mt_new - m_t) - (ms_new - m_s)) * l_t);
+      l_t *= exp2f(m_t - mt_new);
+      l_s *= exp2f(m_s - ms_new);
+    }
+    m_s = ms_new;
+    m_t = mt_new;
+  }
+  __device__ __forceinline__ void merge(const RowStats& o) {
+    if (o.l_t == 0.f) return;
+    if (l_t == 0.f) {
+      *this = o;
+      return;
+    }
+    const float ms = fmaxf(m_s, o.m_s), mt = fmaxf(m_t, o.m_t);
+    RowStats b = o;
+    rescale(ms, mt);
+    b.rescale(ms, mt);
+    l_s += b.l_s;
+    l_t += b.l_t;
+    a += b.a;
+  }
+  __device__ __forceinline__ void merge_quad() {  // the 4 lanes of a quad share one row
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+      RowStats o;
+      o.m_s = __shfl_xor_sync(0xffffffffu, m_s, off);
+      o.l_s = __shfl_xor_sync(0xffffffffu, l_s, off);
+      o.m_t = __shfl_xor_sync(0xffffffffu, m_t, off);
+      o.l_t = __shfl_xor_sync(0xffffffffu, l_t, off);
+      o.a = __shfl_xor_sync(0xffffffffu, a, off);
+      merge(o);
+    }
+  }
+};
+
+}  // namespace linearard::ops::rkl
