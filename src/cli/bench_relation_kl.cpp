@@ -3,6 +3,7 @@
 // SDPA (flash) at the same shape, with effective TFLOP/s, % of a measured bf16 GEMM and peak extra
 // memory. Numbers go to docs/perf.md.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <chrono>

@@ -132,6 +132,8 @@ at::Tensor CheckpointWeights::get(const std::string& name) const {
   if (reinterpret_cast<uintptr_t>(bytes) % dtype_size(ti.dtype) == 0) {
     // The deleter owns a reference to the mapping: the view outlives this object safely.
     std::shared_ptr<const MappedFile> keep = file.mapping();
+    // The caller reads what it asked for: map it in one call rather than fault by fault.
+    keep->populate(static_cast<size_t>(bytes - keep->data()), ti.nbytes());
     return at::from_blob(const_cast<uint8_t*>(bytes), ti.shape, [keep](void*) {}, options);
   }
   at::Tensor copy = at::empty(ti.shape, options);

@@ -48,13 +48,17 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-void MappedFile::advise_sequential(size_t offset, size_t length) const {
-  if (!data_ || offset >= size_) return;
+void MappedFile::populate(size_t offset, size_t length) const {
+  if (!data_ || offset >= size_ || length == 0) return;
+#ifndef MADV_POPULATE_READ
+  constexpr int MADV_POPULATE_READ = 22;  // linux/mman.h, Linux 5.14
+#endif
   // madvise wants a page-aligned start.
-  size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  size_t start = offset / page * page;
-  size_t end = std::min(size_, offset + length);
-  ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_WILLNEED);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t start = offset / page * page;
+  const size_t end = std::min(size_, offset + length);
+  void* addr = const_cast<uint8_t*>(data_) + start;
+  if (::madvise(addr, end - start, MADV_POPULATE_READ) != 0) ::madvise(addr, end - start, MADV_WILLNEED);
 }
 
 }  // namespace linearard::io

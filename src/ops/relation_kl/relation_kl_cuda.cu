@@ -21,6 +21,12 @@ namespace linearard::ops {
 namespace {
 
 constexpr const char* kWhere = "relation_kl (CUDA)";
+
+// linearard::fail, inlined: linearard_cuda links before linearard_formats (which holds fail()), and
+// Error is header-only.
+[[noreturn]] void fail(const std::string& where, const std::string& problem) {
+  throw Error(where + ": " + problem);
+}
 constexpr double kLog2e = 1.4426950408889634;
 
 enum class Path { kTensorCore, kSimt };
