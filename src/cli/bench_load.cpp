@@ -23,6 +23,7 @@ namespace {
 struct LoadBenchOptions {
   std::string path;       // safetensors file or HF model directory
   int repeats = 3;
+  int threads = 0;  // intra-op threads for the touch; 0 keeps LibTorch's default
   std::string touch = "copy";  // copy: into preallocated RAM, as a loader; sum: reduce every tensor
   std::string make_test_file;
   int64_t size_mb = 1024;
@@ -112,6 +113,8 @@ void run(const LoadBenchOptions& o) {
   }
   if (path.empty()) fail("bench load", "give FILE or --make-test-file PATH");
   if (o.repeats < 1) fail("--repeats", "must be at least 1");
+  if (o.threads < 0) fail("--threads", "must be positive");
+  if (o.threads > 0) at::set_num_threads(o.threads);
   if (o.touch != "sum" && o.touch != "copy") fail("--touch", "must be copy or sum, not '" + o.touch + "'");
 
   time_cat(path);  // warm-up: both contenders then read from the page cache
@@ -139,6 +142,7 @@ CommandRegistration load_command(
       sub.add_option("path", o->path, "safetensors file or HF model directory");
       sub.add_option("--repeats", o->repeats, "timed repetitions of each (median reported)");
       sub.add_option("--touch", o->touch, "copy: into preallocated RAM as a loader would (default); sum: reduce each tensor");
+      sub.add_option("--threads", o->threads, "intra-op threads for the touch (default: LibTorch's)");
       sub.add_option("--make-test-file", o->make_test_file, "first write random F32/BF16 tensors to this path");
       sub.add_option("--size-mb", o->size_mb, "tensor data of the test file, MiB");
       sub.callback([o] { run(*o); });

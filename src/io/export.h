@@ -6,19 +6,22 @@
 // Training checkpoint adapter (written by the trainer with save_adapter_checkpoint, read by
 // `linearard export --checkpoint DIR`): two files in DIR, anything else there is ignored.
 //   DIR/adapter.safetensors  the tensors of TrainedAdapter::tensors under their key names, any float
-//                            dtype (float32 recommended), metadata {"format": "pt"}.
+//                            dtype (float32 recommended), metadata {"format": "pt"}. Other tensors
+//                            in the file are ignored, so it may be the trainer's trainable.safetensors:
+//                            adapter.json's optional "tensors" names the file (default adapter.safetensors).
 //   DIR/adapter.json         {"format": "linearard.trained_adapter", "version": 1,
 //                             "kind": "lora" | "qkv_delta",
 //                             "rank": r, "alpha": a, "dropout": p,      (lora; 0 for qkv_delta)
 //                             "target_modules": ["q_proj", "k_proj", "v_proj"],
 //                             "base_model": "<base model dir>",
-//                             "student_rope": {<rope_parameters dict, transformers v5 form>}}
+//                             "student_rope": {<rope_parameters dict, transformers v5 form>},
+//                             "tensors": "adapter.safetensors"}  (optional)
 //   adapter.json is written last, so its presence means the pair is complete.
 // Tensor keys and shapes (C = hidden_size, H/Hk = query/key-value heads, D = head_dim):
 //   lora       base_model.model.model.layers.{i}.self_attn.{q,k,v}_proj.lora_A.weight  (r, C)
 //              base_model.model.model.layers.{i}.self_attn.{q,k,v}_proj.lora_B.weight  (out, r)
 //              out = H*D for q_proj, Hk*D for k_proj and v_proj; delta W = (B @ A) * alpha / r
-//   qkv_delta  model.layers.{i}.self_attn.{q,k,v}_proj.delta                           (out, C)
+//   qkv_delta  model.layers.{i}.self_attn.{q,k,v}_proj.weight_delta                    (out, C)
 // Every layer must have every target module (both A and B for LoRA).
 #pragma once
 #include <ATen/ATen.h>
@@ -59,10 +62,16 @@ struct AdapterCheckpoint {
   nlohmann::json student_rope;  // rope_parameters dict; parse with model::parse_rope_override
 };
 
+// adapter.json's content; a trainer that already writes the tensors into its own checkpoint file
+// writes this with tensors_file = that file's name instead of calling save_adapter_checkpoint.
+nlohmann::json adapter_checkpoint_json(const TrainedAdapter& adapter, const std::string& base_model_dir,
+                                       const model::RopeParams& student_rope,
+                                       const std::string& tensors_file = "adapter.safetensors");
+// Writes DIR/adapter.safetensors (the tensors) then DIR/adapter.json, each atomically.
 void save_adapter_checkpoint(const std::string& dir, const TrainedAdapter& adapter,
                              const std::string& base_model_dir, const model::RopeParams& student_rope);
-// Reads DIR/adapter.json + DIR/adapter.safetensors; structural checks only (validate_adapter needs
-// the base config).
+// Reads DIR/adapter.json and the tensors it names: the LoRA A/B or weight_delta keys, other tensors
+// of the file are skipped. Structural checks only (validate_adapter needs the base config).
 AdapterCheckpoint load_adapter_checkpoint(const std::string& dir);
 
 // The base config.json with the student's RoPE: rope_parameters (v5 form), a v4 mirror

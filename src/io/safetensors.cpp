@@ -74,7 +74,9 @@ json parse_json_rejecting_duplicates(const char* begin, const char* end, const s
   try {
     j = json::parse(begin, end, callback);
   } catch (const json::exception& e) {
-    fail(path, std::string("header is not valid JSON: ") + e.what());
+    std::string why = e.what();  // ends with the offending token, which can be long
+    if (why.size() > 200) why = why.substr(0, 200) + "...";
+    fail(path, "header is not valid JSON: " + why);
   }
   if (!duplicate.empty()) fail(path, "header has duplicate key '" + duplicate + "'");
   return j;

@@ -40,7 +40,7 @@ void expect_matches(const CheckpointWeights& w, const json& tensors) {
   }
 }
 
-TEST(Checkpoint, SingleFile) {
+TEST(CheckpointWeights, SingleFile) {
   CheckpointWeights w(fixtures_io_dir() + "/single");
   EXPECT_EQ(w.source(), "model.safetensors");
   expect_matches(w, load_manifest()["single"]["tensors"]);
@@ -49,19 +49,21 @@ TEST(Checkpoint, SingleFile) {
   EXPECT_EQ(w.get("empty").numel(), 0);
 }
 
-TEST(Checkpoint, ShardedWithIndex) {
+TEST(CheckpointWeights, ShardedWithIndex) {
   CheckpointWeights w(fixtures_io_dir() + "/sharded");
   EXPECT_EQ(w.source(), "model.safetensors.index.json");
   expect_matches(w, load_manifest()["sharded"]["tensors"]);
 }
 
-TEST(Checkpoint, OnlySafetensorsFileOfAnyName) {
+TEST(CheckpointWeights, OnlySafetensorsFileOfAnyName) {
   CheckpointWeights w(fixtures_io_dir() + "/other_name");
   EXPECT_EQ(w.source(), "weights.safetensors");
   EXPECT_EQ(w.names(), std::vector<std::string>{"w"});
+  CheckpointWeights file(fixtures_io_dir() + "/other_name/weights.safetensors");  // a file, not a dir
+  EXPECT_TRUE(at::equal(file.get("w"), w.get("w")));
 }
 
-TEST(Checkpoint, AlignedTensorIsZeroCopyAndOutlivesReader) {
+TEST(CheckpointWeights, AlignedTensorIsZeroCopyAndOutlivesReader) {
   std::string dir = fixtures_io_dir() + "/single";
   at::Tensor t;
   {
@@ -75,7 +77,7 @@ TEST(Checkpoint, AlignedTensorIsZeroCopyAndOutlivesReader) {
   EXPECT_TRUE(std::isfinite(t.sum().item<float>()));  // mapping still alive
 }
 
-TEST(Checkpoint, ZeroCopyPointsIntoMapping) {
+TEST(CheckpointWeights, ZeroCopyPointsIntoMapping) {
   ScratchDir dir;
   float x[4] = {1, 2, 3, 4};
   write_safetensors(dir.path("model.safetensors"), {{"x", DType::F32, {4}, x, 16}});
@@ -86,7 +88,7 @@ TEST(Checkpoint, ZeroCopyPointsIntoMapping) {
   EXPECT_EQ(w.get("x").data_ptr(), t.data_ptr());
 }
 
-TEST(Checkpoint, MisalignedTensorIsCopied) {
+TEST(CheckpointWeights, MisalignedTensorIsCopied) {
   ScratchDir dir;
   // Header of 61 bytes: the data area starts at byte 69, so the F32 tensor is not 4-byte aligned.
   std::string header = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
@@ -100,14 +102,14 @@ TEST(Checkpoint, MisalignedTensorIsCopied) {
   EXPECT_EQ(t[1].item<float>(), -2.0f);
 }
 
-TEST(Checkpoint, MissingTensor) {
+TEST(CheckpointWeights, MissingTensor) {
   std::string dir = fixtures_io_dir() + "/single";
   CheckpointWeights w(dir);
   expect_error([&] { w.get("model.layers.99.mlp.up_proj.weight"); },
                {dir + ": tensor 'model.layers.99.mlp.up_proj.weight' not found (model.safetensors)"});
 }
 
-TEST(Checkpoint, WrongShape) {
+TEST(CheckpointWeights, WrongShape) {
   std::string dir = fixtures_io_dir() + "/single";
   CheckpointWeights w(dir);
   EXPECT_EQ(w.get("model.embed_tokens.weight", {11, 8}).size(0), 11);
@@ -115,14 +117,24 @@ TEST(Checkpoint, WrongShape) {
                {dir + ": tensor 'model.embed_tokens.weight' has shape [11, 8], expected [8, 11]"});
 }
 
-TEST(Checkpoint, NoWeights) {
+TEST(CheckpointWeights, NoWeights) {
   ScratchDir dir;
   write_bytes(dir.path("config.json"), "{}");
   expect_error([&] { CheckpointWeights w(dir.path()); }, {dir.path() + ": no *.safetensors weights found"});
+  expect_error([&] { CheckpointWeights w(dir.path("absent")); }, {dir.path("absent") + ": no such directory or file"});
+}
+
+TEST(CheckpointWeights, SeveralFilesWithoutIndex) {
+  ScratchDir dir;
+  float x[1] = {1};
+  write_safetensors(dir.path("a.safetensors"), {{"a", DType::F32, {1}, x, 4}});
+  write_safetensors(dir.path("b.safetensors"), {{"b", DType::F32, {1}, x, 4}});
+  expect_error([&] { CheckpointWeights w(dir.path()); },
+               {dir.path() + ": 2 *.safetensors files but no model.safetensors.index.json"});
 }
 
 // A two-shard directory written with our writer and a hand-made index.
-class CheckpointBadIndex : public ::testing::Test {
+class CheckpointWeightsBadIndex : public ::testing::Test {
  protected:
   void SetUp() override {
     write_safetensors(dir_.path("model-00001-of-00002.safetensors"), {{"a", DType::F32, {2}, x_, 8}});
@@ -134,36 +146,36 @@ class CheckpointBadIndex : public ::testing::Test {
   const std::string index_ = "/model.safetensors.index.json";
 };
 
-TEST_F(CheckpointBadIndex, ValidIndexLoads) {
+TEST_F(CheckpointWeightsBadIndex, ValidIndexLoads) {
   write_index(R"({"metadata":{"total_size":16},"weight_map":{"a":"model-00001-of-00002.safetensors",)"
               R"("b":"model-00002-of-00002.safetensors"}})");
   CheckpointWeights w(dir_.path());
   EXPECT_EQ(w.get("b")[1].item<float>(), 2.0f);
 }
 
-TEST_F(CheckpointBadIndex, MissingShardFile) {
+TEST_F(CheckpointWeightsBadIndex, MissingShardFile) {
   write_index(R"({"weight_map":{"a":"model-00001-of-00002.safetensors","c":"model-00003-of-00003.safetensors"}})");
   expect_error([&] { CheckpointWeights w(dir_.path()); },
                {dir_.path() + index_ + ": ", "shard 'model-00003-of-00003.safetensors' (for tensor 'c') does not exist"});
 }
 
-TEST_F(CheckpointBadIndex, TensorNotInItsShard) {
+TEST_F(CheckpointWeightsBadIndex, TensorNotInItsShard) {
   write_index(R"({"weight_map":{"a":"model-00002-of-00002.safetensors"}})");
   expect_error([&] { CheckpointWeights w(dir_.path()); },
                {dir_.path() + index_ + ": ", "tensor 'a' is mapped to 'model-00002-of-00002.safetensors' but"});
 }
 
-TEST_F(CheckpointBadIndex, NotJson) {
+TEST_F(CheckpointWeightsBadIndex, NotJson) {
   write_index(R"({"weight_map": {"a": )");
   expect_error([&] { CheckpointWeights w(dir_.path()); }, {dir_.path() + index_ + ": not valid JSON"});
 }
 
-TEST_F(CheckpointBadIndex, NoWeightMap) {
+TEST_F(CheckpointWeightsBadIndex, NoWeightMap) {
   write_index(R"({"metadata": {}})");
   expect_error([&] { CheckpointWeights w(dir_.path()); }, {dir_.path() + index_ + ": has no \"weight_map\" object"});
 }
 
-TEST(Checkpoint, SaveTensorsRoundTrip) {
+TEST(CheckpointWeights, SaveTensorsRoundTrip) {
   ScratchDir dir;
   at::manual_seed(0);
   std::vector<std::pair<std::string, at::Tensor>> ts = {
@@ -194,7 +206,7 @@ TEST(Checkpoint, SaveTensorsRoundTrip) {
   EXPECT_EQ(SafetensorsFile::open(dir.path("single/model.safetensors")).metadata().at("format"), "pt");
 }
 
-TEST(Checkpoint, SaveRejectsComplex) {
+TEST(CheckpointWeights, SaveRejectsComplex) {
   ScratchDir dir;
   expect_error([&] { save_tensors(dir.path("c.safetensors"), {{"z", at::zeros({2}, at::kComplexFloat)}}); },
                {"tensor 'z'", "cannot be stored in safetensors"});

@@ -5,39 +5,106 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace linearard::ops {
 namespace {
 
-// Tile sizes: 64 query rows x 128 key columns keeps the two logit tiles (2 x 64 KiB in float64)
-// in L2 while each BLAS call still multiplies 64 x D by D x 128 (enough work per call to hide
-// the ~1 us call overhead). Measured on the 2-core CI machine: 64 x 128 was within 10 % of
-// 128 x 256 and 32 x 64 (see the report of issue 3); the choice is not critical.
+// Tiles: 64 query rows x 128 key columns. Two logit tiles are 64 KiB in float32 (L2-resident)
+// and a tile product is 64 x 128 x D, long enough to amortise packing. T=1025, D=128 timings
+// (float32, 1 thread) were flat within ~10 % between 32x64 and 128x256; the choice is not
+// critical.
 constexpr int64_t kRowBlock = 64;
 constexpr int64_t kKeyTile = 128;
 
+// ---------------------------------------------------------------------------------------------
+// Tile products. Plain C++ instead of at::mm: MKL called inside at::parallel_for regions was
+// measured 5-60x slower than single-threaded on the shared 2-core machine (nested OpenMP
+// regions spin-waiting; 136 64x128x128 sgemms: 0.06 s CPU on 1 thread, 0.3-3.6 s CPU on 2),
+// and our own loops make every logit bitwise independent of the BLAS, of the thread count and
+// of the tile's position, which the backward relies on (it recomputes each logit twice and
+// needs the same bits). Each output element is one sequential dot product over k.
+// The micro tile (4 rows x 16 columns of accumulators, fixed trip counts) is what GCC's -O2
+// vectoriser turns into packed SSE code: ~17 GFLOP/s float32, ~7 float64 per core (measured).
+constexpr int64_t kMicroRows = 4;
+constexpr int64_t kMicroCols = 16;
+
+// Scratch floats a B panel of K x N needs once packed.
+int64_t packed_size(int64_t K, int64_t N) {
+  return K * ((N + kMicroCols - 1) / kMicroCols) * kMicroCols;
+}
+
+// C (M, N) = [C +] A (M, K) B (K, N). A and B are addressed by element strides, C is row-major
+// with leading dimension ldc. pack: packed_size(K, N) scratch elements.
+template <typename T>
+void gemm_tile(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_sm, int64_t a_sk,
+               const T* B, int64_t b_sk, int64_t b_sn, T* C, int64_t ldc, bool accumulate,
+               T* pack) {
+  const int64_t panels = (N + kMicroCols - 1) / kMicroCols;
+  // Pack B as (panel, k, 16 columns), zero-padded past N, so the inner loop reads it linearly.
+  for (int64_t pn = 0; pn < panels; ++pn) {
+    for (int64_t k = 0; k < K; ++k) {
+      T* dst = pack + (pn * K + k) * kMicroCols;
+      for (int64_t w = 0; w < kMicroCols; ++w) {
+        const int64_t n = pn * kMicroCols + w;
+        dst[w] = n < N ? B[k * b_sk + n * b_sn] : T(0);
+      }
+    }
+  }
+  for (int64_t pn = 0; pn < panels; ++pn) {
+    const T* panel = pack + pn * K * kMicroCols;
+    const int64_t n0 = pn * kMicroCols, nw = std::min(kMicroCols, N - n0);
+    for (int64_t m0 = 0; m0 < M; m0 += kMicroRows) {
+      T acc[kMicroRows][kMicroCols] = {};
+      const T* a[kMicroRows];
+      // Rows past M repeat the last row; their results are not stored.
+      for (int64_t r = 0; r < kMicroRows; ++r) a[r] = A + std::min(m0 + r, M - 1) * a_sm;
+      for (int64_t k = 0; k < K; ++k) {
+        const T* bk = panel + k * kMicroCols;
+        for (int64_t r = 0; r < kMicroRows; ++r) {
+          const T ar = a[r][k * a_sk];
+          for (int64_t w = 0; w < kMicroCols; ++w) acc[r][w] += ar * bk[w];
+        }
+      }
+      for (int64_t r = 0; r < kMicroRows && m0 + r < M; ++r) {
+        T* c = C + (m0 + r) * ldc + n0;
+        for (int64_t w = 0; w < nw; ++w) c[w] = accumulate ? c[w] + acc[r][w] : acc[r][w];
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // One problem in the accumulation dtype acc_t (double for float64 inputs, float otherwise).
 template <typename acc_t>
 struct Problem {
-  at::Tensor xq;  // (B, H, T, Ds)   acc_t, contiguous
-  at::Tensor xk;  // (B, Hk, T, Ds)
-  at::Tensor yq;  // (B, H, T, Dt)
-  at::Tensor yk;  // (B, Hkt, T, Dt)
+  at::Tensor xq_t, xk_t, yq_t, yk_t;  // owners of the contiguous acc_t copies below
+  const acc_t* xq = nullptr;  // (B, H, T, Ds)
+  const acc_t* xk = nullptr;  // (B, Hk, T, Ds)
+  const acc_t* yq = nullptr;  // (B, H, T, Dt)
+  const acc_t* yk = nullptr;  // (B, Hkt, T, Dt)
   const bool* key_valid = nullptr;  // (B, T), nullptr = every key valid
   int64_t B = 0, H = 0, Hk = 0, Hkt = 0, T = 0, Ds = 0, Dt = 0;
   acc_t scale_s = 1, scale_t = 1;
   bool causal = true;
 
   bool valid(int64_t b, int64_t j) const { return key_valid == nullptr || key_valid[b * T + j]; }
-  int64_t student_key_head(int64_t h) const { return h / (H / Hk); }
-  int64_t teacher_key_head(int64_t h) const { return h / (H / Hkt); }
   // Key tiles of a row block end here: causal rows i < i_end see keys j <= i only.
   int64_t key_end(int64_t i_end) const { return causal ? i_end : T; }
-
-  // Rows [i0, i0 + bm) of head h (or key head) of x, as a (bm, D) view.
-  static at::Tensor rows(const at::Tensor& x, int64_t b, int64_t h, int64_t i0, int64_t n) {
-    return x.select(0, b).select(0, h).narrow(0, i0, n);
+  // Row i of head h of a (B, heads, T, D) tensor.
+  static const acc_t* row(const acc_t* x, int64_t heads, int64_t T, int64_t D, int64_t b,
+                          int64_t h, int64_t i) {
+    return x + ((b * heads + h) * T + i) * D;
+  }
+  const acc_t* xq_row(int64_t b, int64_t h, int64_t i) const { return row(xq, H, T, Ds, b, h, i); }
+  const acc_t* yq_row(int64_t b, int64_t h, int64_t i) const { return row(yq, H, T, Dt, b, h, i); }
+  // Key rows of the key head that query head h reads (GQA: h / (H / Hk)).
+  const acc_t* xk_row(int64_t b, int64_t h, int64_t j) const {
+    return row(xk, Hk, T, Ds, b, h / (H / Hk), j);
+  }
+  const acc_t* yk_row(int64_t b, int64_t h, int64_t j) const {
+    return row(yk, Hkt, T, Dt, b, h / (H / Hkt), j);
   }
 };
 
@@ -47,11 +114,14 @@ Problem<acc_t> make_problem(const at::Tensor& xq, const at::Tensor& xk, const at
                             const RelationKLOptions& options) {
   const auto dtype = c10::CppTypeToScalarType<acc_t>::value;
   Problem<acc_t> p;
-  // detach(): these are plain numeric buffers here, whatever the caller's autograd state.
-  p.xq = xq.detach().to(dtype).contiguous();
-  p.xk = xk.is_same(xq) ? p.xq : xk.detach().to(dtype).contiguous();
-  p.yq = yq.detach().to(dtype).contiguous();
-  p.yk = yk.is_same(yq) ? p.yq : yk.detach().to(dtype).contiguous();
+  // detach(): plain numeric buffers here, whatever the caller's autograd state. Inputs are
+  // upcast once (O(B H T D) extra memory for half precisions, linear in T).
+  p.xq_t = xq.detach().to(dtype).contiguous();
+  p.xk_t = xk.is_same(xq) ? p.xq_t : xk.detach().to(dtype).contiguous();
+  p.yq_t = yq.detach().to(dtype).contiguous();
+  p.yk_t = yk.is_same(yq) ? p.yq_t : yk.detach().to(dtype).contiguous();
+  p.xq = p.xq_t.template data_ptr<acc_t>(), p.xk = p.xk_t.template data_ptr<acc_t>();
+  p.yq = p.yq_t.template data_ptr<acc_t>(), p.yk = p.yk_t.template data_ptr<acc_t>();
   p.key_valid = key_valid.defined() ? key_valid.data_ptr<bool>() : nullptr;
   p.B = xq.size(0), p.H = xq.size(1), p.T = xq.size(2), p.Ds = xq.size(3);
   p.Hk = xk.size(1), p.Hkt = yk.size(1), p.Dt = yq.size(3);
@@ -61,37 +131,31 @@ Problem<acc_t> make_problem(const at::Tensor& xq, const at::Tensor& xk, const at
   return p;
 }
 
-// Unscaled student and teacher logit tiles of rows [i0, i0 + bm) x keys [j0, j0 + bn) of
-// (b, h), written into caller-owned scratch (no allocation per tile).
-template <typename acc_t>
-void logit_tiles(const Problem<acc_t>& p, int64_t b, int64_t h, int64_t i0, int64_t bm,
-                 int64_t j0, int64_t bn, at::Tensor& s_scratch, at::Tensor& t_scratch,
-                 at::Tensor* s_tile, at::Tensor* t_tile) {
-  *s_tile = s_scratch.narrow(0, 0, bm * bn).view({bm, bn});  // (bm, bn)
-  *t_tile = t_scratch.narrow(0, 0, bm * bn).view({bm, bn});  // (bm, bn)
-  at::mm_out(*s_tile, Problem<acc_t>::rows(p.xq, b, h, i0, bm),
-             Problem<acc_t>::rows(p.xk, b, p.student_key_head(h), j0, bn).t());
-  at::mm_out(*t_tile, Problem<acc_t>::rows(p.yq, b, h, i0, bm),
-             Problem<acc_t>::rows(p.yk, b, p.teacher_key_head(h), j0, bn).t());
-}
-
-// Scratch of one worker: the two logit tiles and the running statistics of one row block.
+// Scratch of one worker: the two logit tiles, the packing buffer and the running statistics of
+// one row block. Its size depends on the tile and D only, never on T.
 template <typename acc_t>
 struct Workspace {
-  at::Tensor s_scratch, t_scratch;  // (kRowBlock * kKeyTile) each
-  at::Tensor s_tile, t_tile;        // (bm, bn) views into the scratch
-  std::vector<acc_t> m_s, m_t;      // (kRowBlock) running maxima of the scaled logits
-  std::vector<acc_t> l_s, l_t;      // (kRowBlock) sum exp(logit - running max)
-  std::vector<acc_t> a;             // (kRowBlock) KL accumulator, see row_block_statistics
+  std::vector<acc_t> s, t;      // (kRowBlock, kKeyTile) unscaled student / teacher logits
+  std::vector<acc_t> pack;      // packed B panel of the largest tile product
+  std::vector<acc_t> m_s, m_t;  // (kRowBlock) running maxima of the scaled logits
+  std::vector<acc_t> l_s, l_t;  // (kRowBlock) sum exp(logit - running max)
+  std::vector<acc_t> a;         // (kRowBlock) KL accumulator, see row_block_statistics
+  int64_t bn = 0;               // width of the current tiles (row stride of s and t)
 
-  explicit Workspace(const at::TensorOptions& opts)
-      : s_scratch(at::empty({kRowBlock * kKeyTile}, opts)),
-        t_scratch(at::empty({kRowBlock * kKeyTile}, opts)),
+  explicit Workspace(const Problem<acc_t>& p)
+      : s(kRowBlock * kKeyTile), t(kRowBlock * kKeyTile),
+        pack(std::max({packed_size(std::max(p.Ds, p.Dt), kKeyTile),
+                       packed_size(kKeyTile, p.Ds), packed_size(kRowBlock, p.Ds)})),
         m_s(kRowBlock), m_t(kRowBlock), l_s(kRowBlock), l_t(kRowBlock), a(kRowBlock) {}
 
+  // Unscaled logits of rows [i0, i0 + bm) x keys [j0, j0 + bn) of (b, h): s = Xq Xk^T, t = Yq Yk^T.
   void logits(const Problem<acc_t>& p, int64_t b, int64_t h, int64_t i0, int64_t bm, int64_t j0,
-              int64_t bn) {
-    logit_tiles(p, b, h, i0, bm, j0, bn, s_scratch, t_scratch, &s_tile, &t_tile);
+              int64_t n) {
+    bn = n;
+    gemm_tile<acc_t>(bm, bn, p.Ds, p.xq_row(b, h, i0), p.Ds, 1, p.xk_row(b, h, j0), 1, p.Ds,
+                     s.data(), bn, /*accumulate=*/false, pack.data());
+    gemm_tile<acc_t>(bm, bn, p.Dt, p.yq_row(b, h, i0), p.Dt, 1, p.yk_row(b, h, j0), 1, p.Dt,
+                     t.data(), bn, /*accumulate=*/false, pack.data());
   }
 };
 
@@ -118,14 +182,12 @@ void row_block_statistics(const Problem<acc_t>& p, int64_t b, int64_t h, int64_t
   for (int64_t j0 = 0; j0 < j_end; j0 += kKeyTile) {
     const int64_t bn = std::min(kKeyTile, j_end - j0);
     w.logits(p, b, h, i0, bm, j0, bn);
-    const acc_t* s_data = w.s_tile.template data_ptr<acc_t>();
-    const acc_t* t_data = w.t_tile.template data_ptr<acc_t>();
     for (int64_t r = 0; r < bm; ++r) {
       const int64_t i = i0 + r;
       if (!p.valid(b, i)) continue;  // a padded row stays empty: KL 0, LSE -inf
       const int64_t c_end = p.causal ? std::min(bn, i - j0 + 1) : bn;
-      const acc_t* s_row = s_data + r * bn;
-      const acc_t* t_row = t_data + r * bn;
+      const acc_t* s_row = w.s.data() + r * bn;
+      const acc_t* t_row = w.t.data() + r * bn;
       acc_t ms_tile = neg_inf, mt_tile = neg_inf;
       for (int64_t c = 0; c < c_end; ++c) {
         if (!p.valid(b, j0 + c)) continue;
@@ -160,12 +222,13 @@ void row_block_statistics(const Problem<acc_t>& p, int64_t b, int64_t h, int64_t
   }
 }
 
+// Parallel over (b, h, row block): each task owns its rows of kl, lse_s and lse_t.
 template <typename acc_t>
 void forward_impl(const Problem<acc_t>& p, acc_t* kl, acc_t* lse_s, acc_t* lse_t) {
   const int64_t row_blocks = (p.T + kRowBlock - 1) / kRowBlock;
   const acc_t neg_inf = -std::numeric_limits<acc_t>::infinity();
   at::parallel_for(0, p.B * p.H * row_blocks, 1, [&](int64_t begin, int64_t end) {
-    Workspace<acc_t> w(p.xq.options());
+    Workspace<acc_t> w(p);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / (p.H * row_blocks), h = (task / row_blocks) % p.H;
       const int64_t i0 = (task % row_blocks) * kRowBlock, bm = std::min(kRowBlock, p.T - i0);
@@ -196,23 +259,22 @@ void forward_impl(const Problem<acc_t>& p, acc_t* kl, acc_t* lse_s, acc_t* lse_t
 // and p_t,ii are both ~1 and G_ii is their small difference, so that offset alone made the
 // float32 gradient error 23x that of the materialised float32 implementation (3.6e-6 vs
 // 1.5e-7 on the T=257 self case of the tests), breaking the 2x rule. Instead each row block first
-// recomputes its statistics (m, l) from exactly the tiles it then differentiates (same BLAS calls,
-// same shapes, same thread: bitwise the same logits), and forms p = exp((s - m) - log l): the
-// dominant entry has s - m = 0 exactly, as in log_softmax. Cost: one extra logit sweep.
+// recomputes its statistics (m, l) from the same logits it then differentiates (gemm_tile is
+// bitwise reproducible), and forms p = exp((s - m) - log l): the dominant entry has s - m = 0
+// exactly, as in log_softmax. Cost: one extra logit sweep.
 //
 // Determinism without atomics: one task per (b, key head) owns d_xk[b, kh] and the d_xq rows of
 // every query head of its GQA group, and walks heads, row blocks and key tiles in a fixed order.
 template <typename acc_t>
-std::pair<at::Tensor, at::Tensor> backward_impl(const Problem<acc_t>& p, const acc_t* grad) {
-  auto d_xq = at::zeros({p.B, p.H, p.T, p.Ds}, p.xq.options());   // (B, H, T, Ds)
-  auto d_xk = at::zeros({p.B, p.Hk, p.T, p.Ds}, p.xq.options());  // (B, Hk, T, Ds)
+void backward_impl(const Problem<acc_t>& p, const acc_t* grad, acc_t* d_xq, acc_t* d_xk) {
   const int64_t row_blocks = (p.T + kRowBlock - 1) / kRowBlock;
   const int64_t group = p.H / p.Hk;
   at::parallel_for(0, p.B * p.Hk, 1, [&](int64_t begin, int64_t end) {
-    Workspace<acc_t> w(p.xq.options());
+    Workspace<acc_t> w(p);
     std::vector<acc_t> log_l_s(kRowBlock), log_l_t(kRowBlock);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / p.Hk, kh = task % p.Hk;
+      acc_t* dk_head = d_xk + (b * p.Hk + kh) * p.T * p.Ds;  // (T, Ds)
       for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
         for (int64_t rb = 0; rb < row_blocks; ++rb) {
           const int64_t i0 = rb * kRowBlock, bm = std::min(kRowBlock, p.T - i0);
@@ -232,18 +294,15 @@ std::pair<at::Tensor, at::Tensor> backward_impl(const Problem<acc_t>& p, const a
           }
           if (!any_live) continue;
           // Sweep 2: G tiles (written over the student logits) and both gradient products.
-          auto xq_rows = Problem<acc_t>::rows(p.xq, b, h, i0, bm);  // (bm, Ds)
-          auto dq = Problem<acc_t>::rows(d_xq, b, h, i0, bm);       // (bm, Ds)
+          acc_t* dq_rows = d_xq + row0 * p.Ds;  // (bm, Ds)
           const int64_t j_end = p.key_end(i0 + bm);
           for (int64_t j0 = 0; j0 < j_end; j0 += kKeyTile) {
             const int64_t bn = std::min(kKeyTile, j_end - j0);
             w.logits(p, b, h, i0, bm, j0, bn);
-            acc_t* g_data = w.s_tile.template data_ptr<acc_t>();
-            const acc_t* t_data = w.t_tile.template data_ptr<acc_t>();
             for (int64_t r = 0; r < bm; ++r) {
               const int64_t i = i0 + r;
-              acc_t* g_row = g_data + r * bn;
-              const acc_t* t_row = t_data + r * bn;
+              acc_t* g_row = w.s.data() + r * bn;
+              const acc_t* t_row = w.t.data() + r * bn;
               const int64_t c_end = !(w.l_t[r] > 0) ? 0
                                     : p.causal      ? std::clamp<int64_t>(i - j0 + 1, 0, bn)
                                                     : bn;
@@ -259,16 +318,17 @@ std::pair<at::Tensor, at::Tensor> backward_impl(const Problem<acc_t>& p, const a
               }
               std::fill(g_row + c_end, g_row + bn, acc_t(0));
             }
-            dq.addmm_(w.s_tile, Problem<acc_t>::rows(p.xk, b, kh, j0, bn));
-            Problem<acc_t>::rows(d_xk, b, kh, j0, bn).addmm_(w.s_tile.t(), xq_rows);
+            // dXq rows += G Xk_tile: A = G (bm, bn), B = key rows (bn, Ds).
+            gemm_tile<acc_t>(bm, p.Ds, bn, w.s.data(), bn, 1, p.xk_row(b, h, j0), p.Ds, 1,
+                             dq_rows, p.Ds, /*accumulate=*/true, w.pack.data());
+            // dXk_tile += G^T Xq rows: A = G^T (bn, bm), B = query rows (bm, Ds).
+            gemm_tile<acc_t>(bn, p.Ds, bm, w.s.data(), 1, bn, p.xq_row(b, h, i0), p.Ds, 1,
+                             dk_head + j0 * p.Ds, p.Ds, /*accumulate=*/true, w.pack.data());
           }
         }
       }
     }
   });
-  d_xq.mul_(p.scale_s);
-  d_xk.mul_(p.scale_s);
-  return {d_xq, d_xk};
 }
 
 at::ScalarType acc_dtype(const at::Tensor& x) {
@@ -279,7 +339,7 @@ at::Tensor mask_or_undefined(const std::optional<at::Tensor>& key_mask) {
   return key_mask ? key_mask->to(at::kBool).contiguous() : at::Tensor();
 }
 
-// The saved statistics are not needed (see backward_impl); the dispatcher has checked them.
+// Returns (d_xq, d_xk) in acc_t. The saved statistics are not needed (see backward_impl).
 template <typename acc_t>
 std::pair<at::Tensor, at::Tensor> backward_dispatch(const at::Tensor& grad_kl,
                                                     const at::Tensor& xq, const at::Tensor& xk,
@@ -289,8 +349,14 @@ std::pair<at::Tensor, at::Tensor> backward_dispatch(const at::Tensor& grad_kl,
   const auto dtype = c10::CppTypeToScalarType<acc_t>::value;
   auto mask = mask_or_undefined(key_mask);
   auto p = make_problem<acc_t>(xq, xk, yq, yk, mask, options);
-  auto grad = grad_kl.detach().to(dtype).contiguous();  // (B, H, T)
-  return backward_impl(p, grad.template data_ptr<acc_t>());
+  auto grad = grad_kl.detach().to(dtype).contiguous();                     // (B, H, T)
+  auto d_xq = at::zeros({p.B, p.H, p.T, p.Ds}, at::TensorOptions(dtype));   // (B, H, T, Ds)
+  auto d_xk = at::zeros({p.B, p.Hk, p.T, p.Ds}, at::TensorOptions(dtype));  // (B, Hk, T, Ds)
+  backward_impl(p, grad.template data_ptr<acc_t>(), d_xq.template data_ptr<acc_t>(),
+                d_xk.template data_ptr<acc_t>());
+  d_xq.mul_(options.scale_s);
+  d_xk.mul_(options.scale_s);
+  return {d_xq, d_xk};
 }
 
 }  // namespace

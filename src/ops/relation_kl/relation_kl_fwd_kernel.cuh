@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(kThreads) relation_kl_fwd_kernel(const __grid_
       const bool valid = st[r].l_s > 0.f && (km == nullptr || km[row] != 0);
       const int64_t o = static_cast<int64_t>(b * p.H + h) * T + row;
       const float log2_ls = __log2f(st[r].l_s), log2_lt = __log2f(st[r].l_t);
-      p.kl[o] = valid ? kLn2 * (st[r].a / st[r].l_t - log2_lt + log2_ls) : 0.f;
+      p.kl[o] = valid ? kLn2 * (st[r].a / st[r].l_t + __log2f(st[r].l_s / st[r].l_t)) : 0.f;
       p.lse_s[o] = valid ? kLn2 * (st[r].m_s + log2_ls) : -INFINITY;
       p.lse_t[o] = valid ? kLn2 * (st[r].m_t + log2_lt) : -INFINITY;
     }

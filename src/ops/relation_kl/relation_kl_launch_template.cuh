@@ -44,7 +44,7 @@ cudaError_t launch_tc_dims(const RelationKLParams& p, bool backward, cudaStream_
 template <typename Elem>
 cudaError_t launch_simt(const RelationKLParams& p, bool backward, cudaStream_t stream) {
   const int blocks = ceil_div(p.T, kSimtRows);
-  const int smem = simt_smem_floats(p.Ds, p.Dt, backward) * static_cast<int>(sizeof(float));
+  const int smem = simt_smem_bytes(p.Ds, p.Dt, backward);
   if (!backward) {
     auto kernel = relation_kl_fwd_simt_kernel<Elem>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);

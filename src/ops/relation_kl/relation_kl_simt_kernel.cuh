@@ -1,8 +1,10 @@
-// Plain fp32 (SIMT, no tensor cores, no TF32) forward and backward of the relation KL: the path for
-// fp32 inputs and for head dims the tensor-core kernels do not take (not a multiple of 16, or
-// > 128). One thread per anchor row; streamed rows are staged in shared memory as fp32 and read
-// by all threads at once (broadcast). Same math, masks and determinism as the tensor-core kernels;
-// simple rather than fast.
+// Plain SIMT (no tensor cores, no TF32) forward and backward of the relation KL: the path for fp32
+// inputs and for head dims the tensor-core kernels do not take (not a multiple of 16, or > 128).
+// One thread per anchor row; streamed rows are staged in shared memory as fp32 (exact for every
+// input dtype) and read by all threads at once (broadcast). Dot products, statistics, exponentials
+// and the gradient accumulator are float64: measured on H200, fp32 arithmetic with ex2.approx gave
+// 2-5x the error of the naive fp32 LibTorch reference, failing the 2x rule; float64 leaves only
+// the rounding of the fp32 outputs and of the saved fp32 LSEs. Simple rather than fast.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -37,19 +39,25 @@ __device__ __forceinline__ void load_rows_f32(float* dst, int pitch, const Elem*
   }
 }
 
-__device__ __forceinline__ float dot_f32(const float* a, const float* b, int D) {
-  float acc = 0.f;
-  for (int d = 0; d < D; ++d) acc = fmaf(a[d], b[d], acc);
+__device__ __forceinline__ double dot_f64(const float* a, const float* b, int D) {
+  double acc = 0.0;
+  for (int d = 0; d < D; ++d) acc = fma(static_cast<double>(a[d]), static_cast<double>(b[d]), acc);
   return acc;
 }
+constexpr double kLn2d = 0.6931471805599453;
+constexpr double kLog2ed = 1.4426950408889634;
 
-// Dynamic shared memory (floats): anchors Xa (R, Ds+1), Ya (R, Dt+1); streamed Xo (K, Ds), Yo (K, Dt);
-// backward adds acc (R, Ds+1) and streamed statistics (3, K). The +1 pitch keeps the per-thread
-// anchor rows in distinct banks.
-inline int simt_smem_floats(int Ds, int Dt, bool backward) {
-  int n = kSimtRows * (Ds + 1 + Dt + 1) + kSimtTile * (Ds + Dt);
-  if (backward) n += kSimtRows * (Ds + 1) + 3 * kSimtTile;
-  return n;
+// Dynamic shared memory: float anchors Xa (R, Ds+1), Ya (R, Dt+1), streamed Xo (K, Ds), Yo (K, Dt);
+// the backward adds double acc (R, Ds+1) and streamed statistics (3, K). The +1 pitch keeps the
+// per-thread anchor rows in distinct banks.
+__host__ __device__ inline int simt_float_count(int Ds, int Dt) {
+  const int n = kSimtRows * (Ds + 1 + Dt + 1) + kSimtTile * (Ds + Dt);
+  return (n + 1) / 2 * 2;  // keep the double part 8-byte aligned
+}
+inline int simt_smem_bytes(int Ds, int Dt, bool backward) {
+  int bytes = simt_float_count(Ds, Dt) * 4;
+  if (backward) bytes += (kSimtRows * (Ds + 1) + 3 * kSimtTile) * 8;
+  return bytes;
 }
 
 // grid (B * H, ceil(T / kSimtRows)), kSimtRows threads.
@@ -73,8 +81,9 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_fwd_simt_kernel(const _
   load_rows_f32<kSimtRows>(sYa, Dt + 1, yq, row0, T, Dt);
   const float* xa = sXa + threadIdx.x * (Ds + 1);
   const float* ya = sYa + threadIdx.x * (Dt + 1);
-  RowStats st;
+  RowStatsT<double> st;
   st.init();
+  const double sc_s = static_cast<double>(p.scale_s) * kLog2ed, sc_t = static_cast<double>(p.scale_t) * kLog2ed;
   const int col_end = p.causal ? min(T, row0 + kSimtRows) : T;
   for (int col0 = 0; col0 < col_end; col0 += kSimtTile) {
     __syncthreads();
@@ -84,51 +93,51 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_fwd_simt_kernel(const _
     for (int j = 0; j < kSimtTile; ++j) {
       const int col = col0 + j;
       if (col >= T || (km != nullptr && km[col] == 0) || (p.causal && col > row)) continue;
-      const float s2 = dot_f32(xa, sXo + j * Ds, Ds) * p.scale_s_log2;
-      const float t2 = dot_f32(ya, sYo + j * Dt, Dt) * p.scale_t_log2;
-      st.rescale(fmaxf(st.m_s, s2), fmaxf(st.m_t, t2));
-      const float ss = s2 - st.m_s, tt = t2 - st.m_t, et = exp2f(tt);
-      st.l_s += exp2f(ss);
+      const double s2 = dot_f64(xa, sXo + j * Ds, Ds) * sc_s;
+      const double t2 = dot_f64(ya, sYo + j * Dt, Dt) * sc_t;
+      st.rescale(fmax(st.m_s, s2), fmax(st.m_t, t2));
+      const double ss = s2 - st.m_s, tt = t2 - st.m_t, et = exp2(tt);
+      st.l_s += exp2(ss);
       st.l_t += et;
       st.a += et * (tt - ss);
     }
   }
   if (row < T) {
-    const bool valid = st.l_s > 0.f && (km == nullptr || km[row] != 0);
+    const bool valid = st.l_s > 0.0 && (km == nullptr || km[row] != 0);
     const int64_t o = static_cast<int64_t>(b * p.H + h) * T + row;
-    p.kl[o] = valid ? kLn2 * (st.a / st.l_t - log2f(st.l_t) + log2f(st.l_s)) : 0.f;
-    p.lse_s[o] = valid ? kLn2 * (st.m_s + log2f(st.l_s)) : -INFINITY;
-    p.lse_t[o] = valid ? kLn2 * (st.m_t + log2f(st.l_t)) : -INFINITY;
+    p.kl[o] = valid ? static_cast<float>(kLn2d * (st.a / st.l_t + log2(st.l_s / st.l_t))) : 0.f;
+    p.lse_s[o] = valid ? static_cast<float>(kLn2d * (st.m_s + log2(st.l_s))) : -INFINITY;
+    p.lse_t[o] = valid ? static_cast<float>(kLn2d * (st.m_t + log2(st.l_t))) : -INFINITY;
   }
 }
 
-// Statistics of query row `row` of head h: lse in log2 units and g scale_s; invalid rows give
+// Statistics of query row `row` of head h: natural-log LSEs and g scale_s; invalid rows give
 // lse = +inf, g = 0 (so G = 0).
 __device__ __forceinline__ void simt_row_stats(const RelationKLParams& p, int b, int h, int row,
-                                               const uint8_t* km, float& ls, float& lt, float& gs) {
+                                               const uint8_t* km, double& ls, double& lt, double& gs) {
   ls = lt = INFINITY;
-  gs = 0.f;
+  gs = 0.0;
   if (row >= p.T || (km != nullptr && km[row] == 0)) return;
   const int64_t o = static_cast<int64_t>(b * p.H + h) * p.T + row;
   if (p.lse_s[o] == -INFINITY) return;
-  ls = p.lse_s[o] * kLog2e;
-  lt = p.lse_t[o] * kLog2e;
-  gs = p.grad_kl[o] * p.scale_s;
+  ls = p.lse_s[o];
+  lt = p.lse_t[o];
+  gs = static_cast<double>(p.grad_kl[o]) * p.scale_s;
 }
 
 // grid (B * Hx, ceil(T / kSimtRows)), Hx = Hk for kColumns else H; kSimtRows threads.
 template <typename Elem>
 __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const __grid_constant__ RelationKLParams p) {
-  extern __shared__ float smem_f[];
+  extern __shared__ double smem_d[];
   const int Ds = p.Ds, Dt = p.Dt, T = p.T;
-  float* sXa = smem_f;
+  float* sXa = reinterpret_cast<float*>(smem_d);
   float* sYa = sXa + kSimtRows * (Ds + 1);
   float* sXo = sYa + kSimtRows * (Dt + 1);
   float* sYo = sXo + kSimtTile * Ds;
-  float* sAcc = sYo + kSimtTile * Dt;
-  float* sLs = sAcc + kSimtRows * (Ds + 1);
-  float* sLt = sLs + kSimtTile;
-  float* sG = sLt + kSimtTile;
+  double* sAcc = smem_d + simt_float_count(Ds, Dt) / 2;
+  double* sLs = sAcc + kSimtRows * (Ds + 1);
+  double* sLt = sLs + kSimtTile;
+  double* sG = sLt + kSimtTile;
   const int heads = p.mode == RelationKLBwdMode::kColumns ? p.Hk : p.H;
   const int b = blockIdx.x / heads, ha = blockIdx.x % heads;
   const int row0 = blockIdx.y * kSimtRows, row = row0 + threadIdx.x;
@@ -136,8 +145,9 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const _
   auto ptr = [&](const void* base, int num_heads, int head, int D) {
     return static_cast<const Elem*>(base) + static_cast<int64_t>(b * num_heads + head) * T * D;
   };
-  float* acc = sAcc + threadIdx.x * (Ds + 1);
-  for (int d = 0; d < Ds; ++d) acc[d] = 0.f;
+  double* acc = sAcc + threadIdx.x * (Ds + 1);
+  for (int d = 0; d < Ds; ++d) acc[d] = 0.0;
+  const double sc_s = p.scale_s, sc_t = p.scale_t;  // natural units: p = exp(x sc - lse)
   const float* xa = sXa + threadIdx.x * (Ds + 1);
   const float* ya = sYa + threadIdx.x * (Dt + 1);
 
@@ -145,7 +155,7 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const _
     const int h = ha, hk = h / (p.H / p.Hk), hkt = h / (p.H / p.Hkt);
     load_rows_f32<kSimtRows>(sXa, Ds + 1, ptr(p.xq, p.H, h, Ds), row0, T, Ds);
     load_rows_f32<kSimtRows>(sYa, Dt + 1, ptr(p.yq, p.H, h, Dt), row0, T, Dt);
-    float ls, lt, gs;
+    double ls, lt, gs;
     simt_row_stats(p, b, h, row, km, ls, lt, gs);
     const int col_end = p.causal ? min(T, row0 + kSimtRows) : T;
     for (int col0 = 0; col0 < col_end; col0 += kSimtTile) {
@@ -153,14 +163,14 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const _
       load_rows_f32<kSimtTile>(sXo, Ds, ptr(p.xk, p.Hk, hk, Ds), col0, T, Ds);
       load_rows_f32<kSimtTile>(sYo, Dt, ptr(p.yk, p.Hkt, hkt, Dt), col0, T, Dt);
       __syncthreads();
-      if (gs == 0.f) continue;
+      if (gs == 0.0) continue;
       for (int j = 0; j < kSimtTile; ++j) {
         const int col = col0 + j;
         if (col >= T || (km != nullptr && km[col] == 0) || (p.causal && col > row)) continue;
-        const float ps = exp2f(dot_f32(xa, sXo + j * Ds, Ds) * p.scale_s_log2 - ls);
-        const float pt = exp2f(dot_f32(ya, sYo + j * Dt, Dt) * p.scale_t_log2 - lt);
-        const float gij = gs * (ps - pt);
-        for (int d = 0; d < Ds; ++d) acc[d] = fmaf(gij, sXo[j * Ds + d], acc[d]);
+        const double ps = exp(fma(dot_f64(xa, sXo + j * Ds, Ds), sc_s, -ls));
+        const double pt = exp(fma(dot_f64(ya, sYo + j * Dt, Dt), sc_t, -lt));
+        const double gij = gs * (ps - pt);
+        for (int d = 0; d < Ds; ++d) acc[d] = fma(gij, static_cast<double>(sXo[j * Ds + d]), acc[d]);
       }
     }
   }
@@ -183,11 +193,11 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const _
         if (!key_ok) continue;
         for (int j = 0; j < kSimtTile; ++j) {
           const int col = col0 + j;
-          if (sG[j] == 0.f || (p.causal && row > col)) continue;
-          const float ps = exp2f(dot_f32(xa, sXo + j * Ds, Ds) * p.scale_s_log2 - sLs[j]);
-          const float pt = exp2f(dot_f32(ya, sYo + j * Dt, Dt) * p.scale_t_log2 - sLt[j]);
-          const float gij = sG[j] * (ps - pt);
-          for (int d = 0; d < Ds; ++d) acc[d] = fmaf(gij, sXo[j * Ds + d], acc[d]);
+          if (sG[j] == 0.0 || (p.causal && row > col)) continue;
+          const double ps = exp(fma(dot_f64(xa, sXo + j * Ds, Ds), sc_s, -sLs[j]));
+          const double pt = exp(fma(dot_f64(ya, sYo + j * Dt, Dt), sc_t, -sLt[j]));
+          const double gij = sG[j] * (ps - pt);
+          for (int d = 0; d < Ds; ++d) acc[d] = fma(gij, static_cast<double>(sXo[j * Ds + d]), acc[d]);
         }
       }
     }
@@ -195,7 +205,7 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const _
   if (row < T) {
     const int out_heads = p.mode == RelationKLBwdMode::kColumns ? p.Hk : p.H;
     Elem* out = static_cast<Elem*>(p.d_out) + (static_cast<int64_t>(b * out_heads + ha) * T + row) * Ds;
-    for (int d = 0; d < Ds; ++d) out[d] = from_f32<Elem>(acc[d]);
+    for (int d = 0; d < Ds; ++d) out[d] = from_f32<Elem>(static_cast<float>(acc[d]));
   }
 }
 

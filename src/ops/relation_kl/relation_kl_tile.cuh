@@ -75,37 +75,43 @@ __device__ __forceinline__ void warp_grad_gemm(float (&acc)[D_MAX / 8][4],
   }
 }
 
+// exp2 in the statistics' precision: float -> ex2.approx (--use_fast_math), double -> accurate.
+__device__ __forceinline__ float ex2(float x) { return exp2f(x); }
+__device__ __forceinline__ double ex2(double x) { return exp2(x); }
+
 // Running statistics of one row over the keys seen so far, in log2 units (x2 = scale log2(e) x):
 //   m_s, m_t  running maxima (-inf while no valid key was seen)
 //   l_s, l_t  sum exp2(x2 - m)
 //   a         sum exp2(t2 - m_t) ((t2 - m_t) - (s2 - m_s))
-// so that at the end KL = ln2 (a / l_t - log2 l_t + log2 l_s): centring both logits on their own
-// running max keeps a O(KL) instead of O(|logit|) and avoids the cancellation of
-// sum p_t (t - s) - lse_t + lse_s in fp32.
-struct RowStats {
-  float m_s, l_s, m_t, l_t, a;
+// so that at the end KL = ln2 (a / l_t + log2(l_s / l_t)): centring both logits on their own
+// running max keeps a O(KL) instead of O(|logit|), and one log of the ratio (in [1/T, T]) replaces
+// the difference of two LSEs, avoiding the cancellation of sum p_t (t - s) - lse_t + lse_s.
+// F = float in the tensor-core kernels, double in the SIMT kernels.
+template <typename F>
+struct RowStatsT {
+  F m_s, l_s, m_t, l_t, a;
   __device__ __forceinline__ void init() {
     m_s = m_t = -INFINITY;
-    l_s = l_t = a = 0.f;
+    l_s = l_t = a = F(0);
   }
   // Re-centres on new maxima (both -inf or both finite: s and t share one mask).
-  __device__ __forceinline__ void rescale(float ms_new, float mt_new) {
-    if (l_t > 0.f) {
-      a = exp2f(m_t - mt_new) * (a - ((mt_new - m_t) - (ms_new - m_s)) * l_t);
-      l_t *= exp2f(m_t - mt_new);
-      l_s *= exp2f(m_s - ms_new);
+  __device__ __forceinline__ void rescale(F ms_new, F mt_new) {
+    if (l_t > F(0)) {
+      a = ex2(m_t - mt_new) * (a - ((mt_new - m_t) - (ms_new - m_s)) * l_t);
+      l_t *= ex2(m_t - mt_new);
+      l_s *= ex2(m_s - ms_new);
     }
     m_s = ms_new;
     m_t = mt_new;
   }
-  __device__ __forceinline__ void merge(const RowStats& o) {
-    if (o.l_t == 0.f) return;
-    if (l_t == 0.f) {
+  __device__ __forceinline__ void merge(const RowStatsT& o) {
+    if (o.l_t == F(0)) return;
+    if (l_t == F(0)) {
       *this = o;
       return;
     }
-    const float ms = fmaxf(m_s, o.m_s), mt = fmaxf(m_t, o.m_t);
-    RowStats b = o;
+    const F ms = m_s > o.m_s ? m_s : o.m_s, mt = m_t > o.m_t ? m_t : o.m_t;
+    RowStatsT b = o;
     rescale(ms, mt);
     b.rescale(ms, mt);
     l_s += b.l_s;
@@ -115,7 +121,7 @@ struct RowStats {
   __device__ __forceinline__ void merge_quad() {  // the 4 lanes of a quad share one row
 #pragma unroll
     for (int off = 1; off <= 2; off <<= 1) {
-      RowStats o;
+      RowStatsT o;
       o.m_s = __shfl_xor_sync(0xffffffffu, m_s, off);
       o.l_s = __shfl_xor_sync(0xffffffffu, l_s, off);
       o.m_t = __shfl_xor_sync(0xffffffffu, m_t, off);
@@ -125,5 +131,6 @@ struct RowStats {
     }
   }
 };
+using RowStats = RowStatsT<float>;
 
 }  // namespace linearard::ops::rkl

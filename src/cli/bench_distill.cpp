@@ -1,0 +1,140 @@
+// `linearard bench distill`: one ARD training step at the paper's setting (random weights of the
+// LLaMA-2-7B / LLaMA-3-8B shape, context 4096, batch 1, LoRA r 1024 on q/k/v of every layer, Q/K/V
+// relations of all layers): tokens/s, the step split into phases and peak GPU memory.
+// Phases: teacher forward | student forward (+ relation-KL forward, interleaved per layer) |
+// backward (relation-KL backward + student recompute/backward) | clip + AdamW. The relation KL is
+// also timed alone (forward + backward on tensors of the captured shapes) so the student's own
+// share can be read off. Targets (issue 4): >= 4000 tok/s and <= 36 GB on one H100 for 7b.
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli/bench_train_util.h"
+#include "cli/command.h"
+#include "ops/relation_kl/relation_kl.h"
+#include "train/optimizer.h"
+#include "train/tasks.h"
+
+namespace {
+
+using namespace linearard;
+namespace bt = cli::bench_train;
+
+struct Flags {
+  std::vector<std::string> shapes{"7b", "8b"};
+  int64_t context = 4096, batch = 1, rank = 1024, steps = 3, warmup = 1;
+  bool checkpointing = true;
+  std::string train_qkv = "lora", json;
+};
+
+// Relation-KL forward + backward of all layers and relations, alone (seconds per step).
+double time_relation_kl(const model::ModelConfig& c, int64_t B, int64_t T, at::Device device) {
+  auto opts = at::TensorOptions(at::kBFloat16).device(device);
+  ops::RelationKLOptions kl;
+  kl.scale_s = kl.scale_t = 1.0 / std::sqrt(double(c.head_dim));
+  auto run = [&] {
+    for (int64_t heads : {c.num_attention_heads, c.num_key_value_heads, c.num_key_value_heads}) {
+      at::Tensor x = at::randn({B, heads, T, c.head_dim}, opts).requires_grad_(true);  // (B, H, T, D)
+      at::Tensor y = at::randn({B, heads, T, c.head_dim}, opts);
+      for (int64_t l = 0; l < c.num_hidden_layers; ++l) ops::relation_kl_self(x, y, std::nullopt, kl).sum().backward();
+    }
+  };
+  run();
+  const auto t0 = std::chrono::steady_clock::now();
+  run();
+  return bt::seconds_since(t0, device);
+}
+
+nlohmann::json bench_shape(const std::string& name, const Flags& f, at::Device device) {
+  const bt::Shape s = bt::shape(name);
+  train::TrainOptions o;
+  o.command = "distill";
+  o.run.context = f.context;
+  o.run.activation_checkpointing = f.checkpointing;
+  o.adapter.kind = f.train_qkv;
+  o.adapter.rank = f.rank;
+  o.adapter.alpha = 2.0 * f.rank;
+  const auto base = train::random_model(s.config, at::kBFloat16, device, 0, 0.02, /*fast=*/true);
+  bt::empty_cache();
+  train::DistillTask task(o, base, bt::pi_rope(s), train::make_adapter(o, s.config, device));
+  train::Optimizer optimizer(task.trainable(), o.optim);
+  int64_t trainable = 0;
+  for (const auto& [n, t] : task.trainable()) trainable += t.numel();
+  const at::Tensor tokens = at::randint(0, s.config.vocab_size, {f.batch, f.context},
+                                        at::TensorOptions(at::kLong).device(device));  // (B, T)
+  task.enable_timings(true);
+  double teacher = 0, student = 0, backward = 0, optim = 0, total = 0, peak = 0;
+  for (int64_t i = 0; i < f.warmup + f.steps; ++i) {
+    bt::reset_peak();
+    const auto t0 = std::chrono::steady_clock::now();
+    optimizer.zero_grad();
+    const train::LossParts parts = task.loss(tokens);
+    auto t1 = std::chrono::steady_clock::now();
+    parts.total.backward();
+    const double bwd = bt::seconds_since(t1, device);
+    t1 = std::chrono::steady_clock::now();
+    optimizer.clip_grad_norm(5.0);
+    optimizer.step(2e-5);
+    const double opt = bt::seconds_since(t1, device);
+    const double step = bt::seconds_since(t0, device);
+    if (i < f.warmup) continue;
+    teacher += task.timings().teacher / f.steps;
+    student += task.timings().student_forward / f.steps;
+    backward += bwd / f.steps;
+    optim += opt / f.steps;
+    total += step / f.steps;
+    peak = std::max(peak, bt::peak_gib());
+  }
+  const double kl = time_relation_kl(s.config, f.batch, f.context, device);
+  const double tok_s = double(f.batch * f.context) / total;
+  std::printf("%s  T=%lld B=%lld %s r=%lld (%.0fM trainable), checkpointing %s\n", name.c_str(),
+              (long long)f.context, (long long)f.batch, f.train_qkv.c_str(), (long long)f.rank, trainable / 1e6,
+              f.checkpointing ? "on" : "off");
+  std::printf("  step %.3f s  = teacher fwd %.3f + student fwd (+KL fwd) %.3f + backward %.3f + optimizer %.3f\n",
+              total, teacher, student, backward, optim);
+  std::printf("  relation KL alone (fwd+bwd, 3 relations x %lld layers): %.3f s\n",
+              (long long)s.config.num_hidden_layers, kl);
+  std::printf("  %.0f tokens/s, peak GPU memory %.2f GiB (%.2f GB)\n", tok_s, peak, peak * 1.073741824);
+  std::fflush(stdout);
+  return {{"shape", name}, {"context", f.context}, {"batch", f.batch}, {"train_qkv", f.train_qkv},
+          {"rank", f.rank}, {"trainable", trainable}, {"checkpointing", f.checkpointing},
+          {"step_s", total}, {"teacher_fwd_s", teacher}, {"student_fwd_s", student}, {"backward_s", backward},
+          {"optimizer_s", optim}, {"relation_kl_alone_s", kl}, {"tokens_per_s", tok_s}, {"peak_gib", peak}};
+}
+
+void run(const Flags& f) {
+  if (!at::hasCUDA()) fail("bench distill", "no CUDA device");
+  const at::Device device(at::kCUDA, 0);
+  nlohmann::json all = nlohmann::json::array();
+  for (const auto& name : f.shapes) {
+    try {
+      all.push_back(bench_shape(name, f, device));
+    } catch (const c10::OutOfMemoryError& e) {
+      std::printf("%s: out of GPU memory\n", name.c_str());
+      all.push_back({{"shape", name}, {"oom", true}});
+    }
+    bt::empty_cache();
+  }
+  if (!f.json.empty()) std::ofstream(f.json) << all.dump(1) << "\n";
+}
+
+cli::CommandRegistration bench_distill_command(
+    "distill", "time one distillation training step (random weights, GPU)",
+    [](CLI::App& sub) {
+      auto f = std::make_shared<Flags>();
+      sub.add_option("--shape", f->shapes, "7b and/or 8b")->delimiter(',')->capture_default_str();
+      sub.add_option("--context", f->context, "T")->capture_default_str();
+      sub.add_option("--batch-size", f->batch, "B")->capture_default_str();
+      sub.add_option("--lora-rank", f->rank, "LoRA r (alpha = 2r)")->capture_default_str();
+      sub.add_option("--train-qkv", f->train_qkv, "lora or full")->capture_default_str();
+      sub.add_option("--steps", f->steps, "timed steps")->capture_default_str();
+      sub.add_option("--warmup", f->warmup, "untimed steps first")->capture_default_str();
+      sub.add_flag("!--no-activation-checkpointing", f->checkpointing, "keep all student activations");
+      sub.add_option("--json", f->json, "write the results as JSON here");
+      sub.callback([f] { run(*f); });
+    },
+    "bench");
+
+}  // namespace

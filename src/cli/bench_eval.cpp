@@ -1,0 +1,141 @@
+// `linearard bench eval-ppl`: perplexity at a long context on a randomly initialised
+// LLaMA-2-7B-shaped model (no checkpoint needed), to show that a 32K window fits one GPU: the model
+// runs to its final hidden states and the NLL goes through the LM head in chunks, so the
+// (T x vocab) float32 logits (4 GiB at T = 32768, V = 32000) never exist. Reports peak GPU memory
+// (total and above the weights) and scored tokens per second. Numbers go to docs/perf.md.
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "cli/command.h"
+#include "common/error.h"
+#include "eval/eval_model.h"
+#include "eval/perplexity.h"
+#include "model/model_config.h"
+#include "train/random_model.h"
+
+// Peak-memory counters from the CUDA caching allocator when LibTorch's CUDA headers are there (the
+// GPU machines build with LINEARARD_CUDA=OFF, so LINEARARD_WITH_CUDA cannot be the test).
+#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#define LINEARARD_BENCH_EVAL_PEAK 1
+#endif
+
+namespace linearard::cli {
+namespace {
+
+struct EvalBenchOptions {
+  std::string shape = "7b", device = "cuda", dtype = "bf16";
+  int64_t context = 32768, windows = 2, batch_size = 1, warmup_context = 2048;
+  uint64_t seed = 0;
+};
+
+double gib(double bytes) { return bytes / double(int64_t{1} << 30); }
+
+void reset_peak(at::Device d) {
+#ifdef LINEARARD_BENCH_EVAL_PEAK
+  if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(d.index() < 0 ? 0 : d.index());
+#endif
+}
+
+// (current, peak) allocated bytes; -1 when unknown.
+std::pair<double, double> allocated(at::Device d) {
+#ifdef LINEARARD_BENCH_EVAL_PEAK
+  if (d.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(d.index() < 0 ? 0 : d.index());
+    const auto& a = stats.allocated_bytes[size_t(c10::CachingAllocator::StatType::AGGREGATE)];
+    return {double(a.current), double(a.peak)};
+  }
+#endif
+  return {-1, -1};
+}
+
+// LLaMA-2-7B: 32 layers, C 4096, 32 heads, FFN 11008, vocab 32000, 4K native window;
+// "tiny" (2 layers, C 256) lets the command run on a CPU.
+model::ModelConfig shape_config(const std::string& name) {
+  nlohmann::json j;
+  if (name == "7b") j = train::llama_config_json(4096, 11008, 32, 32, 32, 32000, 4096, 10000.0);
+  else if (name == "tiny") j = train::llama_config_json(256, 512, 2, 4, 4, 32000, 4096, 10000.0);
+  else fail("--shape", "expected 7b or tiny, got '" + name + "'");
+  return model::parse_model_config(j.dump(), "bench shape " + name);
+}
+
+// Forward FLOPs of one window of T tokens (FA's convention, anchors §2.3): 2 per multiply-add of
+// the linear layers and the LM head, causal attention counted as half of 4 T^2 D per head.
+double window_flops(const model::ModelConfig& c, int64_t T) {
+  const double C = c.hidden_size, F = c.intermediate_size, L = c.num_hidden_layers, V = c.vocab_size;
+  const double Dq = c.num_attention_heads * c.head_dim, Dk = c.num_key_value_heads * c.head_dim;
+  const double linear = L * (C * Dq + 2 * C * Dk + Dq * C + 3 * C * F) + V * C;
+  return 2.0 * T * linear + L * 2.0 * double(T) * T * Dq;
+}
+
+void run(const EvalBenchOptions& o) {
+  const at::Device device = eval::parse_device(o.device, "--device");
+  const at::ScalarType dtype = eval::parse_dtype(o.dtype, "--dtype");
+  if (o.context < 2 || o.windows < 1) fail("--context", "needs a context >= 2 and at least one window");
+  const model::ModelConfig config = shape_config(o.shape);
+  // The paper's student: linear RoPE x8 on LLaMA-2 (4K -> 32K).
+  model::RopeParams rope = config.rope;
+  rope.type = "linear";
+  rope.factor = 8.0;
+  const auto model = train::random_model(config, dtype, device, o.seed, 0.02, /*fast=*/true);
+  const double weights = allocated(device).first;
+  eval::EvalModel m;
+  m.model = &model;
+  m.rope = rope;
+  m.name = "random-" + o.shape;
+
+  at::manual_seed(o.seed);
+  auto make_stream = [&](int64_t n) {
+    at::Tensor ids = at::randint(config.vocab_size, {n}, at::kInt);
+    return std::vector<int32_t>(ids.data_ptr<int32_t>(), ids.data_ptr<int32_t>() + n);
+  };
+  // Non-overlapping windows of exactly `context` tokens.
+  const std::vector<std::vector<int32_t>> streams = {make_stream(o.context * o.windows)};
+  eval::PerplexityParams p;
+  p.context = std::min(o.warmup_context, o.context);
+  p.batch_size = o.batch_size;
+  eval::evaluate_perplexity(m, {make_stream(p.context)}, p);  // warm-up: kernels, cuBLAS handles
+
+  reset_peak(device);
+  p.context = o.context;
+  const eval::PerplexityResult r = eval::evaluate_perplexity(m, streams, p);
+  const double peak = allocated(device).second;
+  const double flops = window_flops(config, o.context) * r.windows;
+  std::printf("bench eval-ppl: shape %s (%.2fB parameters), %s on %s, linear RoPE x8\n", o.shape.c_str(),
+              model.parameter_count() / 1e9, eval::dtype_name(dtype).c_str(), device.str().c_str());
+  std::printf("context %lld, %lld windows, batch %lld: %lld scored tokens in %.2f s = %.0f tokens/s, %.1f TFLOP/s\n",
+              static_cast<long long>(o.context), static_cast<long long>(r.windows),
+              static_cast<long long>(o.batch_size), static_cast<long long>(r.tokens), r.seconds,
+              r.tokens / r.seconds, flops / r.seconds / 1e12);
+  std::printf("nll %.4f nats/token (random weights: about ln(V) = %.4f), ppl %.1f\n", r.nll,
+              std::log(double(config.vocab_size)), r.perplexity);
+  if (peak >= 0)
+    std::printf("peak allocated %.2f GiB = weights %.2f GiB + %.2f GiB activations and scoring "
+                "(full float32 logits alone would be %.2f GiB)\n",
+                gib(peak), gib(weights), gib(peak - weights),
+                gib(double(o.context) * o.batch_size * config.vocab_size * 4));
+  else
+    std::printf("peak memory: not measured on this device\n");
+}
+
+CommandRegistration eval_ppl_command(
+    "eval-ppl", "perplexity at a long context (default 32768) on a random 7B-shaped model: peak memory, tokens/s",
+    [](CLI::App& sub) {
+      auto o = std::make_shared<EvalBenchOptions>();
+      sub.add_option("--shape", o->shape, "7b (LLaMA-2-7B) or tiny (CPU smoke test)");
+      sub.add_option("--context", o->context, "window length in tokens (default 32768)");
+      sub.add_option("--windows", o->windows, "non-overlapping windows to score (default 2)");
+      sub.add_option("--batch-size", o->batch_size, "windows per forward (default 1)");
+      sub.add_option("--device", o->device, "cuda (default) or cpu");
+      sub.add_option("--dtype", o->dtype, "bf16 (default), fp16 or fp32");
+      sub.add_option("--seed", o->seed, "weights and tokens seed");
+      sub.callback([o] { run(*o); });
+    },
+    "bench");
+
+}  // namespace
+}  // namespace linearard::cli

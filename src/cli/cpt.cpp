@@ -1,0 +1,50 @@
+// `linearard cpt`: continued pre-training of the RoPE-scaled student on long blocks: LM loss of the
+// base weights + --rope-scaling + trainable q/k/v adapters (the paper's stage 3, paper.md §1.1).
+#include <ATen/ATen.h>
+
+#include <cstdio>
+
+#include "cli/command.h"
+#include "cli/train_flags.h"
+#include "common/error.h"
+#include "model/llama.h"
+#include "train/tasks.h"
+#include "train/trainer.h"
+
+namespace {
+
+using namespace linearard;
+
+void run_cpt(train::TrainOptions& o) {
+  train::validate(o);
+  const at::Device device = cli::resolve_device(o.run.device);
+  const at::ScalarType dtype = cli::resolve_dtype(o.run.dtype, device);
+  const model::ModelConfig config = model::load_model_config(o.run.model_dir);
+  model::RopeParams rope = config.rope;
+  if (!o.run.rope_scaling.empty()) rope = model::parse_rope_override(o.run.rope_scaling, config, "--rope-scaling");
+  model::validate_rope(rope, config, "--rope-scaling");
+  const auto data = train::open_token_files(o.run.data, o.run.context);
+  cli::print_options(o);
+  const auto base = model::DecoderModel::load(o.run.model_dir, dtype, device);
+  train::LmTask task(o, base, rope, train::make_adapter(o, base.config(), device), dtype);
+  std::printf("student: %s, %s on %s\ndata: %s\n", model::describe_rope(rope).c_str(), c10::toString(dtype),
+              device.str().c_str(), data->describe().c_str());
+  std::fflush(stdout);
+  const auto result = train::run_training(task, o, *data, device);
+  std::printf("done: %lld steps, LM loss %.6g -> %.6g, adapter in %s\n", static_cast<long long>(result.steps_done),
+              result.first_loss, result.last_loss, result.final_dir.c_str());
+}
+
+cli::CommandRegistration cpt_command(
+    "cpt", "continued pre-training (LM loss) of the RoPE-scaled student with q/k/v adapters", [](CLI::App& sub) {
+      auto o = std::make_shared<train::TrainOptions>();
+      o->command = "cpt";
+      o->run.context = 32768;  // long blocks: the scaled window of LLaMA-2 x8 (paper.md §1.1)
+      cli::add_config_flag(sub);
+      cli::add_run_flags(sub, *o, /*needs_model=*/true);
+      cli::add_optim_flags(sub, o->optim);
+      cli::add_adapter_flags(sub, o->adapter);
+      sub.callback([o] { run_cpt(*o); });
+    });
+
+}  // namespace

@@ -1,0 +1,63 @@
+// `linearard distill`: attention-restore distillation. Teacher = the checkpoint with its native
+// RoPE, student = the same weights with --rope-scaling and trainable q/k/v adapters; the loss aligns
+// the Q/Q, K/K and V/V relation distributions of the selected layers (train/objective.h).
+#include <ATen/ATen.h>
+
+#include <cstdio>
+
+#include "cli/command.h"
+#include "cli/train_flags.h"
+#include "common/error.h"
+#include "model/llama.h"
+#include "train/tasks.h"
+#include "train/trainer.h"
+
+namespace {
+
+using namespace linearard;
+
+struct DistillFlags {
+  train::TrainOptions options;
+  std::string layers = "all", relations = "q,k,v";
+};
+
+void run_distill(DistillFlags& f) {
+  train::TrainOptions& o = f.options;
+  cli::finish_objective_flags(o.objective, f.layers, f.relations);
+  train::validate(o);
+  if (o.run.rope_scaling.empty()) fail("--rope-scaling", "is required (the student's scaled RoPE)");
+  const at::Device device = cli::resolve_device(o.run.device);
+  const at::ScalarType dtype = cli::resolve_dtype(o.run.dtype, device);
+  const model::ModelConfig config = model::load_model_config(o.run.model_dir);
+  const model::RopeParams rope = model::parse_rope_override(o.run.rope_scaling, config, "--rope-scaling");
+  model::validate_rope(rope, config, "--rope-scaling");
+  const auto data = train::open_token_files(o.run.data, o.run.context);
+  cli::print_options(o);
+  const auto base = model::DecoderModel::load(o.run.model_dir, dtype, device);
+  train::DistillTask task(o, base, rope, train::make_adapter(o, base.config(), device));
+  int64_t trainable = 0;
+  for (const auto& [name, t] : task.trainable()) trainable += t.numel();
+  std::printf("teacher: %s, student: %s, %s on %s\n", model::describe_rope(base.config().rope).c_str(),
+              model::describe_rope(rope).c_str(), c10::toString(dtype), device.str().c_str());
+  std::printf("trainable: %lld parameters (%s)\ndata: %s\n", static_cast<long long>(trainable),
+              o.adapter.kind.c_str(), data->describe().c_str());
+  std::fflush(stdout);
+  const auto result = train::run_training(task, o, *data, device);
+  std::printf("done: %lld steps, loss %.6g -> %.6g, adapter in %s\n", static_cast<long long>(result.steps_done),
+              result.first_loss, result.last_loss, result.final_dir.c_str());
+}
+
+cli::CommandRegistration distill_command(
+    "distill", "attention-restore distillation of a RoPE-scaled student from its native-RoPE teacher",
+    [](CLI::App& sub) {
+      auto flags = std::make_shared<DistillFlags>();
+      flags->options.command = "distill";
+      cli::add_config_flag(sub);
+      cli::add_run_flags(sub, flags->options, /*needs_model=*/true);
+      cli::add_optim_flags(sub, flags->options.optim);
+      cli::add_adapter_flags(sub, flags->options.adapter);
+      cli::add_objective_flags(sub, flags->options.objective, flags->layers, flags->relations);
+      sub.callback([flags] { run_distill(*flags); });
+    });
+
+}  // namespace

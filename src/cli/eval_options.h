@@ -1,0 +1,87 @@
+// Options shared by `linearard eval` and `linearard report`: which tasks to run and their inputs,
+// device, dtype and batch size. Header-only: src/cli/*.cpp are the binary's sources.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "eval/eval_model.h"
+#include "eval/eval_tasks.h"
+
+namespace linearard::cli {
+
+struct EvalCliOptions {
+  std::vector<std::string> tasks;
+  std::string device = "cpu", dtype = "auto", tokenizer;
+  int64_t batch_size = 1;
+  std::vector<std::string> text, contexts, lengths, mc;
+  std::string tokens, jsonl_field = "text";
+  bool per_document = false, add_bos = false;
+  int64_t stride = 0, max_tokens = 0, trials = 5, max_length = 0, limit = 0;
+  uint64_t seed = 0;
+  std::vector<double> depths = {0.0, 0.25, 0.5, 0.75, 1.0};
+};
+
+inline void add_eval_options(CLI::App& sub, EvalCliOptions& o, const std::string& task_flag) {
+  sub.add_option(task_flag, o.tasks, "ppl, passkey, mc (comma-separated or repeated)")->delimiter(',');
+  sub.add_option("--device", o.device, "cpu, cuda or cuda:N (default cpu)");
+  sub.add_option("--dtype", o.dtype, "bf16, fp16 or fp32 (default: bf16 on CUDA, fp32 on CPU)");
+  sub.add_option("--batch-size", o.batch_size, "sequences per forward (ppl windows, mc requests)");
+  sub.add_option("--tokenizer", o.tokenizer, "tokenizer directory (default: the (teacher) model directory)");
+  auto* g = sub.add_option_group("ppl", "perplexity");
+  g->add_option("--text", o.text, "text inputs: files, folders, .jsonl (through the tokenizer)");
+  g->add_option("--tokens", o.tokens, "token shards instead: a `linearard tokenize` directory or shard file");
+  g->add_option("--jsonl-field", o.jsonl_field, "field of .jsonl text inputs (default text)");
+  g->add_flag("--per-document", o.per_document, "windows stay inside documents (default: one packed stream)");
+  g->add_option("--contexts", o.contexts, "context lengths, e.g. 4k,8k,32k or 4096")->delimiter(',');
+  g->add_option("--stride", o.stride, "sliding window: a new window every N tokens (default: non-overlapping)");
+  g->add_option("--max-tokens", o.max_tokens, "use only the first N tokens of the inputs (0 = all)");
+  auto* p = sub.add_option_group("passkey", "passkey retrieval");
+  p->add_option("--lengths", o.lengths, "prompt lengths in tokens, e.g. 1k,4k,8k")->delimiter(',');
+  p->add_option("--depths", o.depths, "needle depths in [0, 1] (default 0,0.25,0.5,0.75,1)")->delimiter(',');
+  p->add_option("--trials", o.trials, "keys per (length, depth) (default 5)");
+  p->add_option("--seed", o.seed, "seed of the keys (default 0)");
+  auto* m = sub.add_option_group("mc", "multiple choice");
+  m->add_option("--mc", o.mc, "JSONL tasks {context, choices, gold}: PATH or NAME=PATH");
+  m->add_option("--max-length", o.max_length, "left-truncate requests to N tokens (default: max_position_embeddings)");
+  m->add_option("--limit", o.limit, "first N documents of each task (0 = all)");
+  m->add_flag("--add-bos", o.add_bos, "encode with the BOS token (the harness's add_bos_token=True)");
+}
+
+inline eval::TaskPlan make_plan(const EvalCliOptions& o) {
+  eval::TaskPlan plan;
+  plan.tasks = o.tasks;
+  plan.batch_size = o.batch_size;
+  plan.text_inputs = o.text;
+  plan.token_inputs = o.tokens;
+  plan.jsonl_field = o.jsonl_field;
+  plan.per_document = o.per_document;
+  for (const auto& c : o.contexts) plan.contexts.push_back(eval::parse_length(c, "--contexts"));
+  plan.stride = o.stride;
+  plan.max_tokens = o.max_tokens;
+  for (const auto& l : o.lengths) plan.passkey.lengths.push_back(eval::parse_length(l, "--lengths"));
+  plan.passkey.depths = o.depths;
+  plan.passkey.trials = o.trials;
+  plan.passkey.seed = o.seed;
+  plan.mc_files = o.mc;
+  plan.mc_max_length = o.max_length;
+  plan.mc_limit = o.limit;
+  plan.mc.add_bos = o.add_bos;
+  eval::validate_plan(plan);
+  return plan;
+}
+
+inline at::ScalarType eval_dtype(const EvalCliOptions& o, at::Device device) {
+  if (o.dtype == "auto") return device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  return eval::parse_dtype(o.dtype, "--dtype");
+}
+
+// The tokenizer the plan needs, or null when it needs none (perplexity on token shards only).
+inline std::unique_ptr<tok::Tokenizer> eval_tokenizer(const eval::TaskPlan& plan, const std::string& dir) {
+  const bool needed = plan.has("passkey") || plan.has("mc") || (plan.has("ppl") && !plan.text_inputs.empty());
+  return needed ? eval::load_eval_tokenizer(dir) : nullptr;
+}
+
+}  // namespace linearard::cli

@@ -1,0 +1,175 @@
+#include "cli/train_flags.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace linearard::cli {
+namespace {
+
+// CLI11 config reader for a flat JSON object.
+class JsonConfig : public CLI::Config {
+ public:
+  std::string to_config(const CLI::App* app, bool default_also, bool, std::string) const override {
+    nlohmann::json j = nlohmann::json::object();
+    for (const CLI::Option* opt : app->get_options()) {
+      if (opt->get_lnames().empty() || !opt->get_configurable()) continue;
+      if (opt->count() > 0 || default_also) j[opt->get_lnames()[0]] = opt->as<std::string>();
+    }
+    return j.dump(1);
+  }
+  std::vector<CLI::ConfigItem> from_config(std::istream& in) const override {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      fail("--config", std::string("invalid JSON: ") + e.what());
+    }
+    if (!j.is_object()) fail("--config", "expected a JSON object of option names to values");
+    std::vector<CLI::ConfigItem> items;
+    auto text = [](const nlohmann::json& v) {
+      return v.is_string() ? v.get<std::string>() : v.is_boolean() ? (v.get<bool>() ? "true" : "false") : v.dump();
+    };
+    for (const auto& [key, value] : j.items()) {
+      CLI::ConfigItem item;
+      item.name = key;
+      if (value.is_array()) {
+        for (const auto& v : value) item.inputs.push_back(text(v));
+      } else {
+        item.inputs.push_back(text(value));
+      }
+      items.push_back(std::move(item));
+    }
+    return items;
+  }
+};
+
+}  // namespace
+
+void add_config_flag(CLI::App& sub) {
+  sub.config_formatter(std::make_shared<JsonConfig>());
+  sub.set_config("--config", "", "JSON file with any of these options (keys = flag names without --)");
+  sub.allow_config_extras(CLI::config_extras_mode::error);
+}
+
+void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model) {
+  train::RunOptions& r = o.run;
+  if (needs_model) {
+    sub.add_option("--model", r.model_dir, "base HF checkpoint directory");
+    sub.add_option("--rope-scaling", r.rope_scaling,
+                   "the student's RoPE scaling: JSON (v4 rope_scaling or v5 rope_parameters) or a JSON file");
+  }
+  sub.add_option("--data", r.data, "token files: .bin (int32 ids) or .json (list of ids or list of lists)");
+  sub.add_option("--out", r.out_dir, "output directory (metrics, checkpoints, final/)");
+  sub.add_option("--batch-size", r.batch_size, "blocks per micro-batch")->capture_default_str();
+  sub.add_option("--context", r.context, "tokens per block (T)")->capture_default_str();
+  sub.add_option("--seed", r.seed, "seed of the adapter init, data order and dropout")->capture_default_str();
+  sub.add_flag("--shuffle,!--no-shuffle", r.shuffle, "seeded block order per epoch (default on)");
+  sub.add_option("--checkpoint-every", r.checkpoint_every, "steps between checkpoints (0: only at the end)")
+      ->capture_default_str();
+  sub.add_option("--keep-checkpoints", r.keep_checkpoints, "checkpoints kept")->capture_default_str();
+  sub.add_option("--resume", r.resume, "checkpoint dir, 'latest' (must exist) or 'auto' (if one exists)");
+  sub.add_option("--dtype", r.dtype, "compute dtype bf16|fp16|fp32 (default bf16 on CUDA, fp32 on CPU)");
+  sub.add_option("--device", r.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  sub.add_flag("--activation-checkpointing,!--no-activation-checkpointing", r.activation_checkpointing,
+               "recompute each student layer in backward (default on)");
+  sub.add_option("--lm-chunk-tokens", r.lm_chunk_tokens, "rows per LM-loss chunk (0: ~256 MiB of logits)")
+      ->capture_default_str();
+}
+
+void add_optim_flags(CLI::App& sub, train::OptimOptions& o) {
+  sub.add_option("--steps", o.steps, "optimizer steps")->capture_default_str();
+  sub.add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
+  sub.add_option("--warmup-steps", o.warmup_steps, "linear warm-up steps (step 0 at lr 0)")->capture_default_str();
+  sub.add_option("--min-lr-ratio", o.min_lr_ratio, "cosine floor as a fraction of --lr")->capture_default_str();
+  sub.add_option_function<std::vector<double>>(
+         "--betas", [&o](const std::vector<double>& b) {
+           if (b.size() != 2) fail("--betas", "expected two values, e.g. 0.9,0.999");
+           o.beta1 = b[0];
+           o.beta2 = b[1];
+         }, "AdamW betas, e.g. 0.9,0.999")
+      ->delimiter(',')
+      ->expected(1, 2);
+  sub.add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->capture_default_str();
+  sub.add_option("--grad-accum", o.grad_accum, "micro-batches per optimizer step")->capture_default_str();
+  sub.add_option("--clip-norm", o.clip_norm, "global gradient-norm clip (<= 0: off)")->capture_default_str();
+}
+
+void add_adapter_flags(CLI::App& sub, train::AdapterOptions& o) {
+  sub.add_option("--train-qkv", o.kind, "lora or full (float32 deltas of the q/k/v weights)")->capture_default_str();
+  sub.add_option("--lora-rank", o.rank, "LoRA r")->capture_default_str();
+  sub.add_option("--lora-alpha", o.alpha, "LoRA alpha (scaling alpha / r)")->capture_default_str();
+  sub.add_option("--lora-dropout", o.dropout, "dropout on the LoRA input")->capture_default_str();
+}
+
+void add_objective_flags(CLI::App& sub, train::ObjectiveOptions& o, std::string& layers, std::string& relations) {
+  sub.add_option("--layers", layers, "layers to align: 'all' or a list like 0,1,5")->capture_default_str();
+  sub.add_option("--relations", relations, "relations to align, a subset of q,k,v")->capture_default_str();
+  sub.add_option("--weight-q", o.weight_q, "weight of the Q/Q term")->capture_default_str();
+  sub.add_option("--weight-k", o.weight_k, "weight of the K/K term")->capture_default_str();
+  sub.add_option("--weight-v", o.weight_v, "weight of the V/V term")->capture_default_str();
+  sub.add_option("--kv-normalization", o.kv_normalization,
+                 "query-heads (reference: K/V divided by valid tokens x H) or kv-heads (x Hk)")
+      ->capture_default_str();
+  sub.add_option("--logits-kl-weight", o.logits_kl_weight, "weight of the logits KL")->capture_default_str();
+  sub.add_option("--logits-kl-last", o.logits_kl_last, "logits KL on the last k positions")->capture_default_str();
+  sub.add_option("--temperature", o.temperature, "logits KL temperature (no T^2)")->capture_default_str();
+  sub.add_option("--lm-weight", o.lm_weight, "weight of the student's LM cross-entropy")->capture_default_str();
+}
+
+void finish_objective_flags(train::ObjectiveOptions& o, const std::string& layers, const std::string& relations) {
+  o.layers.clear();
+  if (layers != "all" && !layers.empty()) {
+    std::stringstream s(layers);
+    std::string item;
+    while (std::getline(s, item, ',')) {
+      try {
+        size_t used = 0;
+        o.layers.push_back(std::stoll(item, &used));
+        if (used != item.size()) throw std::invalid_argument(item);
+      } catch (const std::exception&) {
+        fail("--layers", "expected 'all' or comma-separated layer numbers, got '" + layers + "'");
+      }
+    }
+  }
+  o.relation_q = o.relation_k = o.relation_v = false;
+  std::stringstream s(relations);
+  std::string item;
+  while (std::getline(s, item, ',')) {
+    if (item == "q") o.relation_q = true;
+    else if (item == "k") o.relation_k = true;
+    else if (item == "v") o.relation_v = true;
+    else if (!item.empty() && item != "none") fail("--relations", "expected a subset of q,k,v, got '" + relations + "'");
+  }
+}
+
+at::Device resolve_device(const std::string& device) {
+  if (device == "auto") return at::hasCUDA() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  at::Device d(at::kCPU);
+  try {
+    d = at::Device(device);
+  } catch (const std::exception&) {
+    fail("--device", "expected auto, cpu, cuda or cuda:N, got '" + device + "'");
+  }
+  if (d.is_cuda() && !at::hasCUDA()) fail("--device", "CUDA is not available on this machine");
+  if (d.is_cuda() && !d.has_index()) d = at::Device(at::kCUDA, 0);
+  if (!d.is_cpu() && !d.is_cuda()) fail("--device", "only cpu and cuda are supported");
+  return d;
+}
+
+at::ScalarType resolve_dtype(const std::string& dtype, at::Device device) {
+  if (dtype.empty()) return device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  if (dtype == "bf16") return at::kBFloat16;
+  if (dtype == "fp16") return at::kHalf;
+  if (dtype == "fp32") return at::kFloat;
+  fail("--dtype", "expected bf16, fp16 or fp32, got '" + dtype + "'");
+}
+
+void print_options(const train::TrainOptions& o) {
+  std::printf("options: %s\n", train::to_json(o).dump().c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace linearard::cli

@@ -1,0 +1,31 @@
+// Flags shared by `linearard distill`, `cpt` and `pretrain`: every flag can also come from a JSON
+// config file (--config FILE, keys = flag names without the dashes), and the resolved options are
+// printed back at start.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <CLI/CLI.hpp>
+
+#include "train/train_options.h"
+
+namespace linearard::cli {
+
+// --config FILE (JSON object; a nested object, e.g. "rope-scaling", is passed as its JSON text).
+// Unknown keys are an error.
+void add_config_flag(CLI::App& sub);
+void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model);
+void add_optim_flags(CLI::App& sub, train::OptimOptions& o);
+void add_adapter_flags(CLI::App& sub, train::AdapterOptions& o);
+// --layers and --relations are parsed after CLI11 (see finish_objective_flags).
+void add_objective_flags(CLI::App& sub, train::ObjectiveOptions& o, std::string& layers, std::string& relations);
+void finish_objective_flags(train::ObjectiveOptions& o, const std::string& layers, const std::string& relations);
+
+// "auto" -> cuda:0 when available, else cpu; "cpu"; "cuda" / "cuda:N".
+at::Device resolve_device(const std::string& device);
+// "" -> bf16 on CUDA, fp32 on CPU.
+at::ScalarType resolve_dtype(const std::string& dtype, at::Device device);
+
+// Prints "options: {json}" to stdout.
+void print_options(const train::TrainOptions& o);
+
+}  // namespace linearard::cli

@@ -1,0 +1,244 @@
+#include "eval/eval_tasks.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cctype>
+#include <filesystem>
+#include <ostream>
+
+#include "common/error.h"
+#include "data/shard.h"
+#include "eval/perplexity.h"
+
+#ifdef LINEARARD_WITH_TOKENIZER
+#include "data/corpus_reader.h"
+#endif
+
+namespace linearard::eval {
+namespace {
+
+using nlohmann::json;
+
+const std::vector<std::string> kTasks = {"ppl", "passkey", "mc"};
+
+// Token shards -> streams: one packed stream (separators included) or one per document.
+std::vector<std::vector<int32_t>> read_shards(const std::string& path, bool per_document, int64_t max_tokens) {
+  std::vector<std::vector<int32_t>> streams;
+  int64_t left = max_tokens > 0 ? max_tokens : INT64_MAX;
+  auto take = [&](const data::Shard& s, uint64_t begin, uint64_t end, std::vector<int32_t>& into) {
+    const int64_t n = std::min<int64_t>(left, static_cast<int64_t>(end - begin));
+    const size_t old = into.size();
+    into.resize(old + n);
+    s.read(begin, n, into.data() + old);
+    left -= n;
+  };
+  if (!per_document) streams.emplace_back();
+  for (const std::string& file : data::shard_paths(path)) {
+    const data::Shard shard = data::Shard::open(file);
+    if (!per_document) {
+      take(shard, 0, shard.tokens(), streams.back());
+    } else {
+      for (uint64_t d = 0; d < shard.documents() && left > 0; ++d) {
+        const auto [begin, end] = shard.document(d);
+        streams.emplace_back();
+        take(shard, begin, end, streams.back());
+      }
+    }
+    if (left <= 0) break;
+  }
+  return streams;
+}
+
+std::vector<std::vector<int32_t>> read_text(const TaskPlan& plan, const tok::Tokenizer& tok) {
+#ifdef LINEARARD_WITH_TOKENIZER
+  data::CorpusOptions options;
+  options.jsonl_field = plan.jsonl_field;
+  data::CorpusReader reader(plan.text_inputs, options);
+  std::vector<std::vector<int32_t>> streams;
+  if (!plan.per_document) streams.emplace_back();
+  int64_t left = plan.max_tokens > 0 ? plan.max_tokens : INT64_MAX;
+  data::Document doc;
+  while (left > 0 && reader.next(doc)) {
+    std::vector<int32_t> ids = tok.encode(doc.text, /*add_special=*/true);
+    // The separators of `linearard tokenize`: EOS after each document unless the tokenizer adds it.
+    if (!plan.per_document && !tok.adds_eos() && tok.eos_id() >= 0) ids.push_back(tok.eos_id());
+    if (static_cast<int64_t>(ids.size()) > left) ids.resize(left);
+    left -= static_cast<int64_t>(ids.size());
+    auto& into = plan.per_document ? streams.emplace_back() : streams.back();
+    into.insert(into.end(), ids.begin(), ids.end());
+  }
+  return streams;
+#else
+  (void)plan;
+  (void)tok;
+  fail("--text", "this build has no tokenizer library (PCRE2/SentencePiece were not found)");
+#endif
+}
+
+json ppl_json(const PerplexityResult& r) {
+  return {{"context", r.context}, {"stride", r.stride}, {"windows", r.windows}, {"tokens", r.tokens},
+          {"nll", r.nll}, {"nll_sum", r.nll_sum}, {"perplexity", r.perplexity}, {"seconds", r.seconds}};
+}
+
+json passkey_json(const PasskeyResult& r) {
+  return {{"lengths", r.params.lengths}, {"depths", r.params.depths}, {"trials", r.params.trials},
+          {"seed", r.params.seed}, {"accuracy", r.accuracy}, {"accuracy_by_length", r.accuracy_by_length},
+          {"mean_prompt_tokens", r.mean_prompt_tokens}, {"seconds", r.seconds}, {"samples", r.samples}};
+}
+
+}  // namespace
+
+bool TaskPlan::has(const std::string& task) const {
+  return std::find(tasks.begin(), tasks.end(), task) != tasks.end();
+}
+
+json TaskPlan::to_json() const {
+  json j = {{"tasks", tasks}, {"batch_size", batch_size}};
+  if (has("ppl"))
+    j["ppl"] = {{"text", text_inputs}, {"tokens", token_inputs}, {"per_document", per_document},
+                {"contexts", contexts}, {"stride", stride}, {"max_tokens", max_tokens}};
+  if (has("passkey"))
+    j["passkey"] = {{"lengths", passkey.lengths}, {"depths", passkey.depths}, {"trials", passkey.trials},
+                    {"seed", passkey.seed}};
+  if (has("mc"))
+    j["mc"] = {{"files", mc_files}, {"max_length", mc_max_length}, {"limit", mc_limit},
+               {"add_bos", mc.add_bos}, {"delimiter", mc.delimiter}};
+  return j;
+}
+
+int64_t parse_length(const std::string& s, const std::string& flag) {
+  std::string digits = s;
+  int64_t scale = 1;
+  if (!digits.empty() && (digits.back() == 'k' || digits.back() == 'K')) {
+    scale = 1024;
+    digits.pop_back();
+  }
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return std::isdigit(c); }) ||
+      digits.size() > 12)
+    fail(flag, "'" + s + "' is not a length (a number of tokens, or e.g. 4k = 4096)");
+  return std::stoll(digits) * scale;
+}
+
+void validate_plan(const TaskPlan& plan) {
+  if (plan.tasks.empty()) fail("--task", "no task given (ppl, passkey, mc)");
+  for (const auto& t : plan.tasks)
+    if (std::find(kTasks.begin(), kTasks.end(), t) == kTasks.end())
+      fail("--task", "unknown task '" + t + "' (expected ppl, passkey or mc)");
+  if (plan.batch_size < 1) fail("--batch-size", "must be at least 1");
+  if (plan.has("ppl")) {
+    if (plan.text_inputs.empty() == plan.token_inputs.empty())
+      fail("ppl", "give either --text FILE... or --tokens DIR (exactly one)");
+    if (plan.contexts.empty()) fail("--contexts", "ppl needs at least one context length");
+    for (int64_t T : plan.contexts) {
+      if (T < 2) fail("--contexts", "a context must be at least 2 tokens");
+      if (plan.stride > T) fail("--stride", "must not exceed the context " + std::to_string(T));
+    }
+    if (plan.stride < 0) fail("--stride", "must be positive");
+  }
+  if (plan.has("passkey")) {
+    if (plan.passkey.lengths.empty()) fail("--lengths", "passkey needs at least one length");
+    if (plan.passkey.depths.empty()) fail("--depths", "passkey needs at least one depth");
+    for (double d : plan.passkey.depths)
+      if (!(d >= 0 && d <= 1)) fail("--depths", "depths are fractions in [0, 1] (e.g. 0,0.25,0.5,0.75,1)");
+    if (plan.passkey.trials < 1) fail("--trials", "must be at least 1");
+  }
+  if (plan.has("mc") && plan.mc_files.empty()) fail("--mc", "mc needs at least one JSONL file");
+}
+
+std::unique_ptr<tok::Tokenizer> load_eval_tokenizer(const std::string& dir) {
+#ifdef LINEARARD_WITH_TOKENIZER
+  return tok::load_tokenizer(dir);
+#else
+  fail(dir, "this build has no tokenizer library (PCRE2/SentencePiece were not found): text, passkey and "
+            "multiple-choice evaluations need it; perplexity on token shards (--tokens) does not");
+#endif
+}
+
+PreparedTasks prepare_tasks(const TaskPlan& plan, const tok::Tokenizer* tok) {
+  validate_plan(plan);
+  auto need_tok = [&](const std::string& what) -> const tok::Tokenizer& {
+    if (!tok) fail(what, "needs a tokenizer");
+    return *tok;
+  };
+  PreparedTasks p;
+  if (plan.has("ppl")) {
+    if (!plan.token_inputs.empty()) {
+      p.ppl_streams = read_shards(plan.token_inputs, plan.per_document, plan.max_tokens);
+      p.ppl_source = plan.token_inputs;
+    } else {
+      p.ppl_streams = read_text(plan, need_tok("--text"));
+      for (const auto& s : plan.text_inputs) p.ppl_source += (p.ppl_source.empty() ? "" : " ") + s;
+    }
+    for (const auto& s : p.ppl_streams) p.ppl_tokens += static_cast<int64_t>(s.size());
+  }
+  if (plan.has("passkey")) p.passkey_prompts = make_passkey_prompts(need_tok("passkey"), plan.passkey);
+  if (plan.has("mc")) {
+    for (const std::string& spec : plan.mc_files) {
+      McTaskInput t;
+      const auto eq = spec.find('=');
+      t.path = eq == std::string::npos ? spec : spec.substr(eq + 1);
+      t.name = eq == std::string::npos ? std::filesystem::path(spec).stem().string() : spec.substr(0, eq);
+      t.docs = read_mc_jsonl(t.path);
+      if (plan.mc_limit > 0 && static_cast<int64_t>(t.docs.size()) > plan.mc_limit) t.docs.resize(plan.mc_limit);
+      for (const McDoc& d : t.docs)
+        for (const std::string& c : d.choices)
+          t.requests.push_back(encode_pair(need_tok("--mc"), d.context, plan.mc.delimiter + c, plan.mc));
+      p.mc.push_back(std::move(t));
+    }
+  }
+  return p;
+}
+
+json run_tasks(const EvalModel& m, const TaskPlan& plan, const PreparedTasks& in, const tok::Tokenizer* tok,
+               std::ostream* log) {
+  json out;
+  out["model"] = describe_model(m);
+  out["plan"] = plan.to_json();
+  const std::string tag = "[" + m.name + "] ";
+  if (plan.has("ppl")) {
+    json results = json::array();
+    for (int64_t T : plan.contexts) {
+      PerplexityParams pp;
+      pp.context = T;
+      pp.stride = plan.stride;
+      pp.batch_size = plan.batch_size;
+      const PerplexityResult r = evaluate_perplexity(m, in.ppl_streams, pp);
+      if (log)
+        *log << tag << "ppl T=" << T << " stride=" << r.stride << ": nll " << r.nll << " ppl " << r.perplexity
+             << " (" << r.tokens << " tokens, " << r.windows << " windows, " << r.seconds << " s)" << std::endl;
+      results.push_back(ppl_json(r));
+    }
+    out["ppl"] = {{"source", in.ppl_source}, {"per_document", plan.per_document},
+                  {"stream_tokens", in.ppl_tokens}, {"results", results}};
+  }
+  if (plan.has("passkey")) {
+    if (!tok) fail("passkey", "needs a tokenizer");
+    const PasskeyResult r = evaluate_passkey(m, *tok, plan.passkey, in.passkey_prompts);
+    if (log)
+      for (size_t l = 0; l < r.params.lengths.size(); ++l)
+        *log << tag << "passkey length " << r.params.lengths[l] << " (~" << r.mean_prompt_tokens[l]
+             << " tokens): accuracy " << r.accuracy_by_length[l] << std::endl;
+    out["passkey"] = passkey_json(r);
+  }
+  if (plan.has("mc")) {
+    json results = json::array();
+    const int64_t max_length = plan.mc_max_length > 0 ? plan.mc_max_length : m.model->config().max_position_embeddings;
+    for (const McTaskInput& t : in.mc) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto lls = loglikelihoods(m, t.requests, max_length, plan.batch_size);
+      McResult r = score_mc(t.name, t.docs, lls);
+      r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (log)
+        *log << tag << "mc " << t.name << ": acc " << r.acc << " +- " << r.acc_stderr << ", acc_norm "
+             << r.acc_norm << " +- " << r.acc_norm_stderr << " (" << r.docs << " docs)" << std::endl;
+      results.push_back({{"task", r.task}, {"path", t.path}, {"docs", r.docs}, {"acc", r.acc},
+                         {"acc_stderr", r.acc_stderr}, {"acc_norm", r.acc_norm},
+                         {"acc_norm_stderr", r.acc_norm_stderr}, {"max_length", max_length},
+                         {"seconds", r.seconds}});
+    }
+    out["mc"] = results;
+  }
+  return out;
+}
+
+}  // namespace linearard::eval

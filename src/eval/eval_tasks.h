@@ -1,0 +1,72 @@
+// The evaluations `linearard eval` and `linearard report` run: what to run (TaskPlan), the inputs
+// made once from the plan and the tokenizer and shared by every model (PreparedTasks), and one
+// model's results as JSON (the format of `eval --json` and of each model in report.json).
+#pragma once
+#include <iosfwd>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "eval/eval_model.h"
+#include "eval/multiple_choice.h"
+#include "eval/passkey.h"
+#include "tokenizer/tokenizer.h"
+
+namespace linearard::eval {
+
+struct TaskPlan {
+  std::vector<std::string> tasks;  // any of "ppl", "passkey", "mc"
+  int64_t batch_size = 1;
+
+  // ppl: text (files/folders/.jsonl, through the tokenizer) or token shards (dir or file)
+  std::vector<std::string> text_inputs;
+  std::string token_inputs;
+  std::string jsonl_field = "text";
+  bool per_document = false;      // windows stay inside documents; else one packed stream
+  std::vector<int64_t> contexts;  // context lengths T
+  int64_t stride = 0;             // 0: non-overlapping windows
+  int64_t max_tokens = 0;         // use only the first N tokens (0: all)
+
+  PasskeyParams passkey;
+
+  std::vector<std::string> mc_files;  // "path" or "name=path" (.jsonl)
+  int64_t mc_max_length = 0;          // 0: the model's max_position_embeddings
+  int64_t mc_limit = 0;               // first N documents of each task (0: all)
+  McEncodeOptions mc;
+
+  bool has(const std::string& task) const;
+  nlohmann::json to_json() const;  // recorded in the results
+};
+
+// Throws unless the plan names known tasks and gives each the inputs it needs.
+void validate_plan(const TaskPlan& plan);
+
+struct McTaskInput {
+  std::string name, path;
+  std::vector<McDoc> docs;
+  std::vector<LoglikelihoodRequest> requests;  // doc-major, choice-minor
+};
+
+struct PreparedTasks {
+  std::vector<std::vector<int32_t>> ppl_streams;
+  std::string ppl_source;
+  int64_t ppl_tokens = 0;
+  std::vector<PasskeyPrompt> passkey_prompts;
+  std::vector<McTaskInput> mc;
+};
+
+// Tokenizer of a model directory; fails clearly when the build has no tokenizer library.
+std::unique_ptr<tok::Tokenizer> load_eval_tokenizer(const std::string& dir);
+
+// `tok` may be null when only token shards are used.
+PreparedTasks prepare_tasks(const TaskPlan& plan, const tok::Tokenizer* tok);
+
+// Runs the plan on one model; progress lines go to `log` (may be null).
+nlohmann::json run_tasks(const EvalModel& m, const TaskPlan& plan, const PreparedTasks& inputs,
+                         const tok::Tokenizer* tok, std::ostream* log);
+
+// "4096", "4k", "32K" -> tokens (K = 1024); `flag` names the option in errors.
+int64_t parse_length(const std::string& s, const std::string& flag);
+
+}  // namespace linearard::eval

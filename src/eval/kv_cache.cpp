@@ -1,0 +1,134 @@
+#include "eval/kv_cache.h"
+
+#include <cmath>
+#include <optional>
+
+#include "common/error.h"
+
+namespace linearard::eval {
+namespace {
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  return at::linear(x, weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt);
+}
+
+// (B, n, heads*D) -> (B, heads, n, D)
+at::Tensor split_heads(const at::Tensor& x, int64_t heads, int64_t D) {
+  return x.view({x.size(0), x.size(1), heads, D}).transpose(1, 2);
+}
+
+// float32 logits (B, V) of hidden (B, C).
+at::Tensor last_logits(const model::DecoderModel& model, const at::Tensor& hidden) {
+  return at::linear(hidden, model.weights().lm_head).to(at::kFloat);
+}
+
+}  // namespace
+
+KvCacheDecoder::KvCacheDecoder(const EvalModel& m, int64_t B, int64_t capacity)
+    : model_(*m.model), rope_(m.rope), B_(B), capacity_(capacity) {
+  if (B < 1 || capacity < 1) fail("KvCacheDecoder", "batch and capacity must be positive");
+  const auto& c = model_.config();
+  if (c.sliding_window && capacity > *c.sliding_window && c.model_type == "qwen2")
+    fail("KvCacheDecoder", "Qwen2's sliding_window is not supported");
+  auto opts = at::TensorOptions().dtype(model_.dtype()).device(model_.device());
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    k_cache_.push_back(at::empty({B, c.num_key_value_heads, capacity, c.head_dim}, opts));
+    v_cache_.push_back(at::empty({B, c.num_key_value_heads, capacity, c.head_dim}, opts));
+  }
+}
+
+// q (B, H, n, D) for positions [L, L + n); k, v (B, Hk, n, D) are appended to the cache first.
+at::Tensor KvCacheDecoder::attend(int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  const auto& c = model_.config();
+  const int64_t n = q.size(2), L = length_, total = L + n;
+  k_cache_[layer].narrow(2, L, n).copy_(k);
+  v_cache_[layer].narrow(2, L, n).copy_(v);
+  at::Tensor keys = k_cache_[layer].narrow(2, 0, total);    // (B, Hk, L + n, D)
+  at::Tensor values = v_cache_[layer].narrow(2, 0, total);  // (B, Hk, L + n, D)
+  // Query i (position L + i) sees keys j <= L + i, and with a sliding window only L + i - j < W.
+  const bool windowed = c.sliding_window && total > *c.sliding_window;
+  std::optional<at::Tensor> mask;
+  bool causal = false;
+  if (L == 0 && !windowed) {
+    causal = true;  // square causal block: SDPA's flash kernel
+  } else if (n > 1 || windowed) {
+    auto lopts = at::TensorOptions().dtype(at::kLong).device(q.device());
+    auto i = at::arange(L, total, lopts).unsqueeze(1);  // (n, 1) query positions
+    auto j = at::arange(total, lopts).unsqueeze(0);     // (1, L + n) key positions
+    auto allowed = j.le(i);
+    if (windowed) allowed = allowed.logical_and((i - j).lt(*c.sliding_window));
+    mask = allowed.view({1, 1, n, total});
+  }
+  const int64_t group = c.num_attention_heads / c.num_key_value_heads;
+  const bool repeat_kv = group > 1 && q.is_cuda();  // as DecoderModel::forward
+  return at::scaled_dot_product_attention(
+      q, repeat_kv ? keys.repeat_interleave(group, 1) : keys,
+      repeat_kv ? values.repeat_interleave(group, 1) : values, mask, /*dropout_p=*/0.0, causal,
+      /*scale=*/1.0 / std::sqrt(double(c.head_dim)), /*enable_gqa=*/group > 1 && !repeat_kv);  // (B, H, n, D)
+}
+
+at::Tensor KvCacheDecoder::extend(const at::Tensor& tokens) {
+  const auto& c = model_.config();
+  const auto& w = model_.weights();
+  if (tokens.dim() != 2 || tokens.size(0) != B_ || tokens.scalar_type() != at::kLong)
+    fail("KvCacheDecoder", "expected (B, n) int64 tokens with B = " + std::to_string(B_));
+  const int64_t n = tokens.size(1);
+  if (n < 1) fail("KvCacheDecoder", "nothing to extend");
+  if (length_ + n > capacity_)
+    fail("KvCacheDecoder", "cache of " + std::to_string(capacity_) + " positions is full");
+  at::NoGradGuard no_grad;
+  const int64_t H = c.num_attention_heads, Hk = c.num_key_value_heads, D = c.head_dim;
+  auto positions = at::arange(length_, length_ + n, at::TensorOptions().dtype(at::kLong).device(model_.device()));
+  const model::RopeTables tables = model::rope_tables(c, rope_, positions, model_.dtype());  // (n, D)
+  at::Tensor h = at::embedding(w.embed, tokens.to(model_.device()));  // (B, n, C)
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const model::DecoderLayerWeights& lw = w.layers[l];
+    at::Tensor x = model::rms_norm(h, lw.input_norm, c.rms_norm_eps);
+    at::Tensor q = model::apply_rope(split_heads(linear(x, lw.q, lw.q_bias), H, D), tables);  // (B, H, n, D)
+    at::Tensor k = model::apply_rope(split_heads(linear(x, lw.k, lw.k_bias), Hk, D), tables);  // (B, Hk, n, D)
+    at::Tensor v = split_heads(linear(x, lw.v, lw.v_bias), Hk, D);                             // (B, Hk, n, D)
+    at::Tensor attn = attend(l, q, k, v).transpose(1, 2).reshape({B_, n, H * D});
+    h = h + linear(attn, lw.o, lw.o_bias);
+    x = model::rms_norm(h, lw.post_attention_norm, c.rms_norm_eps);
+    h = h + linear(at::silu(linear(x, lw.gate, lw.gate_bias)) * linear(x, lw.up, lw.up_bias), lw.down, lw.down_bias);
+  }
+  length_ += n;
+  at::Tensor last = model::rms_norm(h.select(1, n - 1), w.final_norm, c.rms_norm_eps);  // (B, C)
+  return last_logits(model_, last);
+}
+
+std::vector<int64_t> greedy_decode(const EvalModel& m, const std::vector<int64_t>& prompt, int64_t new_tokens) {
+  if (prompt.empty()) fail("greedy_decode", "empty prompt");
+  std::vector<int64_t> out;
+  if (new_tokens <= 0) return out;
+  KvCacheDecoder decoder(m, 1, static_cast<int64_t>(prompt.size()) + new_tokens);
+  at::Tensor logits = decoder.extend(at::tensor(prompt, at::kLong).view({1, -1}));
+  for (int64_t i = 0; i < new_tokens; ++i) {
+    const int64_t next = logits.argmax(1).item<int64_t>();
+    out.push_back(next);
+    if (i + 1 < new_tokens) logits = decoder.extend(at::full({1, 1}, next, at::kLong));
+  }
+  return out;
+}
+
+std::vector<int64_t> greedy_decode_recompute(const EvalModel& m, const std::vector<int64_t>& prompt,
+                                             int64_t new_tokens) {
+  if (prompt.empty()) fail("greedy_decode", "empty prompt");
+  at::NoGradGuard no_grad;
+  const model::DecoderModel& model = *m.model;
+  std::vector<int64_t> seq = prompt, out;
+  for (int64_t i = 0; i < new_tokens; ++i) {
+    const int64_t T = static_cast<int64_t>(seq.size());
+    const auto tables = model.rope_tables_for(m.rope, T);
+    model::ForwardRequest request;
+    request.rope = &tables;
+    request.stop = model::ForwardStop::kHidden;
+    at::Tensor hidden = model.forward(at::tensor(seq, at::kLong).view({1, T}).to(model.device()), request).hidden;
+    const int64_t next = last_logits(model, hidden.select(1, T - 1)).argmax(1).item<int64_t>();
+    out.push_back(next);
+    seq.push_back(next);
+  }
+  return out;
+}
+
+}  // namespace linearard::eval

@@ -1,0 +1,201 @@
+#include "eval/report.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "common/error.h"
+#include "eval/svg_chart.h"
+#include "io/atomic_file.h"
+
+namespace linearard::eval {
+namespace {
+
+using nlohmann::json;
+
+const char* kRoles[] = {"teacher", "scaled", "restored"};
+
+json opt(std::optional<double> v) { return v ? json(*v) : json(nullptr); }
+
+// The ppl result of `results` at context T, or null.
+const json* ppl_at(const json& results, int64_t T) {
+  if (!results.contains("ppl")) return nullptr;
+  for (const auto& r : results["ppl"]["results"])
+    if (r["context"].get<int64_t>() == T) return &r;
+  return nullptr;
+}
+
+const json* mc_task(const json& results, const std::string& task) {
+  if (!results.contains("mc")) return nullptr;
+  for (const auto& r : results["mc"])
+    if (r["task"] == task) return &r;
+  return nullptr;
+}
+
+std::string fmt(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::string fmt_value(const json& v, int digits) { return v.is_number() ? fmt(v.get<double>(), digits) : "n/a"; }
+
+std::string fmt_percent(const json& v) { return v.is_number() ? fmt(100.0 * v.get<double>(), 1) + "%" : "n/a"; }
+
+}  // namespace
+
+std::optional<double> recovery(double teacher, double scaled, double restored) {
+  const double gap = teacher - scaled;
+  if (!std::isfinite(gap) || std::abs(gap) <= 1e-12 * std::max(1.0, std::abs(teacher))) return std::nullopt;
+  return (restored - scaled) / gap;
+}
+
+json build_report(const json& models, int64_t native_context) {
+  for (const char* role : kRoles)
+    if (!models.contains(role)) fail("report", std::string("missing the ") + role + " model's results");
+  const json& teacher = models["teacher"];
+  if (native_context <= 0) native_context = teacher["model"].value("max_position_embeddings", int64_t{0});
+  if (native_context <= 0) fail("report", "the teacher's native context length is unknown (--native-context)");
+
+  json short_rows = json::array(), long_rows = json::array();
+  // Perplexity: every context evaluated for all three models.
+  if (teacher.contains("ppl")) {
+    for (const auto& tr : teacher["ppl"]["results"]) {
+      const int64_t T = tr["context"];
+      const json* v[3];
+      bool all = true;
+      for (int i = 0; i < 3; ++i) all &= (v[i] = ppl_at(models[kRoles[i]], T)) != nullptr;
+      if (!all) continue;
+      json row = {{"metric", "ppl@" + std::to_string(T)}, {"kind", "perplexity"}, {"context", T},
+                  {"direction", "lower is better"}};
+      for (int i = 0; i < 3; ++i) {
+        row[kRoles[i]] = (*v[i])["perplexity"];
+        row[std::string(kRoles[i]) + "_nll"] = (*v[i])["nll"];
+      }
+      if (T <= native_context) {
+        row["recovery"] = opt(recovery((*v[0])["nll"], (*v[1])["nll"], (*v[2])["nll"]));
+        row["recovery_on"] = "nll";
+        row["relative_to_teacher"] = (*v[0])["perplexity"].get<double>() / (*v[2])["perplexity"].get<double>();
+        short_rows.push_back(row);
+      } else {
+        long_rows.push_back(row);
+      }
+    }
+  }
+  // Multiple choice: acc and acc_norm of every task all three models ran.
+  if (teacher.contains("mc")) {
+    for (const auto& tt : teacher["mc"]) {
+      const std::string task = tt["task"];
+      const json* v[3];
+      bool all = true;
+      for (int i = 0; i < 3; ++i) all &= (v[i] = mc_task(models[kRoles[i]], task)) != nullptr;
+      if (!all) continue;
+      for (const char* metric : {"acc", "acc_norm"}) {
+        json row = {{"metric", task + " " + metric}, {"kind", "accuracy"}, {"task", task},
+                    {"field", metric}, {"direction", "higher is better"}, {"docs", tt["docs"]}};
+        for (int i = 0; i < 3; ++i) {
+          row[kRoles[i]] = (*v[i])[metric];
+          row[std::string(kRoles[i]) + "_stderr"] = (*v[i])[std::string(metric) + "_stderr"];
+        }
+        const double t = (*v[0])[metric], s = (*v[1])[metric], r = (*v[2])[metric];
+        row["recovery"] = opt(recovery(t, s, r));
+        row["recovery_on"] = metric;
+        row["relative_to_teacher"] = t > 0 ? json(r / t) : json(nullptr);
+        short_rows.push_back(row);
+      }
+    }
+  }
+  // Passkey: accuracy per length (mean over depths), at lengths all three ran.
+  if (teacher.contains("passkey")) {
+    const auto& lengths = teacher["passkey"]["lengths"];
+    for (size_t l = 0; l < lengths.size(); ++l) {
+      json row = {{"metric", "passkey@" + std::to_string(lengths[l].get<int64_t>())}, {"kind", "passkey"},
+                  {"length", lengths[l]}, {"direction", "higher is better"}};
+      bool all = true;
+      for (const char* role : kRoles) {
+        const json& m = models[role];
+        all &= m.contains("passkey") && m["passkey"]["lengths"] == lengths;
+        if (all) row[role] = m["passkey"]["accuracy_by_length"][l];
+      }
+      if (all) long_rows.push_back(row);
+    }
+  }
+  double sum = 0, rel_sum = 0;
+  int64_t n = 0, rel_n = 0;
+  for (const auto& row : short_rows) {
+    if (row["recovery"].is_number()) sum += row["recovery"].get<double>(), ++n;
+    if (row["relative_to_teacher"].is_number()) rel_sum += row["relative_to_teacher"].get<double>(), ++rel_n;
+  }
+  json summary = {{"short_metrics", short_rows.size()},
+                  {"mean_recovery", n > 0 ? json(sum / n) : json(nullptr)},
+                  {"mean_recovery_of", n},
+                  {"mean_relative_to_teacher", rel_n > 0 ? json(rel_sum / rel_n) : json(nullptr)}};
+  return {{"format", "linearard-report"}, {"version", kReportVersion}, {"native_context", native_context},
+          {"models", models}, {"short_text", short_rows}, {"long_context", long_rows}, {"summary", summary}};
+}
+
+std::string report_markdown(const json& report) {
+  std::ostringstream md;
+  const json& models = report.at("models");
+  md << "# Restoration report\n\n";
+  md << "| model | checkpoint | RoPE | dtype |\n| --- | --- | --- | --- |\n";
+  for (const char* role : kRoles) {
+    const json& m = models.at(role).at("model");
+    md << "| " << role << " | " << m.value("dir", "") << " | " << m.value("rope_description", "") << " | "
+       << m.value("dtype", "") << " |\n";
+  }
+  md << "\n## Short text (contexts up to the native " << report["native_context"].get<int64_t>() << " tokens)\n\n";
+  md << "| metric | teacher | scaled | restored | recovery | restored vs teacher |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const auto& row : report["short_text"]) {
+    const bool ppl = row["kind"] == "perplexity";
+    const int digits = ppl ? 3 : 4;
+    md << "| " << row["metric"].get<std::string>() << (ppl ? " (lower is better)" : "") << " | "
+       << fmt_value(row["teacher"], digits) << " | " << fmt_value(row["scaled"], digits) << " | "
+       << fmt_value(row["restored"], digits) << " | " << fmt_percent(row["recovery"]) << " | "
+       << fmt_value(row["relative_to_teacher"], 3) << " |\n";
+  }
+  const json& s = report["summary"];
+  md << "\nMean recovery over " << s["mean_recovery_of"].get<int64_t>() << " short-text metrics: **"
+     << fmt_percent(s["mean_recovery"]) << "**; mean restored vs teacher: **"
+     << fmt_value(s["mean_relative_to_teacher"], 3) << "**.\n\n"
+     << "recovery = (restored - scaled) / (teacher - scaled): 100% = back to the teacher, 0% = no better "
+        "than the scaled model; for perplexity it is computed on the NLL per token. restored vs teacher = "
+        "restored / teacher for accuracies and teacher ppl / restored ppl for perplexity (higher is better, "
+        "1 = the teacher).\n";
+  if (!report["long_context"].empty()) {
+    md << "\n## Long context\n\n| metric | teacher | scaled | restored |\n| --- | ---: | ---: | ---: |\n";
+    for (const auto& row : report["long_context"]) {
+      const bool ppl = row["kind"] == "perplexity";
+      auto cell = [&](const json& v) { return ppl ? fmt_value(v, 3) : fmt_percent(v); };
+      md << "| " << row["metric"].get<std::string>() << (ppl ? " (ppl, lower is better)" : " (accuracy)")
+         << " | " << cell(row["teacher"]) << " | " << cell(row["scaled"]) << " | " << cell(row["restored"])
+         << " |\n";
+    }
+  }
+  bool has_ppl = false, has_passkey = false;
+  for (const auto& row : report["short_text"]) has_ppl |= row["kind"] == "perplexity";
+  for (const auto& row : report["long_context"]) {
+    has_ppl |= row["kind"] == "perplexity";
+    has_passkey |= row["kind"] == "passkey";
+  }
+  if (has_ppl || has_passkey) md << "\n## Charts\n\n";
+  if (has_ppl) md << "![perplexity by context length](ppl_by_length.svg)\n\n";
+  if (has_passkey) md << "![passkey accuracy by length and depth](passkey.svg)\n";
+  return md.str();
+}
+
+void write_report(const json& report, const std::string& out_dir, bool write_json) {
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (ec) fail(out_dir, "cannot create the report directory: " + ec.message());
+  const std::string dir = out_dir + "/";
+  if (write_json) io::write_file_atomic(dir + "report.json", report.dump(1) + "\n");
+  io::write_file_atomic(dir + "report.md", report_markdown(report));
+  const std::string ppl = ppl_chart_svg(report), passkey = passkey_chart_svg(report);
+  if (!ppl.empty()) io::write_file_atomic(dir + "ppl_by_length.svg", ppl);
+  if (!passkey.empty()) io::write_file_atomic(dir + "passkey.svg", passkey);
+}
+
+}  // namespace linearard::eval

@@ -1,0 +1,55 @@
+// Training data as fixed-length token blocks, and their deterministic order.
+//
+// Until src/data's token shards and packed-block reader are wired in, the trainers read minimal
+// token files (open_token_files):
+//   *.bin   little-endian int32 token ids, one document
+//   *.json  a JSON list of ids (one document) or a list of lists (one document each)
+// Each document is cut into non-overlapping blocks of T tokens and its tail is dropped, with no
+// packing across documents -- the reference's PG19 blocking (shared/reference/paper.md §1.3).
+// Swapping in the shard reader means another TokenBlockSource; BlockSampler stays.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace linearard::train {
+
+class TokenBlockSource {
+ public:
+  virtual ~TokenBlockSource() = default;
+  virtual int64_t num_blocks() const = 0;
+  virtual int64_t block_length() const = 0;  // T
+  // Block `index` in [0, num_blocks()): T token ids.
+  virtual std::vector<int32_t> block(int64_t index) const = 0;
+  virtual std::string describe() const = 0;  // one line for the run log
+};
+
+// Reads the token files above, blocks of `T` tokens. Errors name the file.
+std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string>& paths, int64_t T);
+
+// The order in which blocks are consumed: epoch e visits every block once, in a permutation seeded
+// by (seed, e) when shuffling, else in source order. The whole state is `position` (blocks consumed
+// so far), so a resumed run continues exactly where the checkpoint stopped.
+class BlockSampler {
+ public:
+  BlockSampler(const TokenBlockSource& source, uint64_t seed, bool shuffle);
+
+  // The next B blocks as a (B, T) int64 CPU tensor.
+  at::Tensor next_batch(int64_t B);
+  int64_t position() const { return position_; }
+  void set_position(int64_t position);
+
+ private:
+  int64_t block_at(int64_t position);
+  const TokenBlockSource& source_;
+  uint64_t seed_;
+  bool shuffle_;
+  int64_t position_ = 0;
+  int64_t epoch_ = -1;
+  std::vector<int64_t> order_;  // the permutation of epoch_
+};
+
+}  // namespace linearard::train

@@ -1,0 +1,59 @@
+// Attention-restore distillation objective (shared/reference/paper.md §1.2, §6.1-6.6):
+//   per selected layer l and relation X in {Q, K, V}:  R_l^X = sum_{b,h,i} KL_i(teacher || student)
+//   of the row softmax of scale <x_i, x_j> (scale = 1/sqrt(head_dim) on both sides, causal with the
+//   diagonal, padding keys excluded, post-RoPE Q and K, V as is);
+//   relations = sum_X w_X R_l^X / denom_X, averaged over the selected layers;
+//   denom_X = valid tokens x H for all three (the reference, "query-heads"), or valid tokens x Hk
+//   for K and V ("kv-heads": a per-head mean on GQA models);
+//   total = relations + w_logits * logits KL + w_lm * LM cross-entropy.
+// Logits KL = KL(teacher || student) of log_softmax(logits / temperature) over the vocabulary on
+// the last k positions, summed over the vocabulary and averaged over the B k positions; no T^2.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <vector>
+
+#include "model/llama.h"
+#include "train/train_options.h"
+
+namespace linearard::train {
+
+// One loss and its parts (float32 scalars; undefined parts are not used).
+struct LossParts {
+  at::Tensor total;
+  at::Tensor q, k, v;     // weighted relation terms, already averaged over layers
+  at::Tensor logits, lm;  // unweighted
+};
+
+class DistillObjective {
+ public:
+  DistillObjective(const ObjectiveOptions& options, const model::ModelConfig& config);
+
+  const std::vector<int64_t>& layers() const { return layers_; }  // ascending
+  bool needs_relations() const;
+  bool needs_hidden() const { return options_.logits_kl_weight != 0 || options_.lm_weight != 0; }
+
+  // Starts a new loss for a batch with `valid_tokens` real tokens.
+  void begin(double valid_tokens);
+  // Adds layer `layer`'s relation terms; teacher tensors carry no gradient.
+  void add_layer(const model::LayerCapture& student, const model::LayerCapture& teacher,
+                 const std::optional<at::Tensor>& key_mask);
+  // Adds the logits KL from the student and teacher hidden states (B, T, C) (only the last k
+  // positions are used) and the LM loss of the student; lm_head (V, C).
+  void add_outputs(const at::Tensor& student_hidden, const at::Tensor& teacher_hidden, const at::Tensor& lm_head,
+                   const at::Tensor& tokens, int64_t lm_chunk_rows);
+  LossParts finish();
+
+ private:
+  ObjectiveOptions options_;
+  const model::ModelConfig& config_;
+  std::vector<int64_t> layers_;
+  double valid_tokens_ = 0;
+  LossParts parts_;
+};
+
+// KL(teacher || student) of the temperature-scaled logits, averaged over rows; logits (N, V).
+at::Tensor logits_kl(const at::Tensor& student_logits, const at::Tensor& teacher_logits, double temperature);
+
+}  // namespace linearard::train

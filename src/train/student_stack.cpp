@@ -1,0 +1,216 @@
+#include "train/student_stack.h"
+
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <mutex>
+
+#include "common/error.h"
+
+namespace linearard::train {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The same boolean attention mask as model/llama.cpp (causal, sliding window, key padding; padded
+// rows keep their own position so no row is empty), or nothing for plain causal attention.
+std::optional<at::Tensor> attention_mask(const model::ModelConfig& c, const std::optional<at::Tensor>& key_mask,
+                                         int64_t B, int64_t T, at::Device device) {
+  const bool windowed = c.sliding_window && T > *c.sliding_window;
+  if (!key_mask && !windowed) return std::nullopt;
+  auto i = at::arange(T, at::TensorOptions().dtype(at::kLong).device(device)).unsqueeze(1);  // (T, 1)
+  auto j = i.transpose(0, 1);                                                                // (1, T)
+  auto allowed = j.le(i);
+  if (windowed) allowed = allowed.logical_and((i - j).lt(*c.sliding_window));
+  auto mask = allowed.view({1, 1, T, T}).expand({B, 1, T, T});
+  if (key_mask) mask = mask.logical_and(key_mask->to(device).ne(0).view({B, 1, 1, T}));
+  return mask.logical_or(at::eye(T, at::TensorOptions().dtype(at::kBool).device(device)).view({1, 1, T, T}));
+}
+
+// The generator that dropout draws from on `device`.
+at::Generator default_generator(at::Device device) {
+  return at::globalContext().defaultGenerator(device);
+}
+
+at::Tensor rng_state(at::Device device) {
+  auto gen = default_generator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+void set_rng_state(at::Device device, const at::Tensor& state) {
+  auto gen = default_generator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+// Activation checkpointing of one layer: forward runs without a graph and keeps only the layer's
+// input; backward recomputes the layer with grad (replaying the dropout generator) and
+// back-propagates the incoming gradients of all its outputs to h and the layer's parameters.
+struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
+  static variable_list forward(AutogradContext* ctx, const StudentStack* stack, int64_t layer, bool capture,
+                               bool need_output, const at::Tensor& h, const at::Tensor& cos,
+                               const at::Tensor& sin, const std::optional<at::Tensor>& mask,
+                               at::TensorList params) {
+    // The stack outlives the graph (see StudentStack's constructor); a pointer is the only way to
+    // hand a C++ object to backward through saved_data.
+    ctx->saved_data["stack"] = int64_t(reinterpret_cast<intptr_t>(stack));
+    ctx->saved_data["layer"] = layer;
+    ctx->saved_data["capture"] = capture;
+    ctx->saved_data["need_output"] = need_output;
+    ctx->saved_data["n_params"] = int64_t(params.size());
+    ctx->saved_data["has_mask"] = mask.has_value();
+    if (stack->uses_rng()) ctx->saved_data["rng"] = rng_state(h.device());
+    variable_list saved = {h, cos, sin};
+    if (mask) saved.push_back(*mask);
+    ctx->save_for_backward(saved);
+    const model::RopeTables rope{cos, sin};
+    return stack->run_layer(layer, h, rope, mask, capture, need_output);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto* stack = reinterpret_cast<const StudentStack*>(intptr_t(ctx->saved_data["stack"].toInt()));
+    const int64_t layer = ctx->saved_data["layer"].toInt();
+    const auto saved = ctx->get_saved_variables();
+    std::optional<at::Tensor> mask;
+    if (ctx->saved_data["has_mask"].toBool()) mask = saved[3];
+    at::Tensor h = saved[0].detach().requires_grad_(true);
+    const model::RopeTables rope{saved[1], saved[2]};
+    const bool replay = ctx->saved_data.count("rng") != 0;
+    at::Tensor current_rng;
+    if (replay) {
+      current_rng = rng_state(h.device());
+      set_rng_state(h.device(), ctx->saved_data["rng"].toTensor());
+    }
+    variable_list outputs;
+    {
+      at::AutoGradMode grad(true);
+      outputs = stack->run_layer(layer, h, rope, mask, ctx->saved_data["capture"].toBool(),
+                                 ctx->saved_data["need_output"].toBool());
+    }
+    if (replay) set_rng_state(h.device(), current_rng);
+    variable_list inputs = {h};
+    for (const auto& p : stack->layer_parameters(layer)) inputs.push_back(p);
+    // Gradients come materialised (zeros for unused outputs), one per output.
+    variable_list outs, grads_in;
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      if (!outputs[i].requires_grad()) continue;
+      outs.push_back(outputs[i]);
+      grads_in.push_back(grad_outputs[i]);
+    }
+    const variable_list grads = torch::autograd::grad(outs, inputs, grads_in, /*retain_graph=*/false,
+                                                      /*create_graph=*/false, /*allow_unused=*/true);
+    // One entry per forward argument: stack, layer, capture, need_output, h, cos, sin, mask, params.
+    variable_list result = {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), grads[0], at::Tensor(),
+                            at::Tensor()};
+    if (mask) result.push_back(at::Tensor());
+    const int64_t n_params = ctx->saved_data["n_params"].toInt();
+    for (int64_t i = 0; i < n_params; ++i) result.push_back(grads[size_t(1 + i)]);
+    return result;
+  }
+};
+
+}  // namespace
+
+StudentStack::StudentStack(const model::ModelConfig& config, const model::DecoderWeights& weights,
+                           const TrainableQkvAdapter* adapter, at::ScalarType compute_dtype, bool checkpoint)
+    : config_(config), weights_(weights), adapter_(adapter), dtype_(compute_dtype), checkpoint_(checkpoint) {}
+
+std::vector<at::Tensor> StudentStack::layer_parameters(int64_t layer) const {
+  std::vector<at::Tensor> out;
+  if (adapter_) out = adapter_->layer_parameters(layer);
+  const model::DecoderLayerWeights& w = weights_.layers[size_t(layer)];
+  for (const at::Tensor* t : {&w.input_norm, &w.q, &w.k, &w.v, &w.o, &w.q_bias, &w.k_bias, &w.v_bias, &w.o_bias,
+                              &w.post_attention_norm, &w.gate, &w.up, &w.down, &w.gate_bias, &w.up_bias,
+                              &w.down_bias})
+    if (t->defined() && t->requires_grad()) out.push_back(*t);
+  return out;
+}
+
+std::vector<at::Tensor> StudentStack::run_layer(int64_t layer, const at::Tensor& h, const model::RopeTables& rope,
+                                                const std::optional<at::Tensor>& mask, bool capture,
+                                                bool need_output) const {
+  const model::ModelConfig& c = config_;
+  const model::DecoderLayerWeights& w = weights_.layers[size_t(layer)];
+  const int64_t B = h.size(0), T = h.size(1);
+  const int64_t H = c.num_attention_heads, Hk = c.num_key_value_heads, D = c.head_dim;
+  auto cw = [&](const at::Tensor& t) { return t.defined() ? t.to(dtype_) : t; };
+  auto linear = [&](const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+    return at::linear(x, cw(weight), bias.defined() ? std::optional<at::Tensor>(cw(bias)) : std::nullopt);
+  };
+  auto project = [&](const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, model::QkvProjection p,
+                     int64_t heads) {
+    at::Tensor y = linear(x, weight, bias);
+    if (adapter_) {
+      at::Tensor d = adapter_->delta(layer, p, x);
+      if (d.defined()) y = y + d;
+    }
+    return y.view({B, T, heads, D}).transpose(1, 2);  // (B, heads, T, D)
+  };
+  at::Tensor x = model::rms_norm(h, cw(w.input_norm), c.rms_norm_eps);
+  at::Tensor q = model::apply_rope(project(x, w.q, w.q_bias, model::QkvProjection::kQuery, H), rope);  // (B, H, T, D)
+  at::Tensor k = model::apply_rope(project(x, w.k, w.k_bias, model::QkvProjection::kKey, Hk), rope);   // (B, Hk, T, D)
+  at::Tensor v = project(x, w.v, w.v_bias, model::QkvProjection::kValue, Hk);                          // (B, Hk, T, D)
+  if (!need_output) return {q, k, v};
+
+  const int64_t group = H / Hk;
+  const bool repeat_kv = group > 1 && h.is_cuda();  // as llama.cpp: keeps SDPA on its flash kernel
+  at::Tensor attn = at::scaled_dot_product_attention(
+      q, repeat_kv ? k.repeat_interleave(group, 1) : k, repeat_kv ? v.repeat_interleave(group, 1) : v, mask,
+      /*dropout_p=*/0.0, /*is_causal=*/!mask.has_value(), /*scale=*/1.0 / std::sqrt(double(D)),
+      /*enable_gqa=*/group > 1 && !repeat_kv);  // (B, H, T, D)
+  attn = attn.transpose(1, 2).reshape({B, T, H * D});
+  at::Tensor out = h + linear(attn, w.o, w.o_bias);
+  x = model::rms_norm(out, cw(w.post_attention_norm), c.rms_norm_eps);
+  out = out + linear(at::silu(linear(x, w.gate, w.gate_bias)) * linear(x, w.up, w.up_bias), w.down, w.down_bias);
+  if (!capture) return {out};
+  return {out, q, k, v};
+}
+
+model::ForwardResult StudentStack::forward(const at::Tensor& tokens, const StackRequest& request) const {
+  const model::ModelConfig& c = config_;
+  if (tokens.dim() != 2 || tokens.scalar_type() != at::kLong) fail("tokens", "expected a (B, T) int64 tensor");
+  const int64_t B = tokens.size(0), T = tokens.size(1);
+  if (!request.rope || request.rope->cos.size(0) != T)
+    fail("student forward", "RoPE tables for the " + std::to_string(T) + " positions are required");
+  int64_t last_capture = -1;
+  for (int64_t l : request.capture_layers) {
+    if (l < 0 || l >= c.num_hidden_layers) fail("--layers", "layer " + std::to_string(l) + " out of range");
+    last_capture = std::max(last_capture, l);
+  }
+  const bool stop_early = request.stop == model::ForwardStop::kLastCapture;
+  if (stop_early && last_capture < 0) fail("student forward", "stopping after the last capture needs a captured layer");
+  const auto mask = attention_mask(c, request.key_mask, B, T, tokens.device());
+
+  model::ForwardResult result;
+  at::Tensor h = at::embedding(weights_.embed.to(dtype_), tokens);  // (B, T, C)
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const bool capture = std::find(request.capture_layers.begin(), request.capture_layers.end(), l) !=
+                         request.capture_layers.end();
+    const bool need_output = !(stop_early && l == last_capture);
+    std::vector<at::Tensor> outs;
+    if (checkpoint_ && at::GradMode::is_enabled()) {
+      const auto params = layer_parameters(l);
+      outs = LayerCheckpoint::apply(this, l, capture, need_output, h, request.rope->cos, request.rope->sin, mask,
+                                    at::TensorList(params));
+    } else {
+      outs = run_layer(l, h, *request.rope, mask, capture, need_output);
+    }
+    if (capture) {
+      const size_t o = need_output ? 1 : 0;
+      model::LayerCapture cap{l, outs[o], outs[o + 1], outs[o + 2]};
+      if (request.on_capture) request.on_capture(cap);
+      else result.captures.push_back(cap);
+    }
+    if (!need_output) return result;
+    h = outs[0];
+  }
+  result.hidden = model::rms_norm(h, weights_.final_norm.to(dtype_), c.rms_norm_eps);
+  if (request.stop == model::ForwardStop::kLogits) result.logits = at::linear(result.hidden, weights_.lm_head.to(dtype_));
+  return result;
+}
+
+}  // namespace linearard::train

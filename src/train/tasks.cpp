@@ -1,0 +1,184 @@
+#include "train/tasks.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "common/error.h"
+#include "io/atomic_file.h"
+#include "io/checkpoint.h"
+#include "train/device_sync.h"
+#include "train/lm_loss.h"
+#include "train/random_model.h"
+#include "train/train_checkpoint.h"
+
+namespace linearard::train {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+nlohmann::json adapter_json(const TrainOptions& o) {
+  nlohmann::json j;
+  j["kind"] = o.adapter.kind;
+  j["target_modules"] = {"q_proj", "k_proj", "v_proj"};
+  if (o.adapter.kind == "lora") {
+    j["r"] = o.adapter.rank;
+    j["lora_alpha"] = o.adapter.alpha;
+    j["lora_dropout"] = o.adapter.dropout;
+  }
+  return j;
+}
+
+}  // namespace
+
+std::unique_ptr<TrainableQkvAdapter> make_adapter(const TrainOptions& o, const model::ModelConfig& config,
+                                                  at::Device device) {
+  if (o.adapter.kind == "full") return std::make_unique<FullQkvAdapter>(config, device);
+  LoraOptions lora;
+  lora.rank = o.adapter.rank;
+  lora.alpha = o.adapter.alpha;
+  lora.dropout = o.adapter.dropout;
+  lora.seed = o.run.seed;
+  return std::make_unique<LoraAdapter>(config, lora, device);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+DistillTask::DistillTask(const TrainOptions& options, const model::DecoderModel& model,
+                         model::RopeParams student_rope, std::unique_ptr<TrainableQkvAdapter> adapter)
+    : options_(options),
+      model_(model),
+      student_rope_(std::move(student_rope)),
+      adapter_(std::move(adapter)),
+      stack_(model.config(), model.weights(), adapter_.get(), model.dtype(), options.run.activation_checkpointing),
+      objective_(options.objective, model.config()) {}
+
+const model::RopeTables& DistillTask::tables(bool student, int64_t T) {
+  if (T != tables_T_) {
+    teacher_tables_ = model_.rope_tables_for(model_.config().rope, T);
+    student_tables_ = model_.rope_tables_for(student_rope_, T);
+    tables_T_ = T;
+  }
+  return student ? student_tables_ : teacher_tables_;
+}
+
+LossParts DistillTask::loss(const at::Tensor& tokens) {
+  const int64_t B = tokens.size(0), T = tokens.size(1);
+  const bool relations = objective_.needs_relations();
+  const bool hidden = objective_.needs_hidden();
+  const std::vector<int64_t> layers = relations ? objective_.layers() : std::vector<int64_t>{};
+  const auto stop = hidden ? model::ForwardStop::kHidden : model::ForwardStop::kLastCapture;
+  auto t0 = std::chrono::steady_clock::now();
+
+  model::ForwardResult teacher;
+  {
+    at::NoGradGuard no_grad;
+    model::ForwardRequest request;
+    request.rope = &tables(false, T);
+    request.capture_layers = layers;
+    request.stop = stop;
+    teacher = model_.forward(tokens, request);
+  }
+  if (timings_on_) {
+    device_sync(tokens.device());
+    timings_.teacher = seconds_since(t0);
+    t0 = std::chrono::steady_clock::now();
+  }
+
+  objective_.begin(double(B * T));  // training blocks carry no padding
+  StackRequest request;
+  request.rope = &tables(true, T);
+  request.capture_layers = layers;
+  request.stop = stop;
+  size_t next = 0;
+  request.on_capture = [&](const model::LayerCapture& s) {
+    const model::LayerCapture& t = teacher.captures.at(next++);
+    if (t.layer != s.layer) fail("distill", "teacher and student captures are out of step");
+    objective_.add_layer(s, t, std::nullopt);
+  };
+  const model::ForwardResult student = stack_.forward(tokens, request);
+  teacher.captures.clear();  // the objective's graph keeps what backward needs
+  if (hidden)
+    objective_.add_outputs(student.hidden, teacher.hidden, model_.weights().lm_head, tokens,
+                           options_.run.lm_chunk_tokens);
+  LossParts parts = objective_.finish();
+  if (timings_on_) {
+    device_sync(tokens.device());
+    timings_.student_forward = seconds_since(t0);
+  }
+  return parts;
+}
+
+nlohmann::json DistillTask::describe() const {
+  nlohmann::json j;
+  j["adapter"] = adapter_json(options_);
+  j["base_model"] = options_.run.model_dir;
+  j["student_rope"] = student_rope_.to_json();
+  return j;
+}
+
+void DistillTask::write_final(const std::string& dir, const nlohmann::json& state) const {
+  write_checkpoint(dir, {adapter_->named_parameters(), {}, state});
+}
+
+// ---------------------------------------------------------------------------------------------
+
+LmTask::LmTask(const TrainOptions& options, const model::DecoderModel& model, model::RopeParams rope,
+               std::unique_ptr<TrainableQkvAdapter> adapter, at::ScalarType compute_dtype)
+    : options_(options),
+      model_(model),
+      rope_(std::move(rope)),
+      adapter_(std::move(adapter)),
+      dtype_(compute_dtype),
+      stack_(model.config(), model.weights(), adapter_.get(), compute_dtype, options.run.activation_checkpointing) {
+  trainable_ = adapter_ ? adapter_->named_parameters() : hf_named_weights(model.weights(), model.config());
+  for (const auto& [name, t] : trainable_)
+    if (!t.requires_grad()) fail("lm task", "trainable tensor '" + name + "' does not require grad");
+}
+
+LossParts LmTask::loss(const at::Tensor& tokens) {
+  const int64_t T = tokens.size(1);
+  if (T != tables_T_) {
+    auto positions = at::arange(T, at::TensorOptions().dtype(at::kLong).device(tokens.device()));
+    tables_ = model::rope_tables(model_.config(), rope_, positions, dtype_);
+    tables_T_ = T;
+  }
+  StackRequest request;
+  request.rope = &tables_;
+  request.stop = model::ForwardStop::kHidden;
+  const model::ForwardResult out = stack_.forward(tokens, request);
+  LossParts parts;
+  parts.lm = causal_lm_loss(out.hidden, model_.weights().lm_head.to(dtype_), tokens, options_.run.lm_chunk_tokens);
+  parts.total = parts.lm;
+  return parts;
+}
+
+nlohmann::json LmTask::describe() const {
+  nlohmann::json j;
+  if (adapter_) {
+    j["adapter"] = adapter_json(options_);
+    j["base_model"] = options_.run.model_dir;
+  } else {
+    j["adapter"] = {{"kind", "none"}};
+    j["config"] = model_.config().raw;
+  }
+  j["student_rope"] = rope_.to_json();
+  return j;
+}
+
+void LmTask::write_final(const std::string& dir, const nlohmann::json& state) const {
+  if (adapter_) {
+    write_checkpoint(dir, {adapter_->named_parameters(), {}, state});
+    return;
+  }
+  // Pretraining: a HF checkpoint directory (config.json + model.safetensors) plus train_state.json.
+  std::filesystem::create_directories(dir);
+  io::save_tensors(dir + "/model.safetensors", trainable_, {{"format", "pt"}});
+  io::write_file_atomic(dir + "/config.json", model_.config().raw.dump(2) + "\n");
+  io::write_file_atomic(dir + "/train_state.json", state.dump(1) + "\n");
+}
+
+}  // namespace linearard::train

@@ -1,0 +1,100 @@
+#include "train/train_options.h"
+
+#include "common/error.h"
+
+namespace linearard::train {
+
+nlohmann::json to_json(const TrainOptions& o) {
+  nlohmann::json j;
+  j["command"] = o.command;
+  const RunOptions& r = o.run;
+  j["model"] = r.model_dir;
+  j["rope-scaling"] = r.rope_scaling;
+  j["data"] = r.data;
+  j["out"] = r.out_dir;
+  j["batch-size"] = r.batch_size;
+  j["context"] = r.context;
+  j["seed"] = r.seed;
+  j["shuffle"] = r.shuffle;
+  j["checkpoint-every"] = r.checkpoint_every;
+  j["keep-checkpoints"] = r.keep_checkpoints;
+  j["resume"] = r.resume;
+  j["dtype"] = r.dtype;
+  j["device"] = r.device;
+  j["activation-checkpointing"] = r.activation_checkpointing;
+  j["lm-chunk-tokens"] = r.lm_chunk_tokens;
+  const OptimOptions& p = o.optim;
+  j["steps"] = p.steps;
+  j["lr"] = p.lr;
+  j["warmup-steps"] = p.warmup_steps;
+  j["min-lr-ratio"] = p.min_lr_ratio;
+  j["betas"] = {p.beta1, p.beta2};
+  j["eps"] = p.eps;
+  j["weight-decay"] = p.weight_decay;
+  j["grad-accum"] = p.grad_accum;
+  j["clip-norm"] = p.clip_norm;
+  if (o.command != "pretrain") {
+    j["train-qkv"] = o.adapter.kind;
+    j["lora-rank"] = o.adapter.rank;
+    j["lora-alpha"] = o.adapter.alpha;
+    j["lora-dropout"] = o.adapter.dropout;
+  }
+  if (o.command == "distill") {
+    const ObjectiveOptions& b = o.objective;
+    j["layers"] = b.layers;
+    std::string rel;
+    for (auto [on, name] : {std::pair{b.relation_q, "q"}, {b.relation_k, "k"}, {b.relation_v, "v"}})
+      if (on) rel += std::string(rel.empty() ? "" : ",") + name;
+    j["relations"] = rel;
+    j["weight-q"] = b.weight_q;
+    j["weight-k"] = b.weight_k;
+    j["weight-v"] = b.weight_v;
+    j["kv-normalization"] = b.kv_normalization;
+    j["logits-kl-weight"] = b.logits_kl_weight;
+    j["logits-kl-last"] = b.logits_kl_last;
+    j["temperature"] = b.temperature;
+    j["lm-weight"] = b.lm_weight;
+  }
+  if (!o.architecture.is_null()) j["architecture"] = o.architecture;
+  return j;
+}
+
+void validate(const TrainOptions& o) {
+  const RunOptions& r = o.run;
+  const OptimOptions& p = o.optim;
+  if (r.out_dir.empty()) fail("--out", "is required");
+  if (r.data.empty()) fail("--data", "at least one token file is required");
+  if (r.batch_size < 1) fail("--batch-size", "must be >= 1");
+  if (r.context < 2) fail("--context", "must be >= 2");
+  if (r.checkpoint_every < 0) fail("--checkpoint-every", "must be >= 0 (0 = only at the end)");
+  if (r.keep_checkpoints < 1) fail("--keep-checkpoints", "must be >= 1");
+  if (!r.dtype.empty() && r.dtype != "bf16" && r.dtype != "fp16" && r.dtype != "fp32")
+    fail("--dtype", "expected bf16, fp16 or fp32, got '" + r.dtype + "'");
+  if (r.lm_chunk_tokens < 0) fail("--lm-chunk-tokens", "must be >= 0");
+  if (p.steps < 1) fail("--steps", "must be >= 1");
+  if (!(p.lr >= 0)) fail("--lr", "must be >= 0");
+  if (p.warmup_steps < 0) fail("--warmup-steps", "must be >= 0");
+  if (!(p.min_lr_ratio >= 0 && p.min_lr_ratio <= 1)) fail("--min-lr-ratio", "must be in [0, 1]");
+  if (!(p.beta1 >= 0 && p.beta1 < 1 && p.beta2 >= 0 && p.beta2 < 1)) fail("--betas", "must be in [0, 1)");
+  if (!(p.weight_decay >= 0)) fail("--weight-decay", "must be >= 0");
+  if (p.grad_accum < 1) fail("--grad-accum", "must be >= 1");
+  if (o.command != "pretrain") {
+    const AdapterOptions& a = o.adapter;
+    if (a.kind != "lora" && a.kind != "full") fail("--train-qkv", "expected lora or full, got '" + a.kind + "'");
+    if (a.kind == "lora" && a.rank < 1) fail("--lora-rank", "must be >= 1");
+    if (!(a.dropout >= 0 && a.dropout < 1)) fail("--lora-dropout", "must be in [0, 1)");
+    if (r.model_dir.empty()) fail("--model", "is required");
+  }
+  if (o.command == "distill") {
+    const ObjectiveOptions& b = o.objective;
+    if (b.kv_normalization != "query-heads" && b.kv_normalization != "kv-heads")
+      fail("--kv-normalization", "expected query-heads or kv-heads, got '" + b.kv_normalization + "'");
+    if (!(b.temperature > 0)) fail("--temperature", "must be > 0");
+    if (b.logits_kl_last < 1) fail("--logits-kl-last", "must be >= 1");
+    const bool any_relation = b.relation_q || b.relation_k || b.relation_v;
+    if (!any_relation && b.logits_kl_weight == 0 && b.lm_weight == 0)
+      fail("--relations", "no loss term left: give relations or a logits/LM weight");
+  }
+}
+
+}  // namespace linearard::train

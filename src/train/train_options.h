@@ -1,0 +1,76 @@
+// Plain option structs of the trainers (distill, cpt, pretrain). The CLI fills them from flags or a
+// JSON config; to_json() prints them back and is stored with every checkpoint.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace linearard::train {
+
+// Defaults are the reference ARD run (shared/reference/paper.md §1.3, §6.10).
+struct OptimOptions {
+  int64_t steps = 144;
+  double lr = 2e-5;
+  int64_t warmup_steps = 4;   // linear warm-up; step 0 runs at lr 0
+  double min_lr_ratio = 0.9;  // cosine ends at lr * min_lr_ratio
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // torch AdamW defaults
+  double weight_decay = 0.01;
+  int64_t grad_accum = 2;
+  double clip_norm = 5.0;  // <= 0 disables clipping
+};
+
+// What the student trains on top of the frozen base weights.
+struct AdapterOptions {
+  std::string kind = "lora";  // lora (q/k/v LoRA), full (trainable q/k/v deltas), none
+  int64_t rank = 1024;        // reference r = 1024, alpha = 2048, dropout 0.05 (§1.3)
+  double alpha = 2048;
+  double dropout = 0.05;
+};
+
+struct ObjectiveOptions {
+  std::vector<int64_t> layers;  // empty = all layers
+  bool relation_q = true, relation_k = true, relation_v = true;
+  double weight_q = 1.0, weight_k = 1.0, weight_v = 1.0;
+  // query-heads: every relation's row-KL sum / (valid tokens x H) -- the reference (§1.2), which
+  // down-weights K/K and V/V by Hk/H on GQA models. kv-heads: K/K and V/V divide by Hk instead.
+  std::string kv_normalization = "query-heads";
+  double logits_kl_weight = 0.0;  // KL(teacher || student) of the logits, reference weight 0
+  int64_t logits_kl_last = 512;   // on the last k positions (reference logits_to_keep = 512)
+  double temperature = 1.0;       // logits only; no T^2 factor (reference)
+  double lm_weight = 0.0;         // next-token cross-entropy of the student
+};
+
+struct RunOptions {
+  std::string model_dir;              // distill, cpt: the base checkpoint
+  std::string rope_scaling;           // the student's RoPE (JSON or a file); empty = checkpoint's
+  std::vector<std::string> data;      // token files (see data_source.h)
+  std::string out_dir;
+  int64_t batch_size = 1;
+  int64_t context = 4096;  // T
+  uint64_t seed = 0;
+  bool shuffle = true;     // block order: seeded permutation per epoch, else file order
+  int64_t checkpoint_every = 64;
+  int64_t keep_checkpoints = 2;
+  std::string resume;      // "", "latest" or a checkpoint directory
+  std::string dtype;       // "" = bf16 on CUDA, fp32 on CPU
+  std::string device = "auto";
+  bool activation_checkpointing = true;
+  int64_t lm_chunk_tokens = 0;  // rows per chunk of the LM loss, 0 = about 256 MiB of logits
+};
+
+struct TrainOptions {
+  std::string command;  // distill, cpt or pretrain
+  RunOptions run;
+  OptimOptions optim;
+  AdapterOptions adapter;
+  ObjectiveOptions objective;
+  nlohmann::json architecture;  // pretrain: the config.json it builds
+};
+
+nlohmann::json to_json(const TrainOptions& o);
+
+// Checks ranges and enumerations; the messages name the flag.
+void validate(const TrainOptions& o);
+
+}  // namespace linearard::train
