@@ -3,11 +3,13 @@
 # run the GPU tests, then `linearard bench relation-kl`. Logs go to $OUT (the device tool's return
 # folder) or ./out. Run from the repo root on the GPU machine:
 #   scripts/gpu_relation_kl.sh [test|bench|all] [extra bench flags...]
-# Prebuilt mode (saves the device build minutes): if out/rkl-bin/ holds `linearard` and
-# `test_relation_kl_cuda` (built here with -DLINEARARD_CUDA=ON against the same torch 2.11 cu130;
-# carry "out/rkl-bin"), they run against the GPU machine's torch libraries. Otherwise: configure
-# build-gpu-rkl/ (carry ".device-deps") and build with ninja -j16; the folder is reused while the
-# machine stays warm.
+# Prebuilt mode (saves the device build minutes): if $RKL_BIN (default out/rkl-bin/) holds
+# `linearard` and `test_relation_kl_cuda` (built on the dev machine with -DLINEARARD_CUDA=ON against
+# the same torch 2.11 cu130; carry that folder), they run against the GPU machine's torch
+# libraries. The `linearard` there may be a bench-only link (main, command, bench,
+# bench_relation_kl objects + the relation-KL libraries), which needs no other CLI file to build.
+# Otherwise: configure build-gpu-rkl/ (carry ".device-deps") and build with ninja -j16; the folder
+# is reused while the machine stays warm.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -17,8 +19,9 @@ py="$(command -v python3)"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"
 
 start=$(date +%s)
-if [ -x out/rkl-bin/linearard ] && [ -x out/rkl-bin/test_relation_kl_cuda ]; then
-  bin=out/rkl-bin; test_bin=out/rkl-bin/test_relation_kl_cuda
+prebuilt="${RKL_BIN:-out/rkl-bin}"
+if [ -x "$prebuilt/linearard" ] && [ -x "$prebuilt/test_relation_kl_cuda" ]; then
+  bin="$prebuilt"; test_bin="$prebuilt/test_relation_kl_cuda"
   torch_lib="$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
   export LD_LIBRARY_PATH="$torch_lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
   echo "prebuilt binaries from $bin, torch libs from $torch_lib"
@@ -50,7 +53,8 @@ if [ "$what" = test ] || [ "$what" = all ]; then
   grep "^\[  FAILED" "$out/test.log" | head -30
 fi
 if { [ "$what" = bench ] || [ "$what" = all ]; } && [ -x "$bin/linearard" ]; then
-  "$bin/linearard" bench relation-kl --csv "$out/bench.csv" "$@" > "$out/bench.log" 2>&1 || rc=1
-  grep -v "^D=" "$out/bench.log"
+  tag="$(basename "$bin")${LINEARARD_RKL_FWD_WARPS:+-fwdw$LINEARARD_RKL_FWD_WARPS}"
+  "$bin/linearard" bench relation-kl --csv "$out/bench-$tag.csv" "$@" > "$out/bench-$tag.log" 2>&1 || rc=1
+  echo "== bench $tag $*"; grep -v "^D=" "$out/bench-$tag.log"
 fi
 exit $rc

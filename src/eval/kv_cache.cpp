@@ -1,5 +1,7 @@
 #include "eval/kv_cache.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <cmath>
 #include <optional>
 

@@ -1,5 +1,7 @@
 #include "eval/multiple_choice.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>

@@ -1,5 +1,7 @@
 #include "eval/token_nll.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 
 #include "common/error.h"

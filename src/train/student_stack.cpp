@@ -106,7 +106,7 @@ struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
     // One entry per forward argument: stack, layer, capture, need_output, h, cos, sin, mask, params.
     variable_list result = {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), grads[0], at::Tensor(),
                             at::Tensor()};
-    if (mask) result.push_back(at::Tensor());
+    result.push_back(at::Tensor());  // mask (an entry even when absent)
     const int64_t n_params = ctx->saved_data["n_params"].toInt();
     for (int64_t i = 0; i < n_params; ++i) result.push_back(grads[size_t(1 + i)]);
     return result;

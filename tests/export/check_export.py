@@ -8,9 +8,10 @@ Called by test_export.cpp; exits 1 with a message on the first mismatch.
       Both must give E's logits to 1e-5 relative (max |a - b| / max |b|). Also checks the PEFT
       config, that the merged weights differ from the base only in q/k/v, and that the base's
       other files were copied verbatim.
-  check_export.py config --config C.json --expected X.json
-      AutoConfig reads C (a student config) as X says: X = {"rope_parameters": {...},
-      "max_position_embeddings": N}; checks the v4 rope_scaling mirror says the same as rope_parameters.
+  check_export.py config C1.json X1.json [C2.json X2.json ...]
+      AutoConfig reads each student config C as X says: X = {"rope_parameters": {...},
+      "max_position_embeddings": N}. transformers 5.x reads the v4 rope_scaling mirror first when it
+      is present, so this also checks that the mirror says the same as rope_parameters.
 """
 import argparse
 import glob
@@ -131,22 +132,29 @@ def run_logits(args):
         check_merged(args, tokens, expected, peft_logits)
 
 
-def run_config(args):
-    with open(args.expected) as f:
+def check_config(config_path, expected_path):
+    with open(expected_path) as f:
         want = json.load(f)
-    config = transformers.AutoConfig.from_pretrained(args.config)
+    config = transformers.AutoConfig.from_pretrained(config_path)
     got = dict(config.rope_parameters)
     for key, value in want["rope_parameters"].items():
         g = got.get(key)
         same = (math.isclose(g, value, rel_tol=1e-12) if isinstance(value, float) and isinstance(g, (int, float))
                 else g == value)
         if not same:
-            die(f"{args.config}: rope_parameters[{key!r}] = {g!r}, expected {value!r} (all: {got})")
+            die(f"{config_path}: rope_parameters[{key!r}] = {g!r}, expected {value!r} (all: {got})")
     if config.max_position_embeddings != want["max_position_embeddings"]:
-        die(f"{args.config}: max_position_embeddings {config.max_position_embeddings}, "
+        die(f"{config_path}: max_position_embeddings {config.max_position_embeddings}, "
             f"expected {want['max_position_embeddings']}")
-    print(f"config {os.path.basename(args.config)}: rope_parameters {got}, "
+    print(f"config {os.path.basename(config_path)}: rope_parameters {got}, "
           f"max_position_embeddings {config.max_position_embeddings}")
+
+
+def run_config(args):
+    if not args.pairs or len(args.pairs) % 2:
+        die("config mode takes pairs CONFIG.json EXPECTED.json")
+    for i in range(0, len(args.pairs), 2):
+        check_config(args.pairs[i], args.pairs[i + 1])
 
 
 def main():
@@ -159,11 +167,11 @@ def main():
     lg.add_argument("--merged")
     lg.add_argument("--expect-sharded", action="store_true")
     cf = sub.add_parser("config")
-    cf.add_argument("--config", required=True)
-    cf.add_argument("--expected", required=True)
+    cf.add_argument("pairs", nargs="+")
     args = p.parse_args()
     torch.manual_seed(0)
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     run_logits(args) if args.mode == "logits" else run_config(args)
     print("check_export: OK")
 

@@ -201,6 +201,7 @@ TEST_F(Export, StudentConfigsReadBackByTransformers) {
       {"llama3", R"({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                     "original_max_position_embeddings": 32})", 256},
   };
+  std::string pairs;
   for (const auto& c : cases) {
     const auto rope = model::parse_rope_override(c.rope_json, config_, "test");
     const auto j = io::student_config_json(config_, rope);
@@ -213,9 +214,47 @@ TEST_F(Export, StudentConfigsReadBackByTransformers) {
     std::ofstream(path(c.name + "_expected.json")) << want.dump();
     // Our parser reads it back to the same RoPE.
     EXPECT_EQ(model::parse_model_config(j.dump(), c.name).rope.to_json(), rope.to_json()) << c.name;
-    auto py = python_check("config --config " + path(c.name + ".json") + " --expected " +
-                           path(c.name + "_expected.json"));
-    EXPECT_EQ(py.exit_code, 0) << c.name << ": " << py.output;
+    pairs += " " + path(c.name + ".json") + " " + path(c.name + "_expected.json");
+  }
+  auto py = python_check("config" + pairs);  // one Python start for all cases
+  EXPECT_EQ(py.exit_code, 0) << py.output;
+  std::printf("%s", py.output.c_str());
+}
+
+TEST_F(Export, Bf16BaseStaysBf16) {
+  // A bf16 copy of the base: the merge must happen in float32 and round once to bf16.
+  io::CheckpointWeights src(base_dir());
+  std::vector<std::pair<std::string, at::Tensor>> bf16;
+  for (const auto& name : src.names()) bf16.emplace_back(name, src.get(name).to(at::kBFloat16));
+  fs::create_directories(path("base16"));
+  io::save_tensors(path("base16/model.safetensors"), bf16);
+  auto cfg = config_.raw;
+  cfg["dtype"] = "bfloat16";
+  std::ofstream(path("base16/config.json")) << cfg.dump(2);
+
+  const auto adapter = random_adapter(config_, "lora");
+  io::ExportRequest req;
+  req.out_dir = path("merged16");
+  req.base_model_dir = path("base16");
+  io::write_merged_checkpoint(req, adapter, linear_rope(4.0));
+  io::CheckpointWeights merged(path("merged16"));
+  ASSERT_EQ(merged.names(), src.names());
+  for (const auto& [name, w] : bf16) {
+    const at::Tensor m = merged.get(name);
+    ASSERT_EQ(m.scalar_type(), at::kBFloat16) << name;
+    if (name.find("self_attn.o_proj") != std::string::npos || name.find("self_attn") == std::string::npos) {
+      EXPECT_TRUE(at::equal(m, w)) << name << " changed";
+      continue;
+    }
+    // Independent float64 reference: W + B A alpha/r, then one bf16 rounding (relative 2^-9).
+    const std::string layer = name.substr(0, name.find(".self_attn.")).substr(std::string("model.layers.").size());
+    const std::string module = name.substr(name.find(".self_attn.") + 11, 6);
+    const auto& A = adapter.tensors.at(io::lora_key(std::stoll(layer), module, 'A'));
+    const auto& B = adapter.tensors.at(io::lora_key(std::stoll(layer), module, 'B'));
+    const at::Tensor ref = w.to(at::kDouble) + at::matmul(B.to(at::kDouble), A.to(at::kDouble)) * 2.0;
+    const double worst = ((m.to(at::kDouble) - ref).abs() / ref.abs().clamp_min(1e-3)).max().item<double>();
+    EXPECT_LE(worst, std::ldexp(1.0, -8)) << name;
+    EXPECT_FALSE(at::equal(m, w)) << name << " unchanged";
   }
 }
 

@@ -138,8 +138,8 @@ struct Workspace {
   std::vector<acc_t> s, t;      // (kRowBlock, kKeyTile) unscaled student / teacher logits
   std::vector<acc_t> pack;      // packed B panel of the largest tile product
   std::vector<acc_t> m_s, m_t;  // (kRowBlock) running maxima of the scaled logits
-  std::vector<acc_t> l_s, l_t;  // (kRowBlock) sum exp(logit - running max)
-  std::vector<acc_t> a;         // (kRowBlock) KL accumulator, see row_block_statistics
+  std::vector<double> l_s, l_t;  // (kRowBlock) sum exp(logit - running max)
+  std::vector<double> a;         // (kRowBlock) KL accumulator, see row_block_statistics
   int64_t bn = 0;               // width of the current tiles (row stride of s and t)
 
   explicit Workspace(const Problem<acc_t>& p)
@@ -169,15 +169,20 @@ struct Workspace {
 // cancelling two LSEs of size |s| ~ 80 in float32. When a maximum grows by dm_s, dm_t:
 //   A <- exp(-dm_t) (A - (dm_t - dm_s) l_t).
 // Rows that are padded or see no valid key end with l_t = 0.
+//
+// The sums l_s, l_t and A are float64 even for float32 logits: next to the exps they cost
+// nothing, and float32 running sums of terms of size ~|t - s| made the float32 KL error up to
+// 2.9x that of the materialised float32 implementation (whose vectorised ATen reductions sum in
+// many lanes) on the D = 128 cases of the tests, failing the 2x rule.
 template <typename acc_t, bool with_kl>
 void row_block_statistics(const Problem<acc_t>& p, int64_t b, int64_t h, int64_t i0, int64_t bm,
                           Workspace<acc_t>& w) {
   const acc_t neg_inf = -std::numeric_limits<acc_t>::infinity();
   std::fill(w.m_s.begin(), w.m_s.end(), neg_inf);
   std::fill(w.m_t.begin(), w.m_t.end(), neg_inf);
-  std::fill(w.l_s.begin(), w.l_s.end(), acc_t(0));
-  std::fill(w.l_t.begin(), w.l_t.end(), acc_t(0));
-  std::fill(w.a.begin(), w.a.end(), acc_t(0));
+  std::fill(w.l_s.begin(), w.l_s.end(), 0.0);
+  std::fill(w.l_t.begin(), w.l_t.end(), 0.0);
+  std::fill(w.a.begin(), w.a.end(), 0.0);
   const int64_t j_end = p.key_end(i0 + bm);
   for (int64_t j0 = 0; j0 < j_end; j0 += kKeyTile) {
     const int64_t bn = std::min(kKeyTile, j_end - j0);
@@ -197,15 +202,13 @@ void row_block_statistics(const Problem<acc_t>& p, int64_t b, int64_t h, int64_t
       if (mt_tile == neg_inf) continue;  // no valid key of this row in this tile
       const acc_t ms_new = std::max(w.m_s[r], ms_tile), mt_new = std::max(w.m_t[r], mt_tile);
       if (w.l_t[r] > 0) {  // rescale the running sums to the new maxima
-        const acc_t dms = ms_new - w.m_s[r], dmt = mt_new - w.m_t[r];
-        const acc_t alpha_t = std::exp(-dmt);
+        const double dms = double(ms_new) - w.m_s[r], dmt = double(mt_new) - w.m_t[r];
+        const double alpha_t = std::exp(-dmt);
         if (with_kl) w.a[r] = alpha_t * (w.a[r] - (dmt - dms) * w.l_t[r]);
         w.l_s[r] *= std::exp(-dms);
         w.l_t[r] *= alpha_t;
       }
-      // Tile-local partial sums, added once: blocked summation keeps the float32 rounding
-      // error at O((kKeyTile + T / kKeyTile) eps) instead of O(T eps).
-      acc_t sum_s = 0, sum_t = 0, sum_a = 0;
+      double sum_s = 0, sum_t = 0, sum_a = 0;
       for (int64_t c = 0; c < c_end; ++c) {
         if (!p.valid(b, j0 + c)) continue;
         const acc_t ds = p.scale_s * s_row[c] - ms_new;  // <= 0
@@ -213,7 +216,7 @@ void row_block_statistics(const Problem<acc_t>& p, int64_t b, int64_t h, int64_t
         const acc_t et = std::exp(dt);
         sum_s += std::exp(ds);
         sum_t += et;
-        if (with_kl) sum_a += et * (dt - ds);
+        if (with_kl) sum_a += double(et) * double(dt - ds);
       }
       w.m_s[r] = ms_new, w.m_t[r] = mt_new;
       w.l_s[r] += sum_s, w.l_t[r] += sum_t;
@@ -236,9 +239,10 @@ void forward_impl(const Problem<acc_t>& p, acc_t* kl, acc_t* lse_s, acc_t* lse_t
       const int64_t out0 = (b * p.H + h) * p.T + i0;  // offset of row i0 in (B, H, T)
       for (int64_t r = 0; r < bm; ++r) {
         if (w.l_t[r] > 0) {
-          kl[out0 + r] = w.a[r] / w.l_t[r] - std::log(w.l_t[r]) + std::log(w.l_s[r]);
-          lse_s[out0 + r] = w.m_s[r] + std::log(w.l_s[r]);
-          lse_t[out0 + r] = w.m_t[r] + std::log(w.l_t[r]);
+          kl[out0 + r] = static_cast<acc_t>(w.a[r] / w.l_t[r] - std::log(w.l_t[r]) +
+                                            std::log(w.l_s[r]));
+          lse_s[out0 + r] = static_cast<acc_t>(w.m_s[r] + std::log(w.l_s[r]));
+          lse_t[out0 + r] = static_cast<acc_t>(w.m_t[r] + std::log(w.l_t[r]));
         } else {  // padded row, or a row without any valid key
           kl[out0 + r] = 0;
           lse_s[out0 + r] = neg_inf;
@@ -285,8 +289,8 @@ void backward_impl(const Problem<acc_t>& p, const acc_t* grad, acc_t* d_xq, acc_
           for (int64_t r = 0; r < bm; ++r) {
             // A row without keys (l_t = 0), or with zero upstream gradient, contributes nothing.
             if (w.l_t[r] > 0 && grad[row0 + r] != 0) {
-              log_l_s[r] = std::log(w.l_s[r]);
-              log_l_t[r] = std::log(w.l_t[r]);
+              log_l_s[r] = static_cast<acc_t>(std::log(w.l_s[r]));
+              log_l_t[r] = static_cast<acc_t>(std::log(w.l_t[r]));
               any_live = true;
             } else {
               w.l_t[r] = 0;

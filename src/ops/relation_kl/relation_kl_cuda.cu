@@ -9,6 +9,7 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -176,7 +177,31 @@ at::Tensor relation_kl_self_backward_cuda(const at::Tensor& grad_kl, const at::T
   RelationKLParams p = make_params(in, options);
   at::Tensor g, ls, lt;
   set_stats(p, grad_kl, stats, g, ls, lt);
-  return backward_launch(in, p, RelationKLBwdMode::kSelf, x.size(1), x.scalar_type());
+  if (in.path != Path::kTensorCore)
+    return backward_launch(in, p, RelationKLBwdMode::kSelf, x.size(1), x.scalar_type());
+  // Tensor cores: one logit recompute per score element, both gradient terms added into an int64
+  // fixed-point accumulator (order-independent, so deterministic; relation_kl_bwd_self_kernel.cuh).
+  // At 8 bytes per dX element it would be 2x the inputs (x and y in 16-bit), so (b, h) run in
+  // chunks whose accumulator is at most the inputs' size: extra memory stays <= 1.5x the inputs.
+  const int64_t B = x.size(0), H = x.size(1), T = x.size(2), Ds = x.size(3), BH = B * H;
+  auto out = at::empty({B, H, T, Ds}, in.xq.options());
+  if (out.numel() == 0) return out;
+  const int64_t input_bytes = static_cast<int64_t>(in.xq.nbytes() + in.yq.nbytes());
+  const int64_t chunk = std::clamp<int64_t>(input_bytes / (T * Ds * 8), 1, BH);
+  auto accum = at::empty({chunk, T, Ds}, in.xq.options().dtype(at::kLong));  // (chunk, T, Ds)
+  auto quantum = at::empty({BH, 2}, in.xq.options().dtype(at::kFloat));       // (B H, 2)
+  p.mode = RelationKLBwdMode::kSelf;
+  p.d_out = out.data_ptr();
+  p.accum = accum.data_ptr<int64_t>();
+  p.quantum = quantum.data_ptr<float>();
+  for (int64_t c0 = 0; c0 < BH; c0 += chunk) {
+    const int64_t n = std::min(chunk, BH - c0);
+    accum.narrow(0, 0, n).zero_();
+    p.bh0 = static_cast<int>(c0);
+    p.n_bh = static_cast<int>(n);
+    launch(in, p, /*backward=*/true);
+  }
+  return out;
 }
 
 }  // namespace linearard::ops

@@ -8,18 +8,20 @@
 
 namespace linearard::ops::rkl {
 
-template <typename Elem, int DS, int DT>
+// WARPS warps of 16 query rows each: kBlockM = 16 WARPS rows share every streamed key tile.
+template <typename Elem, int DS, int DT, int WARPS>
 struct FwdSmem {
   static constexpr int kPS = pitch_of(DS), kPT = pitch_of(DT);
   static constexpr int kBytes =
-      (kBlockM * (kPS + kPT) + 2 * kBlockN * (kPS + kPT)) * static_cast<int>(sizeof(Elem)) +
+      (16 * WARPS * (kPS + kPT) + 2 * kBlockN * (kPS + kPT)) * static_cast<int>(sizeof(Elem)) +
       2 * kBlockN;
 };
 
-// grid (B * H, ceil(T / kBlockM)), kThreads threads, FwdSmem::kBytes dynamic shared memory.
-template <typename Elem, int DS, int DT>
-__global__ void __launch_bounds__(kThreads) relation_kl_fwd_kernel(const __grid_constant__ RelationKLParams p) {
-  using S = FwdSmem<Elem, DS, DT>;
+// grid (B * H, ceil(T / (16 WARPS))), 32 WARPS threads, FwdSmem::kBytes dynamic shared memory.
+template <typename Elem, int DS, int DT, int WARPS>
+__global__ void __launch_bounds__(32 * WARPS) relation_kl_fwd_kernel(const __grid_constant__ RelationKLParams p) {
+  constexpr int kBlockM = 16 * WARPS, kThreads = 32 * WARPS;
+  using S = FwdSmem<Elem, DS, DT, WARPS>;
   constexpr int PS = S::kPS, PT = S::kPT;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Elem* sXq = reinterpret_cast<Elem*>(smem_raw);  // (kBlockM, PS)

@@ -3,7 +3,12 @@
 // operand instead of one instantiation per head dim keeps the build to 4 per element type and
 // direction; 80 and 96 run the 128 instantiation with the unused k-steps skipped.
 #pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+
 #include "ops/relation_kl/relation_kl_bwd_kernel.cuh"
+#include "ops/relation_kl/relation_kl_bwd_self_kernel.cuh"
 #include "ops/relation_kl/relation_kl_fwd_kernel.cuh"
 #include "ops/relation_kl/relation_kl_launch.h"
 #include "ops/relation_kl/relation_kl_simt_kernel.cuh"
@@ -12,12 +17,41 @@ namespace linearard::ops::rkl {
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
+// Self backward, one (b, h) chunk: quantum (first chunk only), fixed-point accumulation, finalize.
+template <typename Elem, int DS, int DT>
+cudaError_t launch_tc_self_bwd(const RelationKLParams& p, cudaStream_t stream) {
+  if (p.bh0 == 0) relation_kl_self_quantum_kernel<Elem><<<p.B * p.H, kQuantumThreads, 0, stream>>>(p);
+  constexpr int smem = BwdSelfSmem<Elem, DS, DT>::kBytes;
+  auto kernel = relation_kl_bwd_self_kernel<Elem, DS, DT>;
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  kernel<<<dim3(p.n_bh, ceil_div(p.T, kSelfKeys)), kSelfThreads, smem, stream>>>(p);
+  const int64_t pairs = static_cast<int64_t>(p.n_bh) * p.T * p.Ds / 2;
+  const int fin_blocks = static_cast<int>(std::min<int64_t>((pairs + 255) / 256, 132 * 16));
+  relation_kl_self_finalize_kernel<Elem><<<fin_blocks, 256, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
 template <typename Elem, int DS, int DT>
 cudaError_t launch_tc(const RelationKLParams& p, bool backward, cudaStream_t stream) {
+  if (backward && p.mode == RelationKLBwdMode::kSelf) return launch_tc_self_bwd<Elem, DS, DT>(p, stream);
   const int blocks = ceil_div(p.T, kBlockM);
   if (!backward) {
-    constexpr int smem = FwdSmem<Elem, DS, DT>::kBytes;
-    auto kernel = relation_kl_fwd_kernel<Elem, DS, DT>;
+    // Experiment switch (docs/perf.md): LINEARARD_RKL_FWD_WARPS=8 runs 128-row CTAs.
+    static const bool wide = [] {
+      const char* v = std::getenv("LINEARARD_RKL_FWD_WARPS");
+      return v != nullptr && std::atoi(v) == 8;
+    }();
+    if (wide) {
+      constexpr int smem = FwdSmem<Elem, DS, DT, 8>::kBytes;
+      auto kernel = relation_kl_fwd_kernel<Elem, DS, DT, 8>;
+      cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      if (e != cudaSuccess) return e;
+      kernel<<<dim3(p.B * p.H, ceil_div(p.T, 128)), 256, smem, stream>>>(p);
+      return cudaGetLastError();
+    }
+    constexpr int smem = FwdSmem<Elem, DS, DT, kWarps>::kBytes;
+    auto kernel = relation_kl_fwd_kernel<Elem, DS, DT, kWarps>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (e != cudaSuccess) return e;
     kernel<<<dim3(p.B * p.H, blocks), kThreads, smem, stream>>>(p);

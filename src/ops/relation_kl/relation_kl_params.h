@@ -30,6 +30,12 @@ struct RelationKLParams {
   const float* grad_kl = nullptr;  // (B, H, T) dL/dKL_i
   void* d_out = nullptr;           // kRows: (B, H, T, Ds); kColumns: (B, Hk, T, Ds); kSelf: (B, H, T, Ds)
   RelationKLBwdMode mode = RelationKLBwdMode::kRows;
+  // Tensor-core kSelf only (relation_kl_bwd_self_kernel.cuh): the launch covers the flattened
+  // (b, h) in [bh0, bh0 + n_bh); accum is that chunk's zeroed fixed-point dX, quantum the per-(b, h)
+  // (1 / q, q) pairs, filled when bh0 == 0.
+  int64_t* accum = nullptr;  // (n_bh, T, Ds)
+  float* quantum = nullptr;  // (B * H, 2)
+  int bh0 = 0, n_bh = 0;
 
   int B = 0, H = 0, Hk = 0, Hkt = 0, T = 0, Ds = 0, Dt = 0;
   float scale_s = 1.f, scale_t = 1.f;            // logit scales (natural units)

@@ -25,17 +25,20 @@ constexpr int kThreads = kWarps * 32;
 // 8 different 16-byte bank groups (a 128- or 256-byte row pitch would put them in one).
 constexpr int pitch_of(int d_max) { return d_max + 8; }
 
+// The head-dim loops below come in two versions: FULL (D == D_MAX, the common case) has no
+// run-time bound in the unrolled loop, so the compiler can hoist the next k-step's ldmatrix over
+// the current mma (a run-time `if` per k-step made it wait on shared memory at every step).
 // acc (16 x kBlockN fp32, C fragments) = A (the warp's 16 rows at sA) * O^T (kBlockN rows at sO),
 // contracted over the first D (<= D_MAX, multiple of 16) columns.
-template <typename Elem, int D_MAX>
-__device__ __forceinline__ void warp_logits(float (&acc)[kBlockN / 8][4], const Elem* sA,
-                                            const Elem* sO, int D, int lane) {
+template <typename Elem, int D_MAX, bool FULL>
+__device__ __forceinline__ void warp_logits_impl(float (&acc)[kBlockN / 8][4], const Elem* sA,
+                                                 const Elem* sO, int D, int lane) {
   constexpr int P = pitch_of(D_MAX);
 #pragma unroll
   for (int nt = 0; nt < kBlockN / 8; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
 #pragma unroll
   for (int kk = 0; kk < D_MAX / 16; ++kk) {
-    if (kk * 16 < D) {
+    if (FULL || kk * 16 < D) {
       uint32_t a[4];
       ldmatrix_x4(a, smem_addr(sA + (lane & 15) * P + kk * 16 + (lane >> 4) * 8));
 #pragma unroll
@@ -49,12 +52,20 @@ __device__ __forceinline__ void warp_logits(float (&acc)[kBlockN / 8][4], const 
     }
   }
 }
+template <typename Elem, int D_MAX>
+__device__ __forceinline__ void warp_logits(float (&acc)[kBlockN / 8][4], const Elem* sA,
+                                            const Elem* sO, int D, int lane) {
+  if (D == D_MAX)
+    warp_logits_impl<Elem, D_MAX, true>(acc, sA, sO, D, lane);
+  else
+    warp_logits_impl<Elem, D_MAX, false>(acc, sA, sO, D, lane);
+}
 
 // acc (16 x D_MAX fp32) += G (16 x kBlockN, fp32 C fragments, cast to Elem) * O (kBlockN rows at sO).
-template <typename Elem, int D_MAX>
-__device__ __forceinline__ void warp_grad_gemm(float (&acc)[D_MAX / 8][4],
-                                               const float (&g)[kBlockN / 8][4], const Elem* sO,
-                                               int D, int lane) {
+template <typename Elem, int D_MAX, bool FULL>
+__device__ __forceinline__ void warp_grad_gemm_impl(float (&acc)[D_MAX / 8][4],
+                                                    const float (&g)[kBlockN / 8][4],
+                                                    const Elem* sO, int D, int lane) {
   constexpr int P = pitch_of(D_MAX);
 #pragma unroll
   for (int ks = 0; ks < kBlockN / 16; ++ks) {
@@ -64,7 +75,7 @@ __device__ __forceinline__ void warp_grad_gemm(float (&acc)[D_MAX / 8][4],
                            MmaType<Elem>::pack(g[2 * ks + 1][2], g[2 * ks + 1][3])};
 #pragma unroll
     for (int dp = 0; dp < D_MAX / 16; ++dp) {
-      if (dp * 16 < D) {
+      if (FULL || dp * 16 < D) {
         uint32_t b[4];
         ldmatrix_x4_trans(b, smem_addr(sO + (ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * P +
                                        dp * 16 + (lane >> 4) * 8));
@@ -73,6 +84,15 @@ __device__ __forceinline__ void warp_grad_gemm(float (&acc)[D_MAX / 8][4],
       }
     }
   }
+}
+template <typename Elem, int D_MAX>
+__device__ __forceinline__ void warp_grad_gemm(float (&acc)[D_MAX / 8][4],
+                                               const float (&g)[kBlockN / 8][4], const Elem* sO,
+                                               int D, int lane) {
+  if (D == D_MAX)
+    warp_grad_gemm_impl<Elem, D_MAX, true>(acc, g, sO, D, lane);
+  else
+    warp_grad_gemm_impl<Elem, D_MAX, false>(acc, g, sO, D, lane);
 }
 
 // exp2 in the statistics' precision: float -> ex2.approx (--use_fast_math), double -> accurate.

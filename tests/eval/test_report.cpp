@@ -1,0 +1,149 @@
+// The restoration report: the recovery formula, and an end-to-end `linearard report` on the
+// fixture models whose report.json is parsed back here and every derived number recomputed from
+// the raw per-model results (recovery on NLL for perplexity, on acc / acc_norm for multiple
+// choice, teacher/restored ratios, the short/long split, the mean); `--from-json` redraws the same
+// report.md.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "eval/report.h"
+#include "eval_test_util.h"
+#include "test_env.h"
+
+namespace {
+
+using namespace linearard;
+using nlohmann::json;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(Report, RecoveryFormula) {
+  EXPECT_DOUBLE_EQ(*eval::recovery(0.6, 0.4, 0.5), 0.5);    // accuracy: halfway back
+  EXPECT_DOUBLE_EQ(*eval::recovery(2.0, 3.0, 2.2), 0.8);    // NLL (lower is better): same formula
+  EXPECT_DOUBLE_EQ(*eval::recovery(2.0, 3.0, 1.9), 1.1);    // better than the teacher
+  EXPECT_DOUBLE_EQ(*eval::recovery(0.6, 0.4, 0.3), -0.5);   // worse than the scaled model
+  EXPECT_FALSE(eval::recovery(0.5, 0.5, 0.7).has_value());  // no gap to recover
+}
+
+const json& find_model_result(const json& list, const std::string& key, const json& value) {
+  for (const auto& r : list)
+    if (r[key] == value) return r;
+  throw std::runtime_error("no result with " + key + " = " + value.dump());
+}
+
+TEST(Report, EndToEndNumbersRecomputeFromJson) {
+  SKIP_WITHOUT_TOKENIZER();
+  const std::string d = eval_test::dir();
+  const std::string out = ::testing::TempDir() + "/eval_report";
+  std::filesystem::remove_all(out);
+  const std::string cmd = test_env::linearard_bin() + " report --teacher " + d + "/model --scaled '{\"rope_type\": " +
+                          "\"linear\", \"factor\": 2.0}' --restored " + d + "/restored --tasks ppl,passkey,mc --text " +
+                          d + "/text.txt --contexts 32,64,128 --stride 16 --lengths 96,160 --depths 0,1 --trials 2 " +
+                          "--mc qa=" + d + "/mc.jsonl --batch-size 3 --out " + out;
+  const auto r = test_env::run_command(cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("Restoration report"), std::string::npos);
+  const json report = eval_test::read_json(out + "/report.json");
+  ASSERT_EQ(report["format"], "linearard-report");
+  const int64_t native = report["native_context"];
+  EXPECT_EQ(native, 64);  // the teacher's max_position_embeddings
+  const json& models = report["models"];
+  const char* roles[] = {"teacher", "scaled", "restored"};
+  EXPECT_EQ(models["scaled"]["model"]["rope"]["rope_type"], "linear");
+  EXPECT_EQ(models["teacher"]["model"]["rope"]["rope_type"], "default");
+
+  double sum = 0;
+  int n = 0, ppl_rows = 0, mc_rows = 0;
+  for (const auto& row : report["short_text"]) {
+    double v[3];
+    if (row["kind"] == "perplexity") {
+      ++ppl_rows;
+      const int64_t T = row["context"];
+      EXPECT_LE(T, native);
+      double ppl[3];
+      for (int i = 0; i < 3; ++i) {
+        const json& x = find_model_result(models[roles[i]]["ppl"]["results"], "context", T);
+        v[i] = x["nll"];
+        ppl[i] = x["perplexity"];
+        EXPECT_DOUBLE_EQ(row[roles[i]].get<double>(), ppl[i]);
+        EXPECT_NEAR(std::exp(v[i]), ppl[i], 1e-9 * ppl[i]);
+      }
+      EXPECT_NEAR(row["relative_to_teacher"].get<double>(), ppl[0] / ppl[2], 1e-12);
+    } else {
+      ++mc_rows;
+      const std::string field = row["field"];
+      for (int i = 0; i < 3; ++i) v[i] = find_model_result(models[roles[i]]["mc"], "task", row["task"])[field];
+      if (v[0] > 0) EXPECT_NEAR(row["relative_to_teacher"].get<double>(), v[2] / v[0], 1e-12);
+    }
+    if (std::abs(v[0] - v[1]) > 1e-12) {
+      const double expected = (v[2] - v[1]) / (v[0] - v[1]);
+      EXPECT_NEAR(row["recovery"].get<double>(), expected, 1e-12) << row["metric"];
+      sum += expected;
+      ++n;
+    } else {
+      EXPECT_TRUE(row["recovery"].is_null()) << row["metric"];
+    }
+  }
+  EXPECT_EQ(ppl_rows, 2);  // contexts 32 and 64
+  EXPECT_EQ(mc_rows, 2);   // qa acc and acc_norm
+  ASSERT_GT(n, 0);
+  EXPECT_NEAR(report["summary"]["mean_recovery"].get<double>(), sum / n, 1e-12);
+
+  int long_ppl = 0, passkey = 0;
+  for (const auto& row : report["long_context"]) {
+    if (row["kind"] == "perplexity") {
+      ++long_ppl;
+      EXPECT_GT(row["context"].get<int64_t>(), native);
+    } else {
+      ++passkey;
+      for (const char* role : roles) {
+        const json& pk = models[role]["passkey"];
+        const auto& lengths = pk["lengths"];
+        size_t l = std::find(lengths.begin(), lengths.end(), row["length"]) - lengths.begin();
+        double mean = 0;
+        for (double a : pk["accuracy"][l]) mean += a / pk["depths"].size();
+        EXPECT_NEAR(row[role].get<double>(), mean, 1e-12);
+      }
+    }
+  }
+  EXPECT_EQ(long_ppl, 1);  // context 128
+  EXPECT_EQ(passkey, 2);
+  // The scaled RoPE was really applied: the teacher and the scaled model differ at 128 tokens.
+  EXPECT_NE(find_model_result(models["teacher"]["ppl"]["results"], "context", 128)["nll"],
+            find_model_result(models["scaled"]["ppl"]["results"], "context", 128)["nll"]);
+
+  const std::string md = slurp(out + "/report.md");
+  EXPECT_NE(md.find("| ppl@32 (lower is better) |"), std::string::npos) << md;
+  for (const char* svg : {"/ppl_by_length.svg", "/passkey.svg"}) {
+    const std::string s = slurp(out + svg);
+    EXPECT_EQ(s.rfind("<svg", 0), 0u) << svg;
+    EXPECT_NE(s.find("</svg>"), std::string::npos) << svg;
+    EXPECT_NE(s.find("restored"), std::string::npos) << svg;
+  }
+  for (const char* role : roles) EXPECT_TRUE(std::filesystem::exists(out + "/results_" + role + ".json"));
+
+  // --from-json redraws the same markdown and charts.
+  const std::string redo = out + "_redo";
+  const auto r2 = test_env::run_command(test_env::linearard_bin() + " report --from-json " + out +
+                                        "/report.json --out " + redo);
+  ASSERT_EQ(r2.exit_code, 0) << r2.output;
+  EXPECT_EQ(slurp(redo + "/report.md"), md);
+  EXPECT_EQ(slurp(redo + "/ppl_by_length.svg"), slurp(out + "/ppl_by_length.svg"));
+  EXPECT_EQ(eval_test::read_json(redo + "/report.json"), report);
+}
+
+TEST(Report, MissingModelIsAnError) {
+  const json models = {{"teacher", json::object()}, {"scaled", json::object()}};
+  EXPECT_THROW(eval::build_report(models, 64), std::exception);
+}
+
+}  // namespace
