@@ -20,7 +20,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 
 start=$(date +%s)
 prebuilt="${RKL_BIN:-out/rkl-bin}"
-if [ -x "$prebuilt/linearard" ] && [ -x "$prebuilt/test_relation_kl_cuda" ]; then
+if [ -x "$prebuilt/linearard" ] && { [ -x "$prebuilt/test_relation_kl_cuda" ] || [ "$what" = bench ]; }; then
   bin="$prebuilt"; test_bin="$prebuilt/test_relation_kl_cuda"
   torch_lib="$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
   export LD_LIBRARY_PATH="$torch_lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"

@@ -40,11 +40,16 @@ cli::CommandRegistration cpt_command(
       auto o = std::make_shared<train::TrainOptions>();
       o->command = "cpt";
       o->run.context = 32768;  // long blocks: the scaled window of LLaMA-2 x8 (paper.md §1.1)
-      cli::add_config_flag(sub);
+      auto config_path = std::make_shared<std::string>();
+      cli::add_config_flag(sub, *config_path);
       cli::add_run_flags(sub, *o, /*needs_model=*/true);
       cli::add_optim_flags(sub, o->optim);
       cli::add_adapter_flags(sub, o->adapter);
-      sub.callback([o] { run_cpt(*o); });
+      CLI::App* app = &sub;
+      sub.callback([o, config_path, app] {
+        cli::apply_config(*app, *config_path);
+        run_cpt(*o);
+      });
     });
 
 }  // namespace

@@ -52,12 +52,17 @@ cli::CommandRegistration distill_command(
     [](CLI::App& sub) {
       auto flags = std::make_shared<DistillFlags>();
       flags->options.command = "distill";
-      cli::add_config_flag(sub);
+      auto config_path = std::make_shared<std::string>();
+      cli::add_config_flag(sub, *config_path);
       cli::add_run_flags(sub, flags->options, /*needs_model=*/true);
       cli::add_optim_flags(sub, flags->options.optim);
       cli::add_adapter_flags(sub, flags->options.adapter);
       cli::add_objective_flags(sub, flags->options.objective, flags->layers, flags->relations);
-      sub.callback([flags] { run_distill(*flags); });
+      CLI::App* app = &sub;
+      sub.callback([flags, config_path, app] {
+        cli::apply_config(*app, *config_path);
+        run_distill(*flags);
+      });
     });
 
 }  // namespace

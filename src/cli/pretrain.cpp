@@ -69,7 +69,8 @@ cli::CommandRegistration pretrain_command(
       // Small-model defaults (GPT-style recipes): not from the paper.
       o.run.context = 1024;
       o.optim = {1000, 3e-4, 100, 0.1, 0.9, 0.95, 1e-8, 0.1, 1, 1.0};
-      cli::add_config_flag(sub);
+      auto config_path = std::make_shared<std::string>();
+      cli::add_config_flag(sub, *config_path);
       cli::add_run_flags(sub, o, /*needs_model=*/false);
       cli::add_optim_flags(sub, o.optim);
       sub.add_option("--arch-config", f->arch_config, "HF config.json giving the architecture");
@@ -81,7 +82,11 @@ cli::CommandRegistration pretrain_command(
       sub.add_option("--vocab-size", f->vocab, "vocabulary size V")->capture_default_str();
       sub.add_option("--max-positions", f->max_positions, "max_position_embeddings")->capture_default_str();
       sub.add_option("--rope-theta", f->rope_theta, "RoPE base")->capture_default_str();
-      sub.callback([f] { run_pretrain(*f); });
+      CLI::App* app = &sub;
+      sub.callback([f, config_path, app] {
+        cli::apply_config(*app, *config_path);
+        run_pretrain(*f);
+      });
     });
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "cli/train_flags.h"
 
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -9,49 +10,53 @@
 namespace linearard::cli {
 namespace {
 
-// CLI11 config reader for a flat JSON object.
-class JsonConfig : public CLI::Config {
- public:
-  std::string to_config(const CLI::App* app, bool default_also, bool, std::string) const override {
-    nlohmann::json j = nlohmann::json::object();
-    for (const CLI::Option* opt : app->get_options()) {
-      if (opt->get_lnames().empty() || !opt->get_configurable()) continue;
-      if (opt->count() > 0 || default_also) j[opt->get_lnames()[0]] = opt->as<std::string>();
-    }
-    return j.dump(1);
+// The values of a JSON config, flattened to the strings CLI11 options parse.
+std::vector<std::pair<std::string, std::vector<std::string>>> read_json_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("--config", "cannot open " + path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, std::string("invalid JSON: ") + e.what());
   }
-  std::vector<CLI::ConfigItem> from_config(std::istream& in) const override {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      fail("--config", std::string("invalid JSON: ") + e.what());
+  if (!j.is_object()) fail(path, "expected a JSON object of option names to values");
+  auto text = [](const nlohmann::json& v) {
+    return v.is_string() ? v.get<std::string>() : v.is_boolean() ? (v.get<bool>() ? "true" : "false") : v.dump();
+  };
+  std::vector<std::pair<std::string, std::vector<std::string>>> items;
+  for (const auto& [key, value] : j.items()) {
+    std::vector<std::string> inputs;
+    if (value.is_array()) {
+      for (const auto& v : value) inputs.push_back(text(v));
+    } else {
+      inputs.push_back(text(value));  // an object (e.g. rope-scaling) stays JSON text
     }
-    if (!j.is_object()) fail("--config", "expected a JSON object of option names to values");
-    std::vector<CLI::ConfigItem> items;
-    auto text = [](const nlohmann::json& v) {
-      return v.is_string() ? v.get<std::string>() : v.is_boolean() ? (v.get<bool>() ? "true" : "false") : v.dump();
-    };
-    for (const auto& [key, value] : j.items()) {
-      CLI::ConfigItem item;
-      item.name = key;
-      if (value.is_array()) {
-        for (const auto& v : value) item.inputs.push_back(text(v));
-      } else {
-        item.inputs.push_back(text(value));
-      }
-      items.push_back(std::move(item));
-    }
-    return items;
+    items.emplace_back(key, std::move(inputs));
   }
-};
+  return items;
+}
 
 }  // namespace
 
-void add_config_flag(CLI::App& sub) {
-  sub.config_formatter(std::make_shared<JsonConfig>());
-  sub.set_config("--config", "", "JSON file with any of these options (keys = flag names without --)");
-  sub.allow_config_extras(CLI::config_extras_mode::error);
+void add_config_flag(CLI::App& sub, std::string& config_path) {
+  sub.add_option("--config", config_path, "JSON file with any of these options (keys = flag names without --)");
+}
+
+void apply_config(CLI::App& sub, const std::string& config_path) {
+  if (config_path.empty()) return;
+  for (const auto& [key, inputs] : read_json_config(config_path)) {
+    CLI::Option* opt = nullptr;
+    try {
+      opt = sub.get_option("--" + key);
+    } catch (const CLI::OptionNotFound&) {
+      fail(config_path, "unknown option '" + key + "'");
+    }
+    if (key == "config") fail(config_path, "a config file cannot name another config file");
+    if (opt->count() > 0) continue;  // the command line wins
+    opt->add_result(inputs);
+    opt->run_callback();
+  }
 }
 
 void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model) {

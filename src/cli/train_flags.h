@@ -10,9 +10,11 @@
 
 namespace linearard::cli {
 
-// --config FILE (JSON object; a nested object, e.g. "rope-scaling", is passed as its JSON text).
-// Unknown keys are an error.
-void add_config_flag(CLI::App& sub);
+// --config FILE: a JSON object whose keys are flag names without the dashes; a nested object (e.g.
+// "rope-scaling") is passed as its JSON text. Flags given on the command line win; unknown keys are
+// an error. apply_config() runs at the start of the subcommand's callback.
+void add_config_flag(CLI::App& sub, std::string& config_path);
+void apply_config(CLI::App& sub, const std::string& config_path);
 void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model);
 void add_optim_flags(CLI::App& sub, train::OptimOptions& o);
 void add_adapter_flags(CLI::App& sub, train::AdapterOptions& o);

@@ -231,11 +231,12 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   c.pad_token_id = optional_token_id(j, "pad_token_id", path);
 
   const double top_theta = optional_number(j, "rope_theta", path).value_or(10000.0);
+  // transformers 5.x: `rope_scaling or rope_parameters`, so a non-empty v4 rope_scaling wins.
   json rope_dict = json::object();
-  if (auto rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null()) {
-    rope_dict = *rp;
-  } else if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) {
+  if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null() && !rs->empty()) {
     rope_dict = *rs;
+  } else if (auto rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null()) {
+    rope_dict = *rp;
   }
   if (auto p = optional_number(j, "partial_rotary_factor", path); p && *p != 1.0)
     fail(path, "partial_rotary_factor != 1 is not supported for LLaMA-family models");

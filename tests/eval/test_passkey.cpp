@@ -40,7 +40,7 @@ TEST(Passkey, PromptsAreDeterministicAndFillTheLength) {
   SKIP_WITHOUT_TOKENIZER();
   const auto tok = eval::load_eval_tokenizer(eval_test::dir() + "/model");
   eval::PasskeyParams p;
-  p.lengths = {100, 300};
+  p.lengths = {150, 400};
   p.depths = {0.0, 0.5, 1.0};
   p.trials = 2;
   p.seed = 11;
@@ -74,7 +74,7 @@ TEST(Passkey, EvaluationIsReproducible) {
   const auto tok = eval::load_eval_tokenizer(eval_test::dir() + "/model");
   eval_test::Loaded m("model");
   eval::PasskeyParams p;
-  p.lengths = {96, 160};
+  p.lengths = {150, 200};
   p.depths = {0.0, 1.0};
   p.trials = 2;
   const auto prompts = eval::make_passkey_prompts(*tok, p);

@@ -47,7 +47,7 @@ TEST(Report, EndToEndNumbersRecomputeFromJson) {
   std::filesystem::remove_all(out);
   const std::string cmd = test_env::linearard_bin() + " report --teacher " + d + "/model --scaled '{\"rope_type\": " +
                           "\"linear\", \"factor\": 2.0}' --restored " + d + "/restored --tasks ppl,passkey,mc --text " +
-                          d + "/text.txt --contexts 32,64,128 --stride 16 --lengths 96,160 --depths 0,1 --trials 2 " +
+                          d + "/text.txt --contexts 32,64,128 --stride 16 --lengths 150,200 --depths 0,1 --trials 2 " +
                           "--mc qa=" + d + "/mc.jsonl --batch-size 3 --out " + out;
   const auto r = test_env::run_command(cmd);
   ASSERT_EQ(r.exit_code, 0) << r.output;

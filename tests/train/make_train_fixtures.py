@@ -28,9 +28,14 @@ def make_model(name, overrides, seed):
     fields = dict(BASE, **overrides)
     config = transformers.LlamaConfig(**fields)
     model = transformers.LlamaForCausalLM(config).float().eval()
-    with torch.no_grad():  # larger than the default init so that every layer matters
-        for p in model.parameters():
-            p.normal_(0.0, 0.08)
+    with torch.no_grad():
+        # Linear weights larger than the default init and norm weights near 1, so that relation
+        # logits are O(1): the KLs are then well above float32 rounding.
+        for pname, p in model.named_parameters():
+            if "norm" in pname:
+                p.normal_(1.0, 0.1)
+            else:
+                p.normal_(0.0, 0.1)
     model.save_pretrained(os.path.join(OUT, name), safe_serialization=True)
 
 

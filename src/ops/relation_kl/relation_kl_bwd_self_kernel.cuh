@@ -36,14 +36,15 @@ struct BwdSelfSmem {
   static constexpr int kElemBytes = (kSelfKeys * (kPS + kPT) + 2 * kSelfQueries * (kPS + kPT) +
                                      kSelfKeys * kSelfPitchG) *
                                     static_cast<int>(sizeof(Elem));
-  // + per streamed query row: lse_s, lse_t (log2 units), g scale_s (fp32); 2 stages
-  static constexpr int kBytes = kElemBytes + 2 * kSelfQueries * 3 * 4;
+  // + per streamed query row: (lse_s, lse_t in log2 units, g scale_s, 0) fp32; 2 stages
+  static constexpr int kBytes = kElemBytes + 2 * kSelfQueries * 16;
 };
 
 // Adds v (fp32) to a fixed-point accumulator element; the result is unused, so this is a RED.
+// (No skip of zeros: the branch per element cost more than the few zero atomics near the diagonal.)
 __device__ __forceinline__ void red_fixed(int64_t* dst, float v, float inv_q) {
   const long long i = __float2ll_rn(v * inv_q);
-  if (i != 0) atomicAdd(reinterpret_cast<unsigned long long*>(dst), static_cast<unsigned long long>(i));
+  atomicAdd(reinterpret_cast<unsigned long long*>(dst), static_cast<unsigned long long>(i));
 }
 
 // racc (16 queries x DS/2 dims, C fragments) = G (16 queries at q0 x kSelfKeys keys; stored
@@ -87,9 +88,7 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
   Elem* sXo = sYa + kSelfKeys * PT;                 // (2, kSelfQueries, PS) streamed queries
   Elem* sYo = sXo + 2 * kSelfQueries * PS;          // (2, kSelfQueries, PT)
   Elem* sGt = sYo + 2 * kSelfQueries * PT;          // (kSelfKeys, kSelfPitchG) G^T of one tile
-  float* sLs = reinterpret_cast<float*>(smem_raw + S::kElemBytes);  // (2, kSelfQueries)
-  float* sLt = sLs + 2 * kSelfQueries;
-  float* sGs = sLt + 2 * kSelfQueries;
+  float4* sSt = reinterpret_cast<float4*>(smem_raw + S::kElemBytes);  // (2, kSelfQueries) row stats
 
   const int T = p.T, D = p.Ds;
   const int bh = p.bh0 + blockIdx.x;
@@ -100,9 +99,7 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
   int64_t* accum = p.accum + static_cast<int64_t>(blockIdx.x) * T * p.Ds;
   const float inv_q = p.quantum[2 * bh];
   const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
-  const float* lse_s = p.lse_s + static_cast<int64_t>(bh) * T;
-  const float* lse_t = p.lse_t + static_cast<int64_t>(bh) * T;
-  const float* gkl = p.grad_kl + static_cast<int64_t>(bh) * T;
+  const float* row_stats = p.row_stats + static_cast<int64_t>(bh) * T * 4;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, q = lane % 4;
@@ -116,8 +113,9 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
 
   load_tile_async<kSelfKeys, kSelfThreads>(sXa, PS, x, key0, T, p.Ds);
   load_tile_async<kSelfKeys, kSelfThreads>(sYa, PT, y, key0, T, p.Dt);
-  // Streamed query rows and their statistics; invalid rows (padded, no valid key, past T) get
-  // lse = +inf and g = 0, so their G is exactly 0.
+  // Streamed query rows and their statistics (p.row_stats, relation_kl_self_quantum_kernel:
+  // invalid rows have lse = +inf and g = 0, so their G is exactly 0; rows past T are zero-filled,
+  // g = 0 again), all with cp.async: a plain global load here stalled every tile.
   auto load = [&](int tile, int stage) {
     load_tile_async<kSelfQueries, kSelfThreads>(sXo + stage * kSelfQueries * PS, PS, x,
                                                 tile * kSelfQueries, T, p.Ds);
@@ -125,15 +123,8 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
                                                 tile * kSelfQueries, T, p.Dt);
     for (int j = threadIdx.x; j < kSelfQueries; j += kSelfThreads) {
       const int row = tile * kSelfQueries + j;
-      float ls = INFINITY, lt = INFINITY, gs = 0.f;
-      if (row < T && (km == nullptr || km[row] != 0) && lse_s[row] != -INFINITY) {
-        ls = lse_s[row] * kLog2e;
-        lt = lse_t[row] * kLog2e;
-        gs = gkl[row] * p.scale_s;
-      }
-      sLs[stage * kSelfQueries + j] = ls;
-      sLt[stage * kSelfQueries + j] = lt;
-      sGs[stage * kSelfQueries + j] = gs;
+      cp_async_16(sSt + stage * kSelfQueries + j, row_stats + (row < T ? static_cast<int64_t>(row) * 4 : 0),
+                  row < T ? 16 : 0);
     }
     cp_async_commit();
   };
@@ -156,8 +147,9 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
 
     // s, t: (16 keys of this warp) x (kSelfQueries queries), C fragments.
     float s[kSelfQueries / 8][4], t[kSelfQueries / 8][4];
-    warp_logits<Elem, DS>(s, sXa + warp * 16 * PS, sXo + stage * kSelfQueries * PS, p.Ds, lane);
-    warp_logits<Elem, DT>(t, sYa + warp * 16 * PT, sYo + stage * kSelfQueries * PT, p.Dt, lane);
+    warp_logits_pair<Elem, DS, DT>(s, t, sXa + warp * 16 * PS, sXo + stage * kSelfQueries * PS,
+                                   sYa + warp * 16 * PT, sYo + stage * kSelfQueries * PT, p.Ds, p.Dt,
+                                   lane);
 
     const int col0 = tile * kSelfQueries;
     // Also mask when some of the warp's keys are past T: their zero-filled rows would give finite
@@ -169,11 +161,10 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = e >> 1, j = nt * 8 + 2 * q + (e & 1);
-        const float ls = sLs[stage * kSelfQueries + j], lt = sLt[stage * kSelfQueries + j];
-        const float gs = sGs[stage * kSelfQueries + j];
-        const float ps = exp2f(fmaf(s[nt][e], sc_s, -ls));
-        const float pt = exp2f(fmaf(t[nt][e], sc_t, -lt));
-        float gij = gs * (ps - pt);
+        const float4 st = sSt[stage * kSelfQueries + j];  // (lse_s, lse_t, g scale_s, 0)
+        const float ps = exp2f(fmaf(s[nt][e], sc_s, -st.x));
+        const float pt = exp2f(fmaf(t[nt][e], sc_t, -st.y));
+        float gij = st.z * (ps - pt);
         if (masked) {
           const int key = warp_key0 + g + 8 * r, query = col0 + j;
           if (!(a_kv[r] && query < T && (!p.causal || key <= query)))
@@ -229,7 +220,8 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
   }
 }
 
-// One CTA per (b, h): bound = 4 scale_s max|x| (2 max|g| + sum|g|) covers every partial sum of
+// One CTA per (b, h): writes p.row_stats of its rows, and the fixed-point quantum from
+// bound = 4 scale_s max|x| (2 max|g| + sum|g|) covers every partial sum of
 // dX (row term <= 2 scale_s |g_i| max|x|, column term <= scale_s max|x| sum_i |g_i|, x4 for the
 // operand rounding and exp2 approximations); quantum[2 bh] = 2^(60 - E), quantum[2 bh + 1] =
 // 2^(E - 60) with bound < 2^E (E clamped to [-60, 127] so both fit in fp32).
@@ -241,10 +233,17 @@ __global__ void __launch_bounds__(kQuantumThreads) relation_kl_self_quantum_kern
   float mx = 0.f, mg = 0.f, sg = 0.f;
   const int64_t n = static_cast<int64_t>(p.T) * p.Ds;
   for (int64_t i = threadIdx.x; i < n; i += kQuantumThreads) mx = fmaxf(mx, fabsf(static_cast<float>(x[i])));
+  const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(bh / p.H) * p.T : nullptr;
+  const int64_t o = static_cast<int64_t>(bh) * p.T;
   for (int i = threadIdx.x; i < p.T; i += kQuantumThreads) {
     const float a = fabsf(gkl[i]);
     mg = fmaxf(mg, a);
     sg += a;
+    // Row statistics for the backward (invalid rows: padded or no valid key -> G = 0).
+    float4 st = make_float4(INFINITY, INFINITY, 0.f, 0.f);
+    if ((km == nullptr || km[i] != 0) && p.lse_s[o + i] != -INFINITY)
+      st = make_float4(p.lse_s[o + i] * kLog2e, p.lse_t[o + i] * kLog2e, gkl[i] * p.scale_s, 0.f);
+    reinterpret_cast<float4*>(p.row_stats)[o + i] = st;
   }
   __shared__ float red[3][kQuantumThreads / 32];
 #pragma unroll

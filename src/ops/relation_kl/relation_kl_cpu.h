@@ -3,10 +3,16 @@
 // Tensor checks: inputs are contiguous CPU tensors of one float dtype, key_mask is a contiguous
 // (B, T) bool CPU tensor or std::nullopt.
 //
-// Tiled over (row block x key tile) with an online (one-pass) softmax, so the extra memory is
-// O(B H T) for the statistics plus O(threads x tile) scratch: no T x T buffer ever exists.
-// Accumulates in float64 for float64 inputs and in float32 otherwise. Deterministic: every
-// output element is written by exactly one task, in a fixed order.
+// Tiled over (64-row block x 128-key tile) with an online (one-pass) softmax, so the extra memory
+// is O(B H T) for the statistics, O(B H T D) for upcast copies and gradient accumulators, plus
+// O(threads x tile) scratch: no T x T buffer ever exists. Logits and gradient products are
+// computed in float64 for float64 inputs and in float32 otherwise (row sums always in float64).
+// Deterministic and independent of the thread count: every output element is written by exactly
+// one task, in a fixed order, with no BLAS call whose blocking could vary.
+//
+// The backward does not read stats.lse_s / stats.lse_t: it recomputes the row statistics from
+// the very logits it differentiates (relation_kl_cpu.cpp, backward_impl, says why). The argument
+// is kept for parity with the CUDA entry points.
 #pragma once
 #include "ops/relation_kl/relation_kl.h"
 

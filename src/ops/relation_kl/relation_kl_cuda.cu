@@ -190,10 +190,12 @@ at::Tensor relation_kl_self_backward_cuda(const at::Tensor& grad_kl, const at::T
   const int64_t chunk = std::clamp<int64_t>(input_bytes / (T * Ds * 8), 1, BH);
   auto accum = at::empty({chunk, T, Ds}, in.xq.options().dtype(at::kLong));  // (chunk, T, Ds)
   auto quantum = at::empty({BH, 2}, in.xq.options().dtype(at::kFloat));       // (B H, 2)
+  auto row_stats = at::empty({BH, T, 4}, in.xq.options().dtype(at::kFloat));  // (B H, T, 4)
   p.mode = RelationKLBwdMode::kSelf;
   p.d_out = out.data_ptr();
   p.accum = accum.data_ptr<int64_t>();
   p.quantum = quantum.data_ptr<float>();
+  p.row_stats = row_stats.data_ptr<float>();
   for (int64_t c0 = 0; c0 < BH; c0 += chunk) {
     const int64_t n = std::min(chunk, BH - c0);
     accum.narrow(0, 0, n).zero_();

@@ -37,10 +37,11 @@ cudaError_t launch_tc(const RelationKLParams& p, bool backward, cudaStream_t str
   if (backward && p.mode == RelationKLBwdMode::kSelf) return launch_tc_self_bwd<Elem, DS, DT>(p, stream);
   const int blocks = ceil_div(p.T, kBlockM);
   if (!backward) {
-    // Experiment switch (docs/perf.md): LINEARARD_RKL_FWD_WARPS=8 runs 128-row CTAs.
+    // 128-row CTAs (8 warps) by default: each key tile is fetched once per 128 query rows.
+    // Experiment switch (docs/perf.md): LINEARARD_RKL_FWD_WARPS=4 runs the 64-row CTAs.
     static const bool wide = [] {
       const char* v = std::getenv("LINEARARD_RKL_FWD_WARPS");
-      return v != nullptr && std::atoi(v) == 8;
+      return v == nullptr || std::atoi(v) != 4;
     }();
     if (wide) {
       constexpr int smem = FwdSmem<Elem, DS, DT, 8>::kBytes;

@@ -31,8 +31,9 @@ struct RelationKLParams {
   void* d_out = nullptr;           // kRows: (B, H, T, Ds); kColumns: (B, Hk, T, Ds); kSelf: (B, H, T, Ds)
   RelationKLBwdMode mode = RelationKLBwdMode::kRows;
   // Tensor-core kSelf only (relation_kl_bwd_self_kernel.cuh): the launch covers the flattened
-  // (b, h) in [bh0, bh0 + n_bh); accum is that chunk's zeroed fixed-point dX, quantum the per-(b, h)
-  // (1 / q, q) pairs, filled when bh0 == 0.
+  // (b, h) in [bh0, bh0 + n_bh); accum is that chunk's zeroed fixed-point dX; quantum the per-(b, h)
+  // (1 / q, q) pairs and row_stats the per-row (lse_s log2 e, lse_t log2 e, g scale_s, 0), both
+  // filled when bh0 == 0 (16-byte rows, so the kernel fetches them with cp.async).
   int64_t* accum = nullptr;  // (n_bh, T, Ds)
   float* quantum = nullptr;  // (B * H, 2)
   int bh0 = 0, n_bh = 0;
@@ -41,6 +42,8 @@ struct RelationKLParams {
   float scale_s = 1.f, scale_t = 1.f;            // logit scales (natural units)
   float scale_s_log2 = 1.f, scale_t_log2 = 1.f;  // scale * log2(e): the kernels work with exp2
   bool causal = true;
+
+  float* row_stats = nullptr;  // (B * H, T, 4) tensor-core kSelf, see accum above
 };
 
 }  // namespace linearard::ops

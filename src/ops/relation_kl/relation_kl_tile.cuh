@@ -61,6 +61,46 @@ __device__ __forceinline__ void warp_logits(float (&acc)[kBlockN / 8][4], const 
     warp_logits_impl<Elem, D_MAX, false>(acc, sA, sO, D, lane);
 }
 
+// Both logit tiles in one k loop (s = Xa Xo^T over Ds, t = Ya Yo^T over Dt): twice the
+// independent mma accumulators between two dependent mma, so they wait less on mma latency.
+template <typename Elem, int DS, int DT, bool FULL>
+__device__ __forceinline__ void warp_logits_pair_impl(float (&s)[kBlockN / 8][4], float (&t)[kBlockN / 8][4],
+                                                      const Elem* sXa, const Elem* sXo, const Elem* sYa,
+                                                      const Elem* sYo, int Ds, int Dt, int lane) {
+  constexpr int PS = pitch_of(DS), PT = pitch_of(DT), KMAX = (DS > DT ? DS : DT) / 16;
+#pragma unroll
+  for (int nt = 0; nt < kBlockN / 8; ++nt) {
+    s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+    t[nt][0] = t[nt][1] = t[nt][2] = t[nt][3] = 0.f;
+  }
+  auto kstep = [&](float (&acc)[kBlockN / 8][4], const Elem* sA, const Elem* sO, int P, int kk) {
+    uint32_t a[4];
+    ldmatrix_x4(a, smem_addr(sA + (lane & 15) * P + kk * 16 + (lane >> 4) * 8));
+#pragma unroll
+    for (int np = 0; np < kBlockN / 16; ++np) {
+      uint32_t b[4];
+      ldmatrix_x4(b, smem_addr(sO + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * P + kk * 16 +
+                               ((lane >> 3) & 1) * 8));
+      mma16816<Elem>(acc[2 * np], a, b[0], b[1]);
+      mma16816<Elem>(acc[2 * np + 1], a, b[2], b[3]);
+    }
+  };
+#pragma unroll
+  for (int kk = 0; kk < KMAX; ++kk) {
+    if (kk < DS / 16 && (FULL || kk * 16 < Ds)) kstep(s, sXa, sXo, PS, kk);
+    if (kk < DT / 16 && (FULL || kk * 16 < Dt)) kstep(t, sYa, sYo, PT, kk);
+  }
+}
+template <typename Elem, int DS, int DT>
+__device__ __forceinline__ void warp_logits_pair(float (&s)[kBlockN / 8][4], float (&t)[kBlockN / 8][4],
+                                                 const Elem* sXa, const Elem* sXo, const Elem* sYa,
+                                                 const Elem* sYo, int Ds, int Dt, int lane) {
+  if (Ds == DS && Dt == DT)
+    warp_logits_pair_impl<Elem, DS, DT, true>(s, t, sXa, sXo, sYa, sYo, Ds, Dt, lane);
+  else
+    warp_logits_pair_impl<Elem, DS, DT, false>(s, t, sXa, sXo, sYa, sYo, Ds, Dt, lane);
+}
+
 // acc (16 x D_MAX fp32) += G (16 x kBlockN, fp32 C fragments, cast to Elem) * O (kBlockN rows at sO).
 template <typename Elem, int D_MAX, bool FULL>
 __device__ __forceinline__ void warp_grad_gemm_impl(float (&acc)[D_MAX / 8][4],
