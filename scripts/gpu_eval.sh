@@ -16,6 +16,6 @@ ninja -C build-gpu-eval -j16 linearard > "$out/eval_build.log" 2>&1 \
 bin=build-gpu-eval/linearard
 {
   echo "## $(date -u +%FT%TZ) $(cat "$out/gpu.txt")"
-  "$bin" bench eval-ppl --shape 7b --context 32768 --windows 2
+  "$bin" bench eval-ppl --shape 7b --context 32768 --windows 2 --decode 16
   "$bin" bench eval-ppl --shape 7b --context 4096 --windows 16 --batch-size 4
 } 2>&1 | tee "$out/bench_eval_ppl.txt"

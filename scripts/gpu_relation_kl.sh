@@ -3,6 +3,7 @@
 # run the GPU tests, then `linearard bench relation-kl`. Logs go to $OUT (the device tool's return
 # folder) or ./out. Run from the repo root on the GPU machine:
 #   scripts/gpu_relation_kl.sh [test|bench|all] [extra bench flags...]
+#   scripts/gpu_relation_kl.sh prebuild BUILD_DIR   (dev machine: fill out/rkl-bin, see below)
 # Prebuilt mode (saves the device build minutes): if $RKL_BIN (default out/rkl-bin/) holds
 # `linearard` and `test_relation_kl_cuda` (built on the dev machine with -DLINEARARD_CUDA=ON against
 # the same torch 2.11 cu130; carry that folder), they run against the GPU machine's torch
@@ -14,6 +15,36 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 what="${1:-all}"; shift || true
+
+# prebuild: on the dev machine, in an existing -DLINEARARD_CUDA=ON build dir, compile only the
+# objects the relation-KL test and bench need (ninja's order-only deps would build every library
+# first) and link out/rkl-bin/{test_relation_kl_cuda,linearard} by hand; the `linearard` there has
+# only the bench subcommands. Stripped, the two are ~40 MB: carry "out/rkl-bin" (limit 64 MiB).
+if [ "$what" = prebuild ]; then
+  bdir="$(cd "${1:?usage: prebuild BUILD_DIR}" && pwd)"; dst="$root/out/rkl-bin"; mkdir -p "$dst"
+  cmds="$(mktemp)"; ninja -C "$bdir" -t commands tests/ops/test_relation_kl_cuda linearard | sort -u > "$cmds"
+  C=src/ops/CMakeFiles/linearard_cuda.dir/relation_kl
+  cu="$C/relation_kl_cuda.cu.o $C/relation_kl_simt.cu.o $C/relation_kl_tc_bf16.cu.o $C/relation_kl_tc_fp16.cu.o"
+  ref=src/CMakeFiles/linearard_core.dir/ops/relation_kl/relation_kl_reference.cpp.o
+  err=src/CMakeFiles/linearard_formats.dir/common/error.cpp.o
+  tobj="tests/ops/CMakeFiles/test_relation_kl_cuda.dir/test_relation_kl_cuda.cpp.o tests/ops/CMakeFiles/test_relation_kl_cuda.dir/__/test_main.cpp.o"
+  bobj="$(printf 'src/CMakeFiles/linearard.dir/cli/%s.cpp.o ' main command bench bench_relation_kl)"
+  # One file per compile command (xargs would mangle their quotes); the PCH first, the rest 2 at a time.
+  jobs="$(mktemp -d)"; i=0
+  for o in src/CMakeFiles/linearard_core.dir/cmake_pch.hxx.gch $cu $ref $err $tobj $bobj; do
+    grep -F -- "-o $o" "$cmds" | grep -v "ar qc" | head -1 > "$jobs/$(printf %02d $i).sh"; i=$((i + 1))
+  done
+  (cd "$bdir" && bash "$jobs/00.sh" && ls "$jobs"/*.sh | tail -n +2 | xargs -P2 -n1 bash) || exit 1
+  rm -rf "$jobs"
+  bpy="$(sed -n 's/^LINEARARD_PYTHON:[A-Z]*=//p' "$bdir/CMakeCache.txt")"  # the torch the build used
+  tl="$("${bpy:-python3}" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
+  libs="$ref $err -Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state $cu \
+    -L/usr/local/cuda/targets/x86_64-linux/lib -Wl,--no-as-needed $tl/libtorch.so $tl/libtorch_cpu.so \
+    $tl/libtorch_cuda.so $tl/libc10_cuda.so $tl/libc10.so -Wl,--as-needed -lcudadevrt -lcudart_static -lrt -lpthread -ldl"
+  (cd "$bdir" && c++ -O2 $tobj -o "$dst/test_relation_kl_cuda" /usr/lib/x86_64-linux-gnu/libgtest.a $libs &&
+     c++ -O2 $bobj -o "$dst/linearard" $libs) || exit 1
+  strip -s "$dst/test_relation_kl_cuda" "$dst/linearard"; rm -f "$cmds"; ls -la "$dst"; exit 0
+fi
 out="${OUT:-$root/out}"; mkdir -p "$out"
 py="$(command -v python3)"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"

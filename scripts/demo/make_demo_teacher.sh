@@ -7,14 +7,18 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 bin="${1:-$root/build}/linearard"
 device="${2:-auto}"
-steps="${3:-3000}"
+steps="${3:-2000}"
 py="${LINEARARD_PYTHON:-$root/.venv/bin/python}"
 work="$root/out/demo-teacher-build"
-rm -rf "$work" && mkdir -p "$work"
+mkdir -p "$work"
 
 # 1. Text split by chapter (held-out evaluation text, distillation text, pre-training text) and a
 #    byte-level BPE tokenizer (vocabulary 2048) trained on the pre-training text; ids as int32.
-"$py" "$root/scripts/demo/make_demo_data.py" "$work/data" --tokenizer-dir "$work/tokenizer"
+#    (Needs the Debian `bible` program; a GPU machine without it reuses a data folder made here.)
+if [ ! -f "$work/data/pretrain.bin" ]; then
+  "$py" "$root/scripts/demo/make_demo_data.py" "$work/data" --tokenizer-dir "$work/tokenizer"
+fi
+rm -rf "$work/run"
 
 # 2. Pre-training: 4 layers, hidden 128, 4 heads of 32, 2 KV heads (GQA), FFN 384, context 128.
 "$bin" pretrain --data "$work/data/pretrain.bin" --out "$work/run" --device "$device" \

@@ -4,6 +4,7 @@
 // (T x vocab) float32 logits (4 GiB at T = 32768, V = 32000) never exist. Reports peak GPU memory
 // (total and above the weights) and scored tokens per second. Numbers go to docs/perf.md.
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 
 #include <chrono>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include "cli/command.h"
 #include "common/error.h"
 #include "eval/eval_model.h"
+#include "eval/kv_cache.h"
 #include "eval/perplexity.h"
 #include "model/model_config.h"
 #include "train/random_model.h"
@@ -28,8 +30,9 @@ namespace linearard::cli {
 namespace {
 
 struct EvalBenchOptions {
-  std::string shape = "7b", device = "cuda", dtype = "bf16";
+  std::string shape = "7b", device = "cuda", dtype = "bf16", sdpa_backend = "auto";
   int64_t context = 32768, windows = 2, batch_size = 1, warmup_context = 2048;
+  int64_t decode = 0;  // > 0: also greedy-decode this many tokens after a `context`-token prompt
   uint64_t seed = 0;
 };
 
@@ -72,8 +75,66 @@ double window_flops(const model::ModelConfig& c, int64_t T) {
   return 2.0 * T * linear + L * 2.0 * double(T) * T * Dq;
 }
 
+// Passkey-style decoding: prefill a `context`-token prompt into the KV cache, then greedy steps.
+void bench_decode(const eval::EvalModel& m, const std::vector<int32_t>& stream, const EvalBenchOptions& o) {
+  const at::Device device = m.model->device();
+  const double before = allocated(device).first;
+  reset_peak(device);
+  const std::vector<int64_t> prompt(stream.begin(), stream.begin() + o.context);
+  eval::KvCacheDecoder decoder(m, 1, o.context + o.decode);
+  auto t0 = std::chrono::steady_clock::now();
+  at::Tensor logits = decoder.extend(at::tensor(prompt, at::kLong).view({1, -1}));
+  int64_t next = logits.argmax(1).item<int64_t>();  // waits for the device
+  const double prefill = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  t0 = std::chrono::steady_clock::now();
+  std::vector<int64_t> seq = prompt;
+  at::Tensor first_step;  // logits of the first cached step, checked against a full forward below
+  for (int64_t i = 1; i < o.decode; ++i) {
+    seq.push_back(next);
+    at::Tensor step = decoder.extend(at::full({1, 1}, next, at::kLong));
+    if (i == 1) first_step = step;
+    next = step.argmax(1).item<int64_t>();
+  }
+  const double steps = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double peak = allocated(device).second;
+  if (first_step.defined()) {
+    const int64_t T = o.context + 1;
+    const auto tables = m.model->rope_tables_for(m.rope, T);
+    model::ForwardRequest request;
+    request.rope = &tables;
+    request.stop = model::ForwardStop::kHidden;
+    at::Tensor hidden = m.model->forward(at::tensor(std::vector<int64_t>(seq.begin(), seq.begin() + T), at::kLong)
+                                             .view({1, T}).to(device), request).hidden;
+    at::Tensor full = at::linear(hidden.select(1, T - 1), m.model->weights().lm_head).to(at::kFloat);  // (1, V)
+    std::printf("kv-cache step vs full forward at position %lld: max |logit diff| %.3g (max |logit| %.3g), "
+                "same argmax: %s\n", static_cast<long long>(T - 1), (first_step - full).abs().max().item<double>(),
+                full.abs().max().item<double>(), first_step.argmax(1).equal(full.argmax(1)) ? "yes" : "no");
+  }
+  std::printf("kv-cache decode: prefill %lld tokens %.2f s (%.0f tokens/s), %lld greedy steps %.1f ms each\n",
+              static_cast<long long>(o.context), prefill, o.context / prefill, static_cast<long long>(o.decode - 1),
+              o.decode > 1 ? 1e3 * steps / (o.decode - 1) : 0.0);
+  if (peak >= 0)
+    std::printf("kv-cache decode: peak allocated %.2f GiB (%.2f GiB above the weights; the cache is %.2f GiB)\n",
+                gib(peak), gib(peak - before),
+                gib(2.0 * m.model->config().num_hidden_layers * m.model->config().num_key_value_heads *
+                    m.model->config().head_dim * (o.context + o.decode) * at::elementSize(m.model->dtype())));
+}
+
+// Restricts scaled_dot_product_attention to one backend (math stays as the fallback of none).
+void select_sdpa_backend(const std::string& b) {
+  if (b == "auto") return;
+  if (b != "flash" && b != "efficient" && b != "cudnn" && b != "math")
+    fail("--sdpa-backend", "expected auto, flash, efficient, cudnn or math, got '" + b + "'");
+  auto& ctx = at::globalContext();
+  ctx.setSDPUseFlash(b == "flash");
+  ctx.setSDPUseMemEfficient(b == "efficient");
+  ctx.setSDPUseCuDNN(b == "cudnn");
+  ctx.setSDPUseMath(b == "math");
+}
+
 void run(const EvalBenchOptions& o) {
   const at::Device device = eval::parse_device(o.device, "--device");
+  select_sdpa_backend(o.sdpa_backend);
   const at::ScalarType dtype = eval::parse_dtype(o.dtype, "--dtype");
   if (o.context < 2 || o.windows < 1) fail("--context", "needs a context >= 2 and at least one window");
   const model::ModelConfig config = shape_config(o.shape);
@@ -120,6 +181,7 @@ void run(const EvalBenchOptions& o) {
                 gib(double(o.context) * o.batch_size * config.vocab_size * 4));
   else
     std::printf("peak memory: not measured on this device\n");
+  if (o.decode > 0) bench_decode(m, streams[0], o);
 }
 
 CommandRegistration eval_ppl_command(
@@ -133,6 +195,8 @@ CommandRegistration eval_ppl_command(
       sub.add_option("--device", o->device, "cuda (default) or cpu");
       sub.add_option("--dtype", o->dtype, "bf16 (default), fp16 or fp32");
       sub.add_option("--seed", o->seed, "weights and tokens seed");
+      sub.add_option("--sdpa-backend", o->sdpa_backend, "auto (default), flash, efficient, cudnn or math");
+      sub.add_option("--decode", o->decode, "also time KV-cache greedy decoding of N tokens after a context-long prompt");
       sub.callback([o] { run(*o); });
     },
     "bench");

@@ -31,6 +31,24 @@ int64_t count_tokens(const tok::Tokenizer& tok, int64_t sentences, double depth,
   return static_cast<int64_t>(encode_prompt(tok, passkey_text(sentences, depth, key)).size());
 }
 
+// The most filler sentences whose prompt fits in target_length tokens (base: tokens with none).
+// Token counts grow about linearly with the sentences: estimate from 64 of them, then bracket and
+// bisect.
+int64_t fit_filler(const tok::Tokenizer& tok, int64_t target_length, double depth, int64_t key, int64_t base) {
+  constexpr int64_t kProbe = 64;
+  const double per = std::max(1.0, (count_tokens(tok, kProbe, depth, key) - base) / double(kProbe));
+  const int64_t estimate = static_cast<int64_t>((target_length - base) / per);
+  int64_t lo = std::max<int64_t>(0, estimate - estimate / 16 - 8);  // fits
+  while (lo > 0 && count_tokens(tok, lo, depth, key) > target_length) lo /= 2;
+  int64_t hi = estimate + estimate / 16 + 8;  // does not fit
+  while (count_tokens(tok, hi, depth, key) <= target_length) hi *= 2;
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (count_tokens(tok, mid, depth, key) <= target_length ? lo : hi) = mid;
+  }
+  return lo;
+}
+
 }  // namespace
 
 std::vector<int64_t> encode_prompt(const tok::Tokenizer& tok, const std::string& text) {
@@ -56,7 +74,7 @@ int64_t passkey_key(uint64_t seed, int64_t length, int64_t depth_index, int64_t 
 }
 
 PasskeyPrompt make_passkey_prompt(const tok::Tokenizer& tok, int64_t target_length, double depth,
-                                  int64_t depth_index, int64_t trial, uint64_t seed) {
+                                  int64_t depth_index, int64_t trial, uint64_t seed, int64_t hint) {
   PasskeyPrompt p;
   p.target_length = target_length;
   p.depth = depth;
@@ -66,18 +84,12 @@ PasskeyPrompt make_passkey_prompt(const tok::Tokenizer& tok, int64_t target_leng
   if (base > target_length)
     fail("--lengths", std::to_string(target_length) + " tokens is shorter than the passkey prompt without filler (" +
                           std::to_string(base) + " tokens)");
-  // Token count grows about linearly with the sentences: estimate from 64 of them, then bracket
-  // and bisect for the largest count that fits.
-  constexpr int64_t kProbe = 64;
-  const double per = std::max(1.0, (count_tokens(tok, kProbe, depth, p.key) - base) / double(kProbe));
-  const int64_t estimate = static_cast<int64_t>((target_length - base) / per);
-  int64_t lo = std::max<int64_t>(0, estimate - estimate / 16 - 8);  // fits
-  while (lo > 0 && count_tokens(tok, lo, depth, p.key) > target_length) lo /= 2;
-  int64_t hi = estimate + estimate / 16 + 8;  // does not fit
-  while (count_tokens(tok, hi, depth, p.key) <= target_length) hi *= 2;
-  while (hi - lo > 1) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    (count_tokens(tok, mid, depth, p.key) <= target_length ? lo : hi) = mid;
+  int64_t lo = 0;
+  if (hint >= 0 && count_tokens(tok, hint, depth, p.key) <= target_length &&
+      count_tokens(tok, hint + 1, depth, p.key) > target_length) {
+    lo = hint;  // the other trials' keys usually take as many tokens
+  } else {
+    lo = fit_filler(tok, target_length, depth, p.key, base);
   }
   p.filler_sentences = lo;
   const std::string text = passkey_text(lo, depth, p.key);
@@ -96,7 +108,8 @@ std::vector<PasskeyPrompt> make_passkey_prompts(const tok::Tokenizer& tok, const
   for (int64_t length : p.lengths)
     for (size_t d = 0; d < p.depths.size(); ++d)
       for (int64_t t = 0; t < p.trials; ++t)
-        prompts.push_back(make_passkey_prompt(tok, length, p.depths[d], static_cast<int64_t>(d), t, p.seed));
+        prompts.push_back(make_passkey_prompt(tok, length, p.depths[d], static_cast<int64_t>(d), t, p.seed,
+                                              t > 0 ? prompts.back().filler_sentences : -1));
   return prompts;
 }
 

@@ -42,9 +42,10 @@ struct PasskeyPrompt {
   std::vector<int64_t> answer;  // the key's tokens as they follow the prompt: enc(prompt + " " + key) tail
 };
 
-// The longest prompt (most filler sentences) that fits in target_length tokens.
+// The longest prompt (most filler sentences) that fits in target_length tokens. `hint`, when >= 0,
+// is a filler count to try first (another trial's): it is kept only if it is exactly the longest.
 PasskeyPrompt make_passkey_prompt(const tok::Tokenizer& tok, int64_t target_length, double depth,
-                                  int64_t depth_index, int64_t trial, uint64_t seed);
+                                  int64_t depth_index, int64_t trial, uint64_t seed, int64_t hint = -1);
 
 struct PasskeyParams {
   std::vector<int64_t> lengths;  // target prompt lengths in tokens

@@ -20,10 +20,10 @@ std::string num(double v) {
   return buf;
 }
 
-std::string label(double v) {  // 3 significant digits, no exponent for the usual ranges
+std::string label(double v) {  // 4 significant digits, no exponent for the usual ranges
   char buf[32];
   if (v >= 1000) std::snprintf(buf, sizeof buf, "%.0f", v);
-  else std::snprintf(buf, sizeof buf, "%.3g", v);
+  else std::snprintf(buf, sizeof buf, "%.4g", v);
   return buf;
 }
 
@@ -66,7 +66,8 @@ std::string accuracy_color(double a) {
   return buf;
 }
 
-// Tick values for a log axis over [lo, hi]: 1-2-5 steps per decade, thinned to at most ~8.
+// Tick values for a log axis over [lo, hi]: 1-2-5 steps per decade, thinned to at most ~8; when
+// the range is too narrow for three of those, evenly spaced round values (step 1, 2 or 5 x 10^k).
 std::vector<double> log_ticks(double lo, double hi) {
   std::vector<double> ticks;
   for (int e = static_cast<int>(std::floor(std::log10(lo))); e <= static_cast<int>(std::ceil(std::log10(hi))); ++e)
@@ -79,7 +80,16 @@ std::vector<double> log_ticks(double lo, double hi) {
     for (size_t i = 0; i < ticks.size(); i += 2) thinned.push_back(ticks[i]);
     ticks = thinned;
   }
-  if (ticks.size() < 2) ticks = {lo, hi};
+  if (ticks.size() >= 3) return ticks;
+  const double raw = (hi - lo) / 4, decade = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = decade;
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (m * decade >= raw) {
+      step = m * decade;
+      break;
+    }
+  ticks.clear();
+  for (double v = std::ceil(lo / step) * step; v <= hi * (1 + 1e-9); v += step) ticks.push_back(v);
   return ticks;
 }
 

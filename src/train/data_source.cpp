@@ -1,12 +1,19 @@
 #include "train/data_source.h"
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
 
 #include "common/error.h"
+#include "data/shard.h"
+#ifdef LINEARARD_WITH_TOKENIZER
+#include "data/corpus_reader.h"
+#include "tokenizer/tokenizer.h"
+#endif
 
 namespace linearard::train {
 namespace {
@@ -60,6 +67,74 @@ class InMemoryBlocks : public TokenBlockSource {
   std::vector<std::pair<int64_t, int64_t>> blocks_;
 };
 
+bool is_shard(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[sizeof(data::kShardMagic)] = {};
+  return in.read(magic, sizeof(magic)) && std::memcmp(magic, data::kShardMagic, sizeof(magic)) == 0;
+}
+
+bool is_text(const std::string& path) {
+  return ends_with(path, ".txt") || ends_with(path, ".md") || ends_with(path, ".jsonl");
+}
+
+// Documents of memory-mapped token shards; blocks are (shard, first token) pairs, nothing copied.
+class ShardBlocks : public TokenBlockSource {
+ public:
+  ShardBlocks(std::vector<data::Shard> shards, int64_t T) : shards_(std::move(shards)), T_(T) {
+    for (size_t s = 0; s < shards_.size(); ++s)
+      for (uint64_t d = 0; d < shards_[s].documents(); ++d) {
+        const auto [begin, end] = shards_[s].document(d);
+        for (uint64_t off = begin; off + T <= end; off += T) blocks_.push_back({s, off});
+      }
+  }
+  int64_t num_blocks() const override { return int64_t(blocks_.size()); }
+  int64_t block_length() const override { return T_; }
+  std::vector<int32_t> block(int64_t index) const override {
+    const auto [s, off] = blocks_.at(size_t(index));
+    std::vector<int32_t> ids(T_);
+    shards_[s].read(off, T_, ids.data());
+    return ids;
+  }
+  std::string describe() const override {
+    uint64_t docs = 0;
+    for (const auto& s : shards_) docs += s.documents();
+    return std::to_string(shards_.size()) + " token shards: " + std::to_string(docs) + " documents, " +
+           std::to_string(blocks_.size()) + " blocks of " + std::to_string(T_) + " tokens";
+  }
+
+ private:
+  std::vector<data::Shard> shards_;
+  int64_t T_;
+  std::vector<std::pair<size_t, uint64_t>> blocks_;
+};
+
+// Shard files of a folder made by `linearard tokenize` (sorted: the writer numbers them).
+std::vector<std::string> shards_in_folder(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.is_regular_file() && is_shard(e.path().string())) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::vector<int32_t>> encode_text(const std::vector<std::string>& paths, const std::string& tokenizer_dir) {
+#ifdef LINEARARD_WITH_TOKENIZER
+  if (tokenizer_dir.empty()) fail(paths[0], "text input needs a tokenizer (the model directory)");
+  const auto tokenizer = tok::load_tokenizer(tokenizer_dir);
+  data::CorpusReader reader(paths, data::CorpusOptions{});
+  std::vector<std::vector<int32_t>> docs;
+  data::Document doc;
+  while (reader.next(doc)) {
+    auto ids = tokenizer->encode(doc.text, /*add_special=*/true);
+    if (!tokenizer->adds_eos() && tokenizer->eos_id() >= 0) ids.push_back(tokenizer->eos_id());
+    docs.push_back(std::move(ids));
+  }
+  return docs;
+#else
+  fail(paths[0], "text input needs the tokenizer, which this build lacks (PCRE2/SentencePiece not found)");
+#endif
+}
+
 // splitmix64 (Steele et al. 2014): a portable generator, so the order does not depend on the
 // standard library's std::shuffle.
 uint64_t splitmix64(uint64_t& state) {
@@ -71,9 +146,39 @@ uint64_t splitmix64(uint64_t& state) {
 
 }  // namespace
 
-std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string>& paths, int64_t T) {
+std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string>& paths, int64_t T,
+                                                   const std::string& tokenizer_dir) {
+  if (paths.empty()) fail("--data", "no training data given");
+  // Token shards (files or folders of them) stream from their mappings.
+  std::vector<std::string> shard_paths;
+  bool all_shards = true;
+  for (const auto& path : paths) {
+    if (std::filesystem::is_directory(path)) {
+      auto found = shards_in_folder(path);
+      if (found.empty()) { all_shards = false; break; }
+      shard_paths.insert(shard_paths.end(), found.begin(), found.end());
+    } else if (is_shard(path)) {
+      shard_paths.push_back(path);
+    } else {
+      all_shards = false;
+      break;
+    }
+  }
+  if (all_shards) {
+    std::vector<data::Shard> shards;
+    for (const auto& p : shard_paths) shards.push_back(data::Shard::open(p));
+    auto source = std::make_unique<ShardBlocks>(std::move(shards), T);
+    if (source->num_blocks() == 0)
+      fail(paths[0], "no document has " + std::to_string(T) + " tokens (--context)");
+    return source;
+  }
   std::vector<std::vector<int32_t>> docs;
   for (const auto& path : paths) {
+    if (std::filesystem::is_directory(path) || is_text(path)) {
+      for (auto& d : encode_text({path}, tokenizer_dir)) docs.push_back(std::move(d));
+      continue;
+    }
+    if (is_shard(path)) fail(path, "token shards cannot be mixed with other data files");
     const std::string bytes = read_all(path);
     if (ends_with(path, ".bin")) {
       if (bytes.size() % 4 != 0) fail(path, "size is not a multiple of 4 bytes (int32 token ids)");
@@ -99,7 +204,7 @@ std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string
         docs.push_back(json_ids(j, path));
       }
     } else {
-      fail(path, "unknown token file type (expected .bin of int32 ids or .json)");
+      fail(path, "unknown data file type (expected token shards, .txt/.md/.jsonl text, .bin int32 ids or .json)");
     }
   }
   std::string what = paths.size() == 1 ? paths[0] : std::to_string(paths.size()) + " files";

@@ -1,12 +1,14 @@
 // Training data as fixed-length token blocks, and their deterministic order.
 //
-// Until src/data's token shards and packed-block reader are wired in, the trainers read minimal
-// token files (open_token_files):
-//   *.bin   little-endian int32 token ids, one document
-//   *.json  a JSON list of ids (one document) or a list of lists (one document each)
+// The trainers read (open_token_files):
+//   token shards     files written by `linearard tokenize` (magic LARDTOKS), or a folder holding
+//                    them; memory-mapped, one document per shard document
+//   text             *.txt, *.md, *.jsonl (field "text") or folders of them, encoded with the model's
+//                    tokenizer (tokenizer_dir), each file / JSON line one document
+//   *.bin            little-endian int32 token ids, one document
+//   *.json           a JSON list of ids (one document) or a list of lists (one document each)
 // Each document is cut into non-overlapping blocks of T tokens and its tail is dropped, with no
 // packing across documents -- the reference's PG19 blocking (shared/reference/paper.md §1.3).
-// Swapping in the shard reader means another TokenBlockSource; BlockSampler stays.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -27,8 +29,10 @@ class TokenBlockSource {
   virtual std::string describe() const = 0;  // one line for the run log
 };
 
-// Reads the token files above, blocks of `T` tokens. Errors name the file.
-std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string>& paths, int64_t T);
+// Reads the inputs above, blocks of `T` tokens. Text needs `tokenizer_dir` (the model directory).
+// Errors name the file.
+std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string>& paths, int64_t T,
+                                                   const std::string& tokenizer_dir = "");
 
 // The order in which blocks are consumed: epoch e visits every block once, in a permutation seeded
 // by (seed, e) when shuffling, else in source order. The whole state is `position` (blocks consumed

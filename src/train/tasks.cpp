@@ -1,5 +1,7 @@
 #include "train/tasks.h"
 
+#include "io/export.h"
+
 #include <ATen/core/grad_mode.h>
 
 #include <chrono>
@@ -31,6 +33,25 @@ nlohmann::json adapter_json(const TrainOptions& o) {
   }
   return j;
 }
+
+// adapter.json next to trainable.safetensors, so `linearard export --checkpoint DIR` reads the
+// trainer's own file (format: src/io/export.h).
+void write_adapter_manifest(const std::string& dir, const TrainOptions& options, const NamedTensors& tensors,
+                            const model::RopeParams& student_rope) {
+  io::TrainedAdapter adapter;
+  adapter.kind = options.adapter.kind == "lora" ? "lora" : "qkv_delta";
+  if (adapter.kind == "lora") {
+    adapter.rank = options.adapter.rank;
+    adapter.alpha = options.adapter.alpha;
+    adapter.dropout = options.adapter.dropout;
+  }
+  for (const auto& [name, t] : tensors) adapter.tensors[name] = t;
+  // An absolute base path, so the checkpoint can be exported from any working directory.
+  const std::string base = std::filesystem::absolute(options.run.model_dir).lexically_normal().string();
+  const auto j = io::adapter_checkpoint_json(adapter, base, student_rope, "trainable.safetensors");
+  io::write_file_atomic(dir + "/adapter.json", j.dump(1) + "\n");
+}
+
 
 }  // namespace
 
@@ -122,6 +143,7 @@ nlohmann::json DistillTask::describe() const {
 
 void DistillTask::write_final(const std::string& dir, const nlohmann::json& state) const {
   write_checkpoint(dir, {adapter_->named_parameters(), {}, state});
+  write_adapter_manifest(dir, options_, adapter_->named_parameters(), student_rope_);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -172,6 +194,7 @@ nlohmann::json LmTask::describe() const {
 void LmTask::write_final(const std::string& dir, const nlohmann::json& state) const {
   if (adapter_) {
     write_checkpoint(dir, {adapter_->named_parameters(), {}, state});
+    write_adapter_manifest(dir, options_, adapter_->named_parameters(), rope_);
     return;
   }
   // Pretraining: a HF checkpoint directory (config.json + model.safetensors) plus train_state.json.

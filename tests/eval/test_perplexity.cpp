@@ -129,6 +129,29 @@ TEST(PerplexityCli, ZeroHeadTextGivesVocabularySize) {
   }
 }
 
+TEST(PerplexityCli, TokenShardsGiveTheSameAsText) {
+  // `linearard tokenize` shards of text.txt against the same text through --text, packed (EOS
+  // separators included) and per document.
+  SKIP_WITHOUT_TOKENIZER();
+  const std::string d = eval_test::dir(), tmp = ::testing::TempDir() + "/eval_shards";
+  std::filesystem::remove_all(tmp);
+  const std::string bin = test_env::linearard_bin();
+  auto r = test_env::run_command(bin + " tokenize --quiet --tokenizer " + d + "/model --input " + d +
+                                 "/text.txt --out " + tmp);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const std::string mode : {"", " --per-document"}) {
+    const std::string common = " eval --model " + d + "/model --task ppl --contexts 40 --stride 10" + mode;
+    r = test_env::run_command(bin + common + " --tokens " + tmp + " --json " + tmp + "/a.json");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    r = test_env::run_command(bin + common + " --text " + d + "/text.txt --json " + tmp + "/b.json");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto a = eval_test::read_json(tmp + "/a.json")["ppl"], b = eval_test::read_json(tmp + "/b.json")["ppl"];
+    EXPECT_EQ(a["stream_tokens"], b["stream_tokens"]) << mode;
+    EXPECT_EQ(a["results"][0]["tokens"], b["results"][0]["tokens"]) << mode;
+    EXPECT_DOUBLE_EQ(a["results"][0]["nll"].get<double>(), b["results"][0]["nll"].get<double>()) << mode;
+  }
+}
+
 TEST(PerplexityCli, BadArgumentsFailWithOneLine) {
   const std::string bin = test_env::linearard_bin() + " eval --model " + eval_test::dir() + "/model ";
   const std::pair<std::string, std::string> cases[] = {

@@ -7,7 +7,8 @@
 //                key head's GQA group (the logit tile is computed transposed): acc_j += sum_i G_ij xq_i
 // kRows runs the row pass, kColumns the column pass, kSelf (xq = xk) both into one accumulator, so
 // dX = scale_s (G + G^T) X is written once. Every output row is written by exactly one CTA in a
-// fixed order: two runs are bitwise equal.
+// fixed order: two runs are bitwise equal. (The launcher sends kSelf to the one-recompute kernel
+// of relation_kl_bwd_self_kernel.cuh instead, docs/perf.md; kSelf here is unused on that path.)
 #pragma once
 #include "ops/relation_kl/relation_kl_tile.cuh"
 

@@ -9,13 +9,15 @@
 //   row term     dX_i  += G X_j     a (kSelfQueries x D) partial per tile, G passing through
 //                                   shared memory as bf16/fp16 (the same rounding as the column
 //                                   GEMM's operand)
-// Both terms go into one (n_bh, T, Ds) int64 fixed-point accumulator with integer atomics: integer
-// addition is associative, so the sum is bitwise independent of the order in which CTAs arrive
-// (fp32 atomics are not, which is why FA2's dQ is nondeterministic). The quantum is a power of two
-// per (b, h), 2^-60 of a bound on every partial sum (relation_kl_self_quantum_kernel), so nothing
-// overflows and each contribution is rounded 2^-35 or finer relative to the bound; a finalize
-// kernel scales the sums back into the output dtype. The caller zeroes the accumulator and runs
-// (b, h) in chunks so that it stays within 1x the inputs' memory.
+// Both terms go into one (n_bh, T, Ds) int64 fixed-point accumulator with integer adds (the row
+// term through the copy engine's bulk reduce on sm_90, atomics on sm_80; the column term by
+// atomics): integer addition is associative, so the sum is bitwise independent of the order in
+// which CTAs arrive (fp32 atomics are not, which is why FA2's dQ is nondeterministic). The quantum
+// is a power of two per (b, h), 2^-60 of a bound on every partial sum
+// (relation_kl_self_quantum_kernel), so nothing overflows and each contribution is rounded far
+// below fp32 resolution for any value within 2^30 of the bound; a finalize kernel scales the sums
+// back into the output dtype. The caller zeroes the accumulator and runs (b, h) in chunks so that
+// it stays within 1x the inputs' memory (docs/perf.md).
 #pragma once
 #include "ops/relation_kl/relation_kl_tile.cuh"
 
@@ -37,7 +39,11 @@ struct BwdSelfSmem {
                                      kSelfKeys * kSelfPitchG) *
                                     static_cast<int>(sizeof(Elem));
   // + per streamed query row: (lse_s, lse_t in log2 units, g scale_s, 0) fp32; 2 stages
-  static constexpr int kBytes = kElemBytes + 2 * kSelfQueries * 16;
+  static constexpr int kStatBytes = 2 * kSelfQueries * 16;
+  // + the row term's int64 staging for the bulk reduce (sm_90): per warp 16 rows of DS / 2 values,
+  // rows padded by 16 bytes (a 512-byte pitch would put all 8 rows of a store in one bank group).
+  static constexpr int kStageRowBytes = DS / 2 * 8 + 16;
+  static constexpr int kBytes = kElemBytes + kStatBytes + kSelfWarps * 16 * kStageRowBytes;
 };
 
 // Adds v (fp32) to a fixed-point accumulator element; the result is unused, so this is a RED.
@@ -46,6 +52,31 @@ __device__ __forceinline__ void red_fixed(int64_t* dst, float v, float inv_q) {
   const long long i = __float2ll_rn(v * inv_q);
   atomicAdd(reinterpret_cast<unsigned long long*>(dst), static_cast<unsigned long long>(i));
 }
+
+// Hopper bulk reduce (cp.reduce.async.bulk, the copy engine's path FA3 uses for dQ): adds `bytes`
+// (multiple of 16) of int64 from shared to global memory in whole L2 sectors, instead of one
+// atomic per element. sm_90 only; the sm_80 build keeps the per-element atomics.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define LINEARARD_RKL_BULK_REDUCE 1
+__device__ __forceinline__ void bulk_reduce_add_s64(int64_t* gdst, const int64_t* ssrc, uint32_t bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.u64 [%0], [%1], %2;\n" ::"l"(gdst),
+               "r"(smem_addr(ssrc)), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() {
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+__device__ __forceinline__ void bulk_wait_read_all() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void bulk_wait_all() {
+  asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+}
+// Orders this thread's ordinary shared-memory stores before the copy engine's reads (HOPPER.md).
+__device__ __forceinline__ void fence_proxy_async_shared() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+#endif
 
 // racc (16 queries x DS/2 dims, C fragments) = G (16 queries at q0 x kSelfKeys keys; stored
 // transposed in sGt as [key][query]) * X (kSelfKeys anchor rows at sXa, dims [d0, d0 + DS/2)).
@@ -89,6 +120,10 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
   Elem* sYo = sXo + 2 * kSelfQueries * PS;          // (2, kSelfQueries, PT)
   Elem* sGt = sYo + 2 * kSelfQueries * PT;          // (kSelfKeys, kSelfPitchG) G^T of one tile
   float4* sSt = reinterpret_cast<float4*>(smem_raw + S::kElemBytes);  // (2, kSelfQueries) row stats
+  // (kSelfWarps, 16, kStageRowBytes / 8) int64 row-term staging; this warp's 16 rows:
+  int64_t* sStage = reinterpret_cast<int64_t*>(smem_raw + S::kElemBytes + S::kStatBytes +
+                                               (threadIdx.x / 32) * 16 * S::kStageRowBytes);
+  constexpr int kStagePitch = S::kStageRowBytes / 8;
 
   const int T = p.T, D = p.Ds;
   const int bh = p.bh0 + blockIdx.x;
@@ -187,6 +222,26 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
       warp_row_term<Elem, DS, true>(racc, sGt, rq0, sXa, rd0, D, lane);
     else
       warp_row_term<Elem, DS, false>(racc, sGt, rq0, sXa, rd0, D, lane);
+#ifdef LINEARARD_RKL_BULK_REDUCE
+    // Fixed-point values -> this warp's staging rows -> one bulk reduce per query row (lanes 0-15).
+    if (lane < 16) bulk_wait_read_all();  // the previous tile's reduce has read the staging
+    __syncwarp();
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int nt = 0; nt < DS / 16; ++nt)
+        *reinterpret_cast<longlong2*>(sStage + (g + 8 * r) * kStagePitch + nt * 8 + 2 * q) =
+            make_longlong2(__float2ll_rn(racc[nt][2 * r] * inv_q), __float2ll_rn(racc[nt][2 * r + 1] * inv_q));
+    fence_proxy_async_shared();
+    __syncwarp();
+    if (lane < 16) {
+      const int row = col0 + rq0 + lane;
+      if (row < T && rd0 < D)
+        bulk_reduce_add_s64(accum + static_cast<int64_t>(row) * D + rd0, sStage + lane * kStagePitch,
+                            static_cast<uint32_t>(min(D - rd0, DS / 2)) * 8u);
+      bulk_commit();
+    }
+#else
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int row = col0 + rq0 + g + 8 * r;
@@ -201,7 +256,11 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
         }
       }
     }
+#endif
   }
+#ifdef LINEARARD_RKL_BULK_REDUCE
+  if (lane < 16) bulk_wait_all();  // staging stays live (and the sums land) before the CTA exits
+#endif
 
   // Column term of the anchor keys.
 #pragma unroll
@@ -226,7 +285,8 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
 // operand rounding and exp2 approximations); quantum[2 bh] = 2^(60 - E), quantum[2 bh + 1] =
 // 2^(E - 60) with bound < 2^E (E clamped to [-60, 127] so both fit in fp32).
 template <typename Elem>
-__global__ void __launch_bounds__(kQuantumThreads) relation_kl_self_quantum_kernel(const __grid_constant__ RelationKLParams p) {
+__global__ void __launch_bounds__(kQuantumThreads)
+    relation_kl_self_quantum_kernel(const __grid_constant__ RelationKLParams p) {
   const int bh = blockIdx.x;
   const Elem* x = static_cast<const Elem*>(p.xq) + static_cast<int64_t>(bh) * p.T * p.Ds;
   const float* gkl = p.grad_kl + static_cast<int64_t>(bh) * p.T;

@@ -5,7 +5,6 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 
 #include "ops/relation_kl/relation_kl_bwd_kernel.cuh"
 #include "ops/relation_kl/relation_kl_bwd_self_kernel.cuh"
@@ -32,30 +31,20 @@ cudaError_t launch_tc_self_bwd(const RelationKLParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
+// Forward CTAs of 8 warps x 16 rows: each key tile is fetched once per 128 query rows. Measured
+// against 4 warps (64-row CTAs, 2 CTAs per SM) on an H200, docs/perf.md: 0-4 % faster.
+constexpr int kFwdWarps = 8;
+
 template <typename Elem, int DS, int DT>
 cudaError_t launch_tc(const RelationKLParams& p, bool backward, cudaStream_t stream) {
   if (backward && p.mode == RelationKLBwdMode::kSelf) return launch_tc_self_bwd<Elem, DS, DT>(p, stream);
   const int blocks = ceil_div(p.T, kBlockM);
   if (!backward) {
-    // 128-row CTAs (8 warps) by default: each key tile is fetched once per 128 query rows.
-    // Experiment switch (docs/perf.md): LINEARARD_RKL_FWD_WARPS=4 runs the 64-row CTAs.
-    static const bool wide = [] {
-      const char* v = std::getenv("LINEARARD_RKL_FWD_WARPS");
-      return v == nullptr || std::atoi(v) != 4;
-    }();
-    if (wide) {
-      constexpr int smem = FwdSmem<Elem, DS, DT, 8>::kBytes;
-      auto kernel = relation_kl_fwd_kernel<Elem, DS, DT, 8>;
-      cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-      if (e != cudaSuccess) return e;
-      kernel<<<dim3(p.B * p.H, ceil_div(p.T, 128)), 256, smem, stream>>>(p);
-      return cudaGetLastError();
-    }
-    constexpr int smem = FwdSmem<Elem, DS, DT, kWarps>::kBytes;
-    auto kernel = relation_kl_fwd_kernel<Elem, DS, DT, kWarps>;
+    constexpr int smem = FwdSmem<Elem, DS, DT, kFwdWarps>::kBytes;
+    auto kernel = relation_kl_fwd_kernel<Elem, DS, DT, kFwdWarps>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (e != cudaSuccess) return e;
-    kernel<<<dim3(p.B * p.H, blocks), kThreads, smem, stream>>>(p);
+    kernel<<<dim3(p.B * p.H, ceil_div(p.T, 16 * kFwdWarps)), 32 * kFwdWarps, smem, stream>>>(p);
   } else {
     constexpr int smem = BwdSmem<Elem, DS, DT>::kBytes;
     auto kernel = relation_kl_bwd_kernel<Elem, DS, DT>;
