@@ -17,7 +17,10 @@ using namespace linearard;
 
 void run_cpt(train::TrainOptions& o) {
   train::validate(o);
-  const at::Device device = cli::resolve_device(o.run.device);
+  if (cli::run_nproc_workers(o.run.nproc)) return;
+  const cli::ProcessSetup processes = cli::setup_processes(o.run.device);
+  const at::Device device = processes.device;
+  const bool main_rank = train::is_main_process();
   const at::ScalarType dtype = cli::resolve_dtype(o.run.dtype, device);
   const model::ModelConfig config = model::load_model_config(o.run.model_dir);
   model::RopeParams rope = config.rope;
@@ -27,12 +30,14 @@ void run_cpt(train::TrainOptions& o) {
   cli::print_options(o);
   const auto base = model::DecoderModel::load(o.run.model_dir, dtype, device);
   train::LmTask task(o, base, rope, train::make_adapter(o, base.config(), device), dtype);
-  std::printf("student: %s, %s on %s\ndata: %s\n", model::describe_rope(rope).c_str(), c10::toString(dtype),
-              device.str().c_str(), data->describe().c_str());
+  if (main_rank)
+    std::printf("student: %s, %s on %s\ndata: %s\n", model::describe_rope(rope).c_str(), c10::toString(dtype),
+                device.str().c_str(), data->describe().c_str());
   std::fflush(stdout);
-  const auto result = train::run_training(task, o, *data, device);
-  std::printf("done: %lld steps, LM loss %.6g -> %.6g, adapter in %s\n", static_cast<long long>(result.steps_done),
-              result.first_loss, result.last_loss, result.final_dir.c_str());
+  const auto result = train::run_training(task, o, *data, device, 0, processes.group.get());
+  if (main_rank)
+    std::printf("done: %lld steps, LM loss %.6g -> %.6g, adapter in %s\n", static_cast<long long>(result.steps_done),
+                result.first_loss, result.last_loss, result.final_dir.c_str());
 }
 
 cli::CommandRegistration cpt_command(

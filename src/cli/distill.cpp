@@ -26,7 +26,10 @@ void run_distill(DistillFlags& f) {
   cli::finish_objective_flags(o.objective, f.layers, f.relations);
   train::validate(o);
   if (o.run.rope_scaling.empty()) fail("--rope-scaling", "is required (the student's scaled RoPE)");
-  const at::Device device = cli::resolve_device(o.run.device);
+  if (cli::run_nproc_workers(o.run.nproc)) return;
+  const cli::ProcessSetup processes = cli::setup_processes(o.run.device);
+  const at::Device device = processes.device;
+  const bool main_rank = train::is_main_process();
   const at::ScalarType dtype = cli::resolve_dtype(o.run.dtype, device);
   const model::ModelConfig config = model::load_model_config(o.run.model_dir);
   const model::RopeParams rope = model::parse_rope_override(o.run.rope_scaling, config, "--rope-scaling");
@@ -37,14 +40,17 @@ void run_distill(DistillFlags& f) {
   train::DistillTask task(o, base, rope, train::make_adapter(o, base.config(), device));
   int64_t trainable = 0;
   for (const auto& [name, t] : task.trainable()) trainable += t.numel();
-  std::printf("teacher: %s, student: %s, %s on %s\n", model::describe_rope(base.config().rope).c_str(),
-              model::describe_rope(rope).c_str(), c10::toString(dtype), device.str().c_str());
-  std::printf("trainable: %lld parameters (%s)\ndata: %s\n", static_cast<long long>(trainable),
-              o.adapter.kind.c_str(), data->describe().c_str());
+  if (main_rank)
+    std::printf("teacher: %s, student: %s, %s on %s\n", model::describe_rope(base.config().rope).c_str(),
+                model::describe_rope(rope).c_str(), c10::toString(dtype), device.str().c_str());
+  if (main_rank)
+    std::printf("trainable: %lld parameters (%s)\ndata: %s\n", static_cast<long long>(trainable),
+                o.adapter.kind.c_str(), data->describe().c_str());
   std::fflush(stdout);
-  const auto result = train::run_training(task, o, *data, device);
-  std::printf("done: %lld steps, loss %.6g -> %.6g, adapter in %s\n", static_cast<long long>(result.steps_done),
-              result.first_loss, result.last_loss, result.final_dir.c_str());
+  const auto result = train::run_training(task, o, *data, device, 0, processes.group.get());
+  if (main_rank)
+    std::printf("done: %lld steps, loss %.6g -> %.6g, adapter in %s\n", static_cast<long long>(result.steps_done),
+                result.first_loss, result.last_loss, result.final_dir.c_str());
 }
 
 cli::CommandRegistration distill_command(

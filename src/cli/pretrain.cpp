@@ -46,19 +46,24 @@ void run_pretrain(PretrainFlags& f) {
   arch["torch_dtype"] = "float32";  // master weights are saved as trained
   const model::ModelConfig config = model::parse_model_config(arch.dump(), "--arch-config");
   o.architecture = config.raw;
-  const at::Device device = cli::resolve_device(o.run.device);
+  if (cli::run_nproc_workers(o.run.nproc)) return;
+  const cli::ProcessSetup processes = cli::setup_processes(o.run.device);
+  const at::Device device = processes.device;
+  const bool main_rank = train::is_main_process();
   const at::ScalarType dtype = cli::resolve_dtype(o.run.dtype, device);
   const auto data = train::open_token_files(o.run.data, o.run.context);
   cli::print_options(o);
   auto m = train::random_model(config, at::kFloat, device, o.run.seed);
   for (auto& [name, t] : train::hf_named_weights(m.weights(), config)) t.set_requires_grad(true);
   train::LmTask task(o, m, config.rope, nullptr, dtype);
-  std::printf("model: %lld parameters, compute %s on %s\ndata: %s\n", static_cast<long long>(m.parameter_count()),
-              c10::toString(dtype), device.str().c_str(), data->describe().c_str());
+  if (main_rank)
+    std::printf("model: %lld parameters, compute %s on %s\ndata: %s\n", static_cast<long long>(m.parameter_count()),
+                c10::toString(dtype), device.str().c_str(), data->describe().c_str());
   std::fflush(stdout);
-  const auto result = train::run_training(task, o, *data, device);
-  std::printf("done: %lld steps, LM loss %.6g -> %.6g, model in %s\n", static_cast<long long>(result.steps_done),
-              result.first_loss, result.last_loss, result.final_dir.c_str());
+  const auto result = train::run_training(task, o, *data, device, 0, processes.group.get());
+  if (main_rank)
+    std::printf("done: %lld steps, LM loss %.6g -> %.6g, model in %s\n", static_cast<long long>(result.steps_done),
+                result.first_loss, result.last_loss, result.final_dir.c_str());
 }
 
 cli::CommandRegistration pretrain_command(

@@ -82,6 +82,10 @@ void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model) {
                "recompute each student layer in backward (default on)");
   sub.add_option("--lm-chunk-tokens", r.lm_chunk_tokens, "rows per LM-loss chunk (0: ~256 MiB of logits)")
       ->capture_default_str();
+  sub.add_option("--nproc", r.nproc,
+                 "data-parallel processes on this node (like torchrun --nproc-per-node); "
+                 "the global batch is nproc x grad-accum x batch-size")
+      ->capture_default_str();
 }
 
 void add_optim_flags(CLI::App& sub, train::OptimOptions& o) {
@@ -172,7 +176,22 @@ at::ScalarType resolve_dtype(const std::string& dtype, at::Device device) {
   fail("--dtype", "expected bf16, fp16 or fp32, got '" + dtype + "'");
 }
 
+bool run_nproc_workers(int64_t nproc) {
+  if (nproc < 1) fail("--nproc", "must be >= 1");
+  if (nproc == 1 || train::launched_by_nproc()) return false;
+  train::launch_local_workers(int(nproc));
+  return true;
+}
+
+ProcessSetup setup_processes(const std::string& device_flag) {
+  ProcessSetup s;
+  s.device = train::local_device(resolve_device(device_flag));
+  s.group = train::ProcessGroup::from_environment(s.device);
+  return s;
+}
+
 void print_options(const train::TrainOptions& o) {
+  if (!train::is_main_process()) return;
   std::printf("options: %s\n", train::to_json(o).dump().c_str());
   std::fflush(stdout);
 }

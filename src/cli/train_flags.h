@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "train/distributed.h"
 #include "train/train_options.h"
 
 namespace linearard::cli {
@@ -27,7 +28,19 @@ at::Device resolve_device(const std::string& device);
 // "" -> bf16 on CUDA, fp32 on CPU.
 at::ScalarType resolve_dtype(const std::string& dtype, at::Device device);
 
-// Prints "options: {json}" to stdout.
+// --nproc N (N > 1) in the launching process: runs N worker processes of this command
+// (train::launch_local_workers), waits for them and returns true; false in a worker or when N = 1.
+bool run_nproc_workers(int64_t nproc);
+
+// This process's device (cuda:LOCAL_RANK under torchrun) and its process group (nullptr when
+// the world size is 1).
+struct ProcessSetup {
+  at::Device device = at::kCPU;
+  std::shared_ptr<train::ProcessGroup> group;
+};
+ProcessSetup setup_processes(const std::string& device_flag);
+
+// Prints "options: {json}" to stdout (rank 0 only).
 void print_options(const train::TrainOptions& o);
 
 }  // namespace linearard::cli

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "common/error.h"
 #include "io/atomic_file.h"
@@ -33,15 +34,40 @@ void set_generator_state(at::Device device, const at::Tensor& state) {
 
 double item_or_nan(const at::Tensor& t) { return t.defined() ? t.item<double>() : NAN; }
 
+// FNV-1a 64 (its published offset basis and prime), for comparing options across ranks.
+int64_t fnv1a(const std::string& text) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : text) h = (h ^ c) * 0x100000001b3ULL;
+  return int64_t(h);
+}
+
+// Ranks must run the same options from the same step; a difference names the flags that differ.
+void check_ranks_agree(ProcessGroup& group, const TrainOptions& o, int64_t step) {
+  std::vector<std::string> labels;
+  std::vector<int64_t> values;
+  const nlohmann::json options = to_json(o);  // items() must not outlive it
+  for (const auto& [key, value] : options.items()) {
+    labels.push_back("--" + key);
+    values.push_back(fnv1a(value.dump()));
+  }
+  labels.push_back("the resume step");
+  values.push_back(step);
+  group.check_agreement("distributed options", labels, values);
+}
+
 // Restores a checkpoint into the task's tensors, the optimiser, the sampler and the generators;
 // returns the step it was taken after.
 int64_t restore(const std::string& dir, const TrainOptions& o, TrainTask& task, Optimizer& optimizer,
-                BlockSampler& sampler, at::Device device) {
+                BlockSampler& sampler, at::Device device, int world_size) {
   const LoadedCheckpoint ckpt = read_checkpoint(dir);
   const auto& s = ckpt.state;
   if (s.value("command", "") != o.command)
     fail(dir, "was written by '" + s.value("command", std::string("?")) + "', not '" + o.command + "'");
   if (s.value("version", 0) != kStateVersion) fail(dir, "unsupported train_state.json version");
+  const int64_t saved_world = s.value("world_size", int64_t(1));
+  if (saved_world != world_size)
+    fail(dir, "was written by " + std::to_string(saved_world) + " processes; resume it with the same world size, not " +
+                  std::to_string(world_size));
   if (s["task"] != task.describe()) fail(dir, "adapter, model or RoPE differ from this run's options");
   {
     at::NoGradGuard no_grad;
@@ -65,11 +91,16 @@ int64_t restore(const std::string& dir, const TrainOptions& o, TrainTask& task, 
 void seed_everything(uint64_t seed) { at::manual_seed(seed); }
 
 TrainResult run_training(TrainTask& task, const TrainOptions& o, const TokenBlockSource& data, at::Device device,
-                         int64_t stop_after) {
+                         int64_t stop_after, ProcessGroup* group) {
+  const int W = group ? group->world_size() : 1;
+  const int rank = group ? group->rank() : 0;
+  const bool main_rank = rank == 0;
   const std::string out = o.run.out_dir;
   const std::string checkpoints = out + "/checkpoints";
-  fs::create_directories(out);
-  io::write_file_atomic(out + "/options.json", to_json(o).dump(1) + "\n");
+  if (main_rank) {
+    fs::create_directories(out);
+    io::write_file_atomic(out + "/options.json", to_json(o).dump(1) + "\n");
+  }
 
   BlockSampler sampler(data, o.run.seed, o.run.shuffle);
   Optimizer optimizer(task.trainable(), o.optim);
@@ -80,13 +111,24 @@ TrainResult run_training(TrainTask& task, const TrainOptions& o, const TokenBloc
     resume_dir = latest_checkpoint(checkpoints);
     if (resume_dir.empty() && o.run.resume == "latest") fail("--resume", "no checkpoint in " + checkpoints);
   }
-  if (!resume_dir.empty()) step = restore(resume_dir, o, task, optimizer, sampler, device);
-  ProgressLog progress(out + "/metrics.jsonl", o.optim.steps, step);
-  if (!resume_dir.empty()) progress.message("resumed from " + resume_dir + " at step " + std::to_string(step));
+  if (!resume_dir.empty()) step = restore(resume_dir, o, task, optimizer, sampler, device, W);
+  if (group) {
+    check_ranks_agree(*group, o, step);
+    group->broadcast_from_rank0(task.trainable());  // identical starting weights whatever the init
+    // Dropout: rank 0 keeps the single-process stream; the others get their own.
+    if (rank > 0) seed_everything(o.run.seed ^ (0x9E3779B97F4A7C15ULL * uint64_t(rank)) ^ uint64_t(step));
+  }
+  std::optional<ProgressLog> progress;
+  if (main_rank) progress.emplace(out + "/metrics.jsonl", o.optim.steps, step);
+  auto message = [&](const std::string& line) {
+    if (progress) progress->message(line);
+  };
+  if (!resume_dir.empty()) message("resumed from " + resume_dir + " at step " + std::to_string(step));
   task.set_training(true);
 
   TrainResult result;
-  const int64_t tokens_per_step = o.optim.grad_accum * o.run.batch_size * data.block_length();
+  const int64_t blocks_per_step = W * o.optim.grad_accum * o.run.batch_size;
+  const int64_t tokens_per_step = blocks_per_step * data.block_length();
   bool first = true;
   auto state_json = [&](int64_t done) {
     nlohmann::json s;
@@ -94,6 +136,7 @@ TrainResult run_training(TrainTask& task, const TrainOptions& o, const TokenBloc
     s["version"] = kStateVersion;
     s["command"] = o.command;
     s["step"] = done;
+    s["world_size"] = W;
     s["total_steps"] = o.optim.steps;
     s["data_position"] = sampler.position();
     s["tokens_seen"] = done * tokens_per_step;
@@ -110,13 +153,25 @@ TrainResult run_training(TrainTask& task, const TrainOptions& o, const TokenBloc
     auto accumulate = [](at::Tensor& acc, const at::Tensor& t) {
       if (t.defined()) acc = acc.defined() ? acc + t.detach() : t.detach();
     };
+    const int64_t step_start = sampler.position();
     for (int64_t micro = 0; micro < o.optim.grad_accum; ++micro) {
+      sampler.set_position(step_start + (micro * W + rank) * o.run.batch_size);
       const at::Tensor tokens = sampler.next_batch(o.run.batch_size).to(device);  // (B, T)
       LossParts parts = task.loss(tokens);
       (parts.total / double(o.optim.grad_accum)).backward();
       for (auto [acc, t] : {std::pair{&sum.total, &parts.total}, {&sum.q, &parts.q}, {&sum.k, &parts.k},
                             {&sum.v, &parts.v}, {&sum.logits, &parts.logits}, {&sum.lm, &parts.lm}})
         accumulate(*acc, *t);
+    }
+    sampler.set_position(step_start + blocks_per_step);
+    std::vector<double> parts_sum;  // total, q, k, v, logits, lm: summed over micro-batches
+    for (const at::Tensor* t : {&sum.total, &sum.q, &sum.k, &sum.v, &sum.logits, &sum.lm})
+      parts_sum.push_back(item_or_nan(*t));
+    if (group) {
+      group->average_gradients(task.trainable());
+      at::Tensor all = at::tensor(parts_sum, at::kDouble);
+      group->all_reduce_sum(all);
+      for (size_t i = 0; i < parts_sum.size(); ++i) parts_sum[i] = all[int64_t(i)].item<double>() / W;
     }
     const double grad_norm = optimizer.clip_grad_norm(o.optim.clip_norm);
     optimizer.step(lr);
@@ -125,43 +180,44 @@ TrainResult run_training(TrainTask& task, const TrainOptions& o, const TokenBloc
     StepMetrics m;
     m.step = step;
     m.lr = lr;
-    m.loss = sum.total.item<double>() / accum;
-    m.q = item_or_nan(sum.q) / accum;
-    m.k = item_or_nan(sum.k) / accum;
-    m.v = item_or_nan(sum.v) / accum;
-    m.logits = item_or_nan(sum.logits) / accum;
-    m.lm = item_or_nan(sum.lm) / accum;
+    m.loss = parts_sum[0] / accum;
+    m.q = parts_sum[1] / accum;
+    m.k = parts_sum[2] / accum;
+    m.v = parts_sum[3] / accum;
+    m.logits = parts_sum[4] / accum;
+    m.lm = parts_sum[5] / accum;
     m.grad_norm = grad_norm;
     m.tokens = tokens_per_step;
     device_sync(device);
     m.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    progress.log(m);
+    if (progress) progress->log(m);
     if (first) result.first_loss = m.loss;
     first = false;
     result.last_loss = m.loss;
 
     const bool periodic = o.run.checkpoint_every > 0 && step % o.run.checkpoint_every == 0;
-    if (periodic || step == o.optim.steps) {
+    if (main_rank && (periodic || step == o.optim.steps)) {
       CheckpointContents c{task.trainable(), optimizer.state_tensors(), state_json(step)};
       c.optimizer.emplace_back("rng.cpu", generator_state(at::kCPU));
       if (device.is_cuda()) c.optimizer.emplace_back("rng.cuda", generator_state(device));
       const std::string dir = checkpoint_dir_for(checkpoints, step);
       write_checkpoint(dir, c);
       prune_checkpoints(checkpoints, o.run.keep_checkpoints);
-      progress.message("checkpoint " + dir);
+      message("checkpoint " + dir);
     }
     if (stop_after > 0 && step >= stop_after && step < o.optim.steps) {
-      progress.finish();
+      if (progress) progress->finish();
       result.steps_done = step;
       return result;
     }
   }
-  progress.finish();
+  if (progress) progress->finish();
   task.set_training(false);
   result.steps_done = step;
   result.final_dir = out + "/final";
-  task.write_final(result.final_dir, state_json(step));
-  progress.message("final result in " + result.final_dir);
+  if (main_rank) task.write_final(result.final_dir, state_json(step));
+  message("final result in " + result.final_dir);
+  if (group) group->barrier();  // every rank returns once the result is on disk
   return result;
 }
 

@@ -1,0 +1,293 @@
+#include "train/distributed.h"
+
+#include <ATen/core/grad_mode.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "common/error.h"
+
+// The torch wheel ships libgloo inside libtorch_cpu but not its headers; ProcessGroupGloo.hpp
+// compiles against Debian's libgloo-dev (it holds gloo types only behind pointers).
+#if __has_include(<gloo/algorithm.h>)
+#define LINEARARD_WITH_GLOO 1
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef LINEARARD_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+namespace linearard::train {
+namespace {
+
+constexpr const char* kLaunchedVar = "LINEARARD_NPROC_CHILD";
+
+int env_int(const char* name, int fallback, int min) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  errno = 0;
+  const long x = std::strtol(v, &end, 10);
+  if (errno != 0 || *end != '\0' || x < min || x > (1L << 30))
+    fail(name, std::string("expected an integer >= ") + std::to_string(min) + ", got '" + v + "'");
+  return int(x);
+}
+
+}  // namespace
+
+DistributedEnv read_distributed_env() {
+  DistributedEnv e;
+  e.world_size = env_int("WORLD_SIZE", 1, 1);
+  if (e.world_size == 1) return e;
+  e.rank = env_int("RANK", -1, 0);
+  if (e.rank < 0) fail("RANK", "is required when WORLD_SIZE > 1");
+  if (e.rank >= e.world_size) fail("RANK", "must be < WORLD_SIZE (" + std::to_string(e.world_size) + ")");
+  e.local_rank = env_int("LOCAL_RANK", e.rank, 0);
+  if (const char* a = std::getenv("MASTER_ADDR"); a != nullptr && *a != '\0') e.master_addr = a;
+  e.master_port = env_int("MASTER_PORT", e.master_port, 1);
+  if (e.master_port > 65535) fail("MASTER_PORT", "must be a TCP port (1..65535)");
+  return e;
+}
+
+bool is_main_process() { return read_distributed_env().rank == 0; }
+
+at::Device local_device(at::Device device) {
+  const DistributedEnv e = read_distributed_env();
+  if (e.world_size == 1 || !device.is_cuda()) return device;
+  return at::Device(at::kCUDA, c10::DeviceIndex(e.local_rank));
+}
+
+struct ProcessGroup::Impl {
+  int rank = 0, world_size = 1;
+  at::Device device = at::kCPU;  // where the communicated buffers live
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+
+  void all_reduce(at::Tensor& t, c10d::ReduceOp op) {
+    std::vector<at::Tensor> ts{t};
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = op;
+    backend->allreduce(ts, opts)->wait();
+  }
+};
+
+ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ProcessGroup::~ProcessGroup() = default;
+int ProcessGroup::rank() const { return impl_->rank; }
+int ProcessGroup::world_size() const { return impl_->world_size; }
+
+std::shared_ptr<ProcessGroup> ProcessGroup::from_environment(at::Device device) {
+  const DistributedEnv e = read_distributed_env();
+  if (e.world_size == 1) return nullptr;
+  auto impl = std::make_unique<Impl>();
+  impl->rank = e.rank;
+  impl->world_size = e.world_size;
+  impl->device = device;
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = uint16_t(e.master_port);
+    so.isServer = e.rank == 0;
+    so.numWorkers = size_t(e.world_size);
+    impl->store = c10::make_intrusive<c10d::TCPStore>(e.master_addr, so);
+    if (device.is_cuda()) {
+#ifdef LINEARARD_WITH_NCCL
+      // NVLink SHARP (multicast) must stay off on the shared GPU machines; force it even when the
+      // environment asks for it.
+      setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/1);
+      impl->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, e.rank, e.world_size);
+#else
+      fail("--device", "multi-process CUDA training needs a build with NCCL (LINEARARD_WITH_NCCL)");
+#endif
+    } else {
+#ifndef LINEARARD_WITH_GLOO
+      fail("--device", "multi-process CPU training needs a build with the gloo headers (libgloo-dev)");
+#else
+      auto opts = c10d::ProcessGroupGloo::Options::create();
+      const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+      opts->devices.push_back(ifname != nullptr && *ifname != '\0'
+                                  ? c10d::ProcessGroupGloo::createDeviceForInterface(ifname)
+                                  : c10d::ProcessGroupGloo::createDefaultDevice());
+      impl->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, e.rank, e.world_size, opts);
+#endif
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& ex) {
+    std::string what = ex.what();
+    what = what.substr(0, what.find('\n'));
+    fail("distributed rendezvous at " + e.master_addr + ":" + std::to_string(e.master_port), what);
+  }
+  return std::shared_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));
+}
+
+void ProcessGroup::average_gradients(const NamedTensors& params) {
+  at::NoGradGuard no_grad;
+  size_t i = 0;
+  while (i < params.size()) {
+    // One bucket: consecutive parameters of one dtype and device, up to kBucketBytes (at least one).
+    const at::Tensor& first = params[i].second;
+    size_t j = i;
+    int64_t bytes = 0;
+    std::vector<at::Tensor> grads;
+    while (j < params.size() && params[j].second.scalar_type() == first.scalar_type() &&
+           params[j].second.device() == first.device() &&
+           (j == i || bytes + params[j].second.nbytes() <= size_t(kBucketBytes))) {
+      const at::Tensor& p = params[j].second;
+      at::Tensor g = p.grad();
+      if (!g.defined()) {
+        g = at::zeros_like(p);
+        p.mutable_grad() = g;
+      }
+      grads.push_back(g);
+      bytes += int64_t(p.nbytes());
+      ++j;
+    }
+    std::vector<at::Tensor> flat_parts;
+    for (const auto& g : grads) flat_parts.push_back(g.reshape({-1}));
+    at::Tensor flat = at::cat(flat_parts).to(impl_->device);
+    impl_->all_reduce(flat, c10d::ReduceOp::SUM);
+    flat.div_(double(impl_->world_size));
+    int64_t offset = 0;
+    for (auto& g : grads) {
+      g.copy_(flat.narrow(0, offset, g.numel()).view(g.sizes()));
+      offset += g.numel();
+    }
+    i = j;
+  }
+}
+
+void ProcessGroup::broadcast_from_rank0(const NamedTensors& params) {
+  at::NoGradGuard no_grad;
+  for (const auto& [name, p] : params) {
+    at::Tensor buf = p.detach().contiguous().to(impl_->device);
+    std::vector<at::Tensor> ts{buf};
+    c10d::BroadcastOptions opts;
+    opts.rootRank = 0;
+    impl_->backend->broadcast(ts, opts)->wait();
+    p.detach().copy_(buf);
+  }
+}
+
+void ProcessGroup::all_reduce_sum(at::Tensor& t) {
+  at::Tensor buf = t.contiguous().to(impl_->device);
+  impl_->all_reduce(buf, c10d::ReduceOp::SUM);
+  t.copy_(buf);
+}
+
+void ProcessGroup::check_agreement(const std::string& where, const std::vector<std::string>& labels,
+                                   const std::vector<int64_t>& values) {
+  const auto mine = at::tensor(values, at::kLong).to(impl_->device);
+  at::Tensor lo = mine.clone(), hi = mine.clone();
+  impl_->all_reduce(lo, c10d::ReduceOp::MIN);
+  impl_->all_reduce(hi, c10d::ReduceOp::MAX);
+  const at::Tensor differs = lo.ne(hi).cpu();
+  std::string names;
+  for (size_t k = 0; k < labels.size(); ++k)
+    if (differs[int64_t(k)].item<bool>()) names += (names.empty() ? "" : ", ") + labels[k];
+  if (!names.empty()) fail(where, names + " differ(s) between ranks");
+}
+
+void ProcessGroup::barrier() {
+  c10d::BarrierOptions opts;
+  if (impl_->device.is_cuda()) opts.device_ids = {impl_->device.index()};  // NCCL: this rank's device
+  impl_->backend->barrier(opts)->wait();
+}
+
+bool launched_by_nproc() { return std::getenv(kLaunchedVar) != nullptr; }
+
+void launch_local_workers(int nproc) {
+  if (nproc < 1) fail("--nproc", "must be >= 1");
+  if (std::getenv("WORLD_SIZE") != nullptr)
+    fail("--nproc", "cannot be combined with torchrun (WORLD_SIZE is already set)");
+  // The arguments of this process, minus --nproc N / --nproc=N.
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  const std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> args;
+  for (size_t p = 0; p < raw.size();) {
+    const size_t end = raw.find('\0', p);
+    args.push_back(raw.substr(p, end - p));
+    p = end == std::string::npos ? raw.size() : end + 1;
+  }
+  std::vector<std::string> kept;
+  for (size_t k = 0; k < args.size(); ++k) {
+    if (k > 0 && args[k] == "--nproc") {
+      ++k;  // and its value
+      continue;
+    }
+    if (k > 0 && args[k].rfind("--nproc=", 0) == 0) continue;
+    kept.push_back(args[k]);
+  }
+  // A free port: bind port 0 and read back what the kernel chose. Another process could take it
+  // before rank 0's store binds it, which then fails with a clear rendezvous error.
+  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (sock < 0 || ::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    fail("--nproc", std::string("cannot find a free TCP port: ") + std::strerror(errno));
+  const int port = ntohs(addr.sin_port);
+  ::close(sock);
+
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::vector<pid_t> pids(size_t(nproc), -1);
+  for (int r = 0; r < nproc; ++r) {
+    const pid_t pid = ::fork();
+    if (pid < 0) fail("--nproc", std::string("fork failed: ") + std::strerror(errno));
+    if (pid == 0) {
+      setenv("RANK", std::to_string(r).c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      setenv("MASTER_ADDR", "127.0.0.1", 1);
+      setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      setenv(kLaunchedVar, "1", 1);
+      std::vector<char*> argv;
+      for (auto& a : kept) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv("/proc/self/exe", argv.data());
+      std::fprintf(stderr, "linearard: error: --nproc: exec of /proc/self/exe failed: %s\n", std::strerror(errno));
+      std::_Exit(127);
+    }
+    pids[size_t(r)] = pid;
+  }
+  int running = nproc;
+  std::string failure;
+  while (running > 0) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    int rank = -1;
+    for (int r = 0; r < nproc; ++r)
+      if (pids[size_t(r)] == pid) rank = r;
+    if (rank < 0) continue;
+    pids[size_t(rank)] = -1;
+    --running;
+    const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!ok && failure.empty()) {
+      failure = "rank " + std::to_string(rank) +
+                (WIFEXITED(status) ? " exited with code " + std::to_string(WEXITSTATUS(status))
+                                   : " was killed by signal " + std::to_string(WTERMSIG(status)));
+      for (pid_t other : pids)
+        if (other > 0) ::kill(other, SIGTERM);
+    }
+  }
+  if (!failure.empty()) fail("--nproc", failure);
+}
+
+}  // namespace linearard::train

@@ -1,0 +1,73 @@
+// Data-parallel training over LibTorch's c10d: one process per device, started by torchrun or by
+// `--nproc N` (launch_local_workers). Rendezvous uses the variables torchrun sets (RANK,
+// WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) through a c10d::TCPStore; the process group
+// is Gloo for CPU tensors and NCCL for CUDA tensors. Without those variables (world size 1) there
+// is no process group at all and every helper below is a no-op.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "train/qkv_adapter.h"
+
+namespace linearard::train {
+
+struct DistributedEnv {
+  int rank = 0, world_size = 1, local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;  // torchrun's default
+};
+
+// The torchrun variables; world size 1 when WORLD_SIZE is unset. Malformed values are an error
+// naming the variable.
+DistributedEnv read_distributed_env();
+// True on rank 0 and in single-process runs: the process that prints and writes files.
+bool is_main_process();
+
+class ProcessGroup {
+ public:
+  // nullptr when the environment has world size 1. On CUDA, `device` must already be the local
+  // one (local_device()).
+  static std::shared_ptr<ProcessGroup> from_environment(at::Device device);
+  ~ProcessGroup();
+
+  int rank() const;
+  int world_size() const;
+
+  // Averages the gradients of `params` over the ranks in place: flattened into buckets of about
+  // kBucketBytes in the parameters' order, so every rank reduces the same buffers. A missing
+  // gradient counts as zeros.
+  void average_gradients(const NamedTensors& params);
+  // Copies rank 0's values of `params` into every rank.
+  void broadcast_from_rank0(const NamedTensors& params);
+  // Element-wise sum over the ranks, in place.
+  void all_reduce_sum(at::Tensor& t);
+  // Every rank passes the same labels with its own int64 values; a value that differs between
+  // ranks fails with "<where>: <label> differs between ranks" on every rank.
+  void check_agreement(const std::string& where, const std::vector<std::string>& labels,
+                       const std::vector<int64_t>& values);
+  void barrier();
+
+  static constexpr int64_t kBucketBytes = 25 << 20;  // torch DDP's default bucket_cap_mb = 25
+
+ private:
+  struct Impl;
+  explicit ProcessGroup(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// cuda:LOCAL_RANK for a CUDA `device` in a multi-process run, else `device`.
+at::Device local_device(at::Device device);
+
+// `--nproc N` on one node: re-executes /proc/self/exe N times with this process's arguments minus
+// --nproc and RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR=127.0.0.1/MASTER_PORT=<a free port> set,
+// waits for all, and when one fails stops the others and fails naming its rank. Returns normally
+// only when every rank exited 0.
+void launch_local_workers(int nproc);
+// True in a process that launch_local_workers started.
+bool launched_by_nproc();
+
+}  // namespace linearard::train
