@@ -25,7 +25,6 @@ void run_cpt(train::TrainOptions& o) {
   const model::ModelConfig config = model::load_model_config(o.run.model_dir);
   model::RopeParams rope = config.rope;
   if (!o.run.rope_scaling.empty()) rope = model::parse_rope_override(o.run.rope_scaling, config, "--rope-scaling");
-  model::validate_rope(rope, config, "--rope-scaling");
   const auto data = train::open_token_files(o.run.data, o.run.context, o.run.model_dir);
   cli::print_options(o);
   const auto base = model::DecoderModel::load(o.run.model_dir, dtype, device);

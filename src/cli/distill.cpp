@@ -33,7 +33,6 @@ void run_distill(DistillFlags& f) {
   const at::ScalarType dtype = cli::resolve_dtype(o.run.dtype, device);
   const model::ModelConfig config = model::load_model_config(o.run.model_dir);
   const model::RopeParams rope = model::parse_rope_override(o.run.rope_scaling, config, "--rope-scaling");
-  model::validate_rope(rope, config, "--rope-scaling");
   const auto data = train::open_token_files(o.run.data, o.run.context, o.run.model_dir);
   cli::print_options(o);
   const auto base = model::DecoderModel::load(o.run.model_dir, dtype, device);
