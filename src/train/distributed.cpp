@@ -4,8 +4,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <unistd.h>
 
@@ -14,8 +18,10 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 
 #include "common/error.h"
+#include "train/stop_signals.h"
 
 // The torch wheel ships libgloo inside libtorch_cpu but not its headers; ProcessGroupGloo.hpp
 // compiles against Debian's libgloo-dev (it holds gloo types only behind pointers).
@@ -25,6 +31,9 @@
 #endif
 #ifdef LINEARARD_WITH_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#ifdef LINEARARD_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
 #endif
 
 namespace linearard::train {
@@ -94,12 +103,25 @@ std::shared_ptr<ProcessGroup> ProcessGroup::from_environment(at::Device device) 
   impl->world_size = e.world_size;
   impl->device = device;
   try {
+    // torchrun (elastic agent) already serves a store at MASTER_ADDR:MASTER_PORT and says so with
+    // TORCHELASTIC_USE_AGENT_STORE=True: then every rank is a client, rank 0 included, and our keys
+    // get a prefix of their own (per restart) so they never meet the agent's.
+    const char* agent_store = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+    const bool use_agent_store = agent_store != nullptr && std::string(agent_store) == "True";
     c10d::TCPStoreOptions so;
     so.port = uint16_t(e.master_port);
-    so.isServer = e.rank == 0;
+    so.isServer = e.rank == 0 && !use_agent_store;
     so.numWorkers = size_t(e.world_size);
-    impl->store = c10::make_intrusive<c10d::TCPStore>(e.master_addr, so);
+    c10::intrusive_ptr<c10d::Store> tcp = c10::make_intrusive<c10d::TCPStore>(e.master_addr, so);
+    const char* restart = std::getenv("TORCHELASTIC_RESTART_COUNT");
+    impl->store = c10::make_intrusive<c10d::PrefixStore>(
+        std::string("linearard/") + (restart != nullptr ? restart : "0"), tcp);
     if (device.is_cuda()) {
+#ifdef LINEARARD_WITH_CUDA
+      // This rank's GPU becomes the current one, so that nothing (contexts, caching allocator
+      // stats, NCCL) lands on GPU 0 by default.
+      c10::cuda::set_device(device.index());
+#endif
 #ifdef LINEARARD_WITH_NCCL
       // NVLink SHARP (multicast) must stay off on the shared GPU machines; force it even when the
       // environment asks for it.
@@ -197,15 +219,174 @@ void ProcessGroup::check_agreement(const std::string& where, const std::vector<s
   if (!names.empty()) fail(where, names + " differ(s) between ranks");
 }
 
+std::function<void()> ProcessGroup::start_all_reduce_sum(at::Tensor& t) {
+  std::vector<at::Tensor> ts{t};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::SUM;
+  c10::intrusive_ptr<c10d::Work> work = impl_->backend->allreduce(ts, opts);
+  return [work] { work->wait(); };
+}
+
 void ProcessGroup::barrier() {
   c10d::BarrierOptions opts;
   if (impl_->device.is_cuda()) opts.device_ids = {impl_->device.index()};  // NCCL: this rank's device
   impl_->backend->barrier(opts)->wait();
 }
 
+struct GradientReducer::Impl {
+  struct Bucket {
+    std::vector<size_t> members;  // indices into params
+    size_t ready = 0;
+    bool refired = false;  // a member's gradient changed after the bucket was started
+    at::Tensor flat;       // (sum of members' numel,) on the group's device
+    std::function<void()> wait;
+  };
+
+  ProcessGroup& group;
+  at::Device device;
+  NamedTensors params;
+  std::vector<Bucket> buckets;
+  std::vector<size_t> bucket_of;
+  std::vector<bool> seen;
+  bool armed = false;
+  size_t next = 0;  // the first bucket not started yet
+  size_t started_in_backward = 0;
+  std::mutex mutex;
+
+  Impl(ProcessGroup& g, at::Device d, const NamedTensors& p) : group(g), device(d), params(p) {}
+
+  void flatten(Bucket& b) {
+    std::vector<at::Tensor> parts;
+    for (size_t i : b.members) {
+      const at::Tensor& p = params[i].second;
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+      parts.push_back(p.grad().reshape({-1}));
+    }
+    b.flat = at::cat(parts).to(device);
+  }
+
+  void start(Bucket& b) {
+    flatten(b);
+    b.wait = group.start_all_reduce_sum(b.flat);
+  }
+
+  void on_ready(size_t i) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!armed) return;
+    Bucket& b = buckets[bucket_of[i]];
+    if (seen[i]) {
+      b.refired = true;  // a parameter used twice: finish() reduces this bucket again
+      return;
+    }
+    seen[i] = true;
+    ++b.ready;
+    at::NoGradGuard no_grad;
+    while (next < buckets.size() && buckets[next].ready == buckets[next].members.size()) start(buckets[next++]);
+  }
+};
+
+namespace {
+
+struct ReadyHook : torch::autograd::PostAccumulateGradHook {
+  ReadyHook(GradientReducer::Impl* impl, size_t index) : impl(impl), index(index) {}
+  void operator()(const torch::autograd::Variable& /*param*/) override { impl->on_ready(index); }
+  GradientReducer::Impl* impl;
+  size_t index;
+};
+
+}  // namespace
+
+GradientReducer::GradientReducer(ProcessGroup& group, const NamedTensors& params)
+    : impl_(std::make_unique<Impl>(group, group.impl_->device, params)) {
+  Impl& s = *impl_;
+  s.bucket_of.assign(params.size(), 0);
+  s.seen.assign(params.size(), false);
+  int64_t bytes = 0;
+  for (size_t n = params.size(); n-- > 0;) {
+    const at::Tensor& p = params[n].second;
+    const bool fits = !s.buckets.empty() &&
+                      params[s.buckets.back().members.front()].second.scalar_type() == p.scalar_type() &&
+                      bytes + int64_t(p.nbytes()) <= ProcessGroup::kBucketBytes;
+    if (!fits) {
+      s.buckets.emplace_back();
+      bytes = 0;
+    }
+    s.buckets.back().members.push_back(n);
+    s.bucket_of[n] = s.buckets.size() - 1;
+    bytes += int64_t(p.nbytes());
+    torch::autograd::impl::set_post_acc_grad_hooks(p, std::make_unique<ReadyHook>(impl_.get(), n));
+  }
+}
+
+GradientReducer::~GradientReducer() {
+  for (const auto& [name, p] : impl_->params) torch::autograd::impl::set_post_acc_grad_hooks(p, nullptr);
+}
+
+void GradientReducer::arm() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  Impl& s = *impl_;
+  s.armed = true;
+  s.next = 0;
+  std::fill(s.seen.begin(), s.seen.end(), false);
+  for (auto& b : s.buckets) {
+    b.ready = 0;
+    b.refired = false;
+    b.flat = at::Tensor();
+    b.wait = nullptr;
+  }
+}
+
+void GradientReducer::finish() {
+  at::NoGradGuard no_grad;
+  Impl& s = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    s.armed = false;
+  }
+  s.started_in_backward = s.next;
+  while (s.next < s.buckets.size()) s.start(s.buckets[s.next++]);  // unused parameters: zeros
+  const double W = double(s.group.world_size());
+  for (auto& b : s.buckets) {
+    b.wait();
+    if (b.refired) {  // the started reduction saw a partial gradient: reduce the final one
+      s.flatten(b);
+      s.group.start_all_reduce_sum(b.flat)();
+    }
+    b.flat.div_(W);
+    int64_t offset = 0;
+    for (size_t i : b.members) {
+      at::Tensor g = s.params[i].second.grad();
+      g.copy_(b.flat.narrow(0, offset, g.numel()).view(g.sizes()));
+      offset += g.numel();
+    }
+    b.flat = at::Tensor();
+    b.wait = nullptr;
+  }
+}
+
+int64_t GradientReducer::bucket_count() const { return int64_t(impl_->buckets.size()); }
+int64_t GradientReducer::buckets_started_in_backward() const { return int64_t(impl_->started_in_backward); }
+
 bool launched_by_nproc() { return std::getenv(kLaunchedVar) != nullptr; }
 
+namespace {
+
+// The launcher forwards SIGINT / SIGTERM to its workers, which run in their own process group so
+// that a terminal's Ctrl-C reaches each of them once, through here: they stop after the step
+// (stop_signals.h); a second signal is forwarded too and aborts them.
+constexpr int kMaxWorkers = 4096;
+pid_t g_workers[kMaxWorkers];
+volatile sig_atomic_t g_worker_count = 0;
+
+void forward_signal(int signo) {
+  for (int i = 0; i < g_worker_count; ++i)
+    if (g_workers[i] > 0) ::kill(g_workers[i], signo);
+}
+
+}  // namespace
+
 void launch_local_workers(int nproc) {
+  if (nproc > kMaxWorkers) fail("--nproc", "at most " + std::to_string(kMaxWorkers) + " processes");
   if (nproc < 1) fail("--nproc", "must be >= 1");
   if (std::getenv("WORLD_SIZE") != nullptr)
     fail("--nproc", "cannot be combined with torchrun (WORLD_SIZE is already set)");
@@ -247,6 +428,8 @@ void launch_local_workers(int nproc) {
     const pid_t pid = ::fork();
     if (pid < 0) fail("--nproc", std::string("fork failed: ") + std::strerror(errno));
     if (pid == 0) {
+      ::setpgid(0, 0);                     // signals come through the launcher (forward_signal)
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // and a killed launcher takes its workers along
       setenv("RANK", std::to_string(r).c_str(), 1);
       setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
       setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
@@ -262,8 +445,17 @@ void launch_local_workers(int nproc) {
       std::_Exit(127);
     }
     pids[size_t(r)] = pid;
+    g_workers[r] = pid;
+    g_worker_count = r + 1;
   }
+  struct sigaction forward {}, previous_int, previous_term;
+  forward.sa_handler = forward_signal;
+  sigemptyset(&forward.sa_mask);
+  forward.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &forward, &previous_int);
+  ::sigaction(SIGTERM, &forward, &previous_term);
   int running = nproc;
+  int interrupted = 0;  // the signal of a rank that stopped on SIGINT / SIGTERM (exit 128 + signal)
   std::string failure;
   while (running > 0) {
     int status = 0;
@@ -279,15 +471,26 @@ void launch_local_workers(int nproc) {
     pids[size_t(rank)] = -1;
     --running;
     const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code == 128 + SIGINT || code == 128 + SIGTERM) {  // stopped cleanly after a checkpoint
+      interrupted = code - 128;
+      continue;
+    }
     if (!ok && failure.empty()) {
       failure = "rank " + std::to_string(rank) +
                 (WIFEXITED(status) ? " exited with code " + std::to_string(WEXITSTATUS(status))
                                    : " was killed by signal " + std::to_string(WTERMSIG(status)));
+      // SIGKILL: the others may wait in a collective for the failed rank and would never reach
+      // the end of a step (where SIGTERM takes effect).
       for (pid_t other : pids)
-        if (other > 0) ::kill(other, SIGTERM);
+        if (other > 0) ::kill(other, SIGKILL);
     }
   }
+  g_worker_count = 0;
+  ::sigaction(SIGINT, &previous_int, nullptr);
+  ::sigaction(SIGTERM, &previous_term, nullptr);
   if (!failure.empty()) fail("--nproc", failure);
+  if (interrupted != 0) exit_interrupted(interrupted);  // the same exit code as the workers
 }
 
 }  // namespace linearard::train

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,12 +51,44 @@ class ProcessGroup {
   void check_agreement(const std::string& where, const std::vector<std::string>& labels,
                        const std::vector<int64_t>& values);
   void barrier();
+  // Starts a sum all-reduce of `t` in place without waiting; the returned function waits for it.
+  // Every rank must start the same reductions in the same order.
+  std::function<void()> start_all_reduce_sum(at::Tensor& t);
 
   static constexpr int64_t kBucketBytes = 25 << 20;  // torch DDP's default bucket_cap_mb = 25
 
  private:
+  friend class GradientReducer;
   struct Impl;
   explicit ProcessGroup(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Gradient averaging overlapped with the backward, like torch DDP's reducer: the parameters are
+// split into buckets of about kBucketBytes in reverse order (the backward produces the last
+// layers' gradients first); a post-accumulate-grad hook on each parameter notes when its gradient
+// is final, and each full bucket is flattened and its all-reduce started at once, buckets always
+// in index order so every rank issues the same collectives in the same order. finish() starts
+// what is left (parameters without a gradient count as zeros), waits, and writes the averages
+// back. The result is the same as ProcessGroup::average_gradients.
+class GradientReducer {
+ public:
+  GradientReducer(ProcessGroup& group, const NamedTensors& params);
+  ~GradientReducer();  // removes the hooks
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+  // Call before the backward after which the gradients are complete (the last micro-batch).
+  void arm();
+  // After that backward: completes the reduction; the parameters' .grad hold the rank average.
+  void finish();
+  // Of the last step: how many buckets there are, and how many started during the backward.
+  int64_t bucket_count() const;
+  int64_t buckets_started_in_backward() const;
+
+  struct Impl;  // public only so that the hooks in distributed.cpp can name it
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

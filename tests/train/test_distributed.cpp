@@ -4,6 +4,8 @@
 // other blocks shows the comparison can fail; resuming with another world size is a one-line error.
 #include <gtest/gtest.h>
 
+#include <ATen/Context.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -44,18 +46,20 @@ std::vector<double> losses(const std::string& out) {
 
 // A few steps on the tiny fixture: dropout 0 (the processes' RNG streams differ), a large LR and
 // no clipping so that the adapters move far from their init and block-order mistakes show.
-std::string common_flags(const std::string& command) {
-  std::string f = " --model " + fixture("llama_mha") + " --data " + fixture("corpus.bin") +
-                  " --device cpu --dtype fp32 --context 32 --batch-size 1 --lr 1e-2 --warmup-steps 0"
+std::string common_flags(const std::string& command, const std::string& device) {
+  std::string f = " --model " + fixture("llama_mha") + " --data " + fixture("corpus.bin") + " --device " + device +
+                  " --dtype fp32 --context 32 --batch-size 1 --lr 1e-2 --warmup-steps 0"
                   " --lora-rank 4 --lora-alpha 8 --lora-dropout 0 --seed 5 --checkpoint-every 0 --clip-norm 0";
   if (command == "distill") f += " --rope-scaling '{\"rope_type\":\"linear\",\"factor\":2.0}'";
   return f;
 }
 
-void expect_two_processes_match_grad_accum(const std::string& command) {
-  const std::string one = train_test::fresh_dir("ddp_" + command + "_accum2");
-  const std::string two = train_test::fresh_dir("ddp_" + command + "_nproc2");
-  const std::string other = train_test::fresh_dir("ddp_" + command + "_accum1");
+// device "cpu" (Gloo) or "cuda" (NCCL, one GPU per process).
+void expect_two_processes_match_grad_accum(const std::string& command, const std::string& device = "cpu") {
+  const std::string one = train_test::fresh_dir("ddp_" + command + device + "_accum2");
+  const std::string two = train_test::fresh_dir("ddp_" + command + device + "_nproc2");
+  const std::string other = train_test::fresh_dir("ddp_" + command + device + "_accum1");
+  auto common_flags = [&](const std::string& c) { return ::common_flags(c, device); };
   auto r = linearard(command + common_flags(command) + " --steps 3 --grad-accum 2 --out " + one);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = linearard(command + common_flags(command) + " --steps 3 --grad-accum 1 --nproc 2 --out " + two);
@@ -72,7 +76,7 @@ void expect_two_processes_match_grad_accum(const std::string& command) {
   ASSERT_EQ(l1.size(), 3u);
   ASSERT_EQ(l2.size(), 3u);
   for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(l2[i], l1[i], 1e-5 * std::abs(l1[i])) << "step " << i + 1;
-  std::printf("%s: max |2 procs - grad-accum 2| = %.3g\n", command.c_str(), diff);
+  std::printf("%s on %s: max |2 procs - grad-accum 2| = %.3g\n", command.c_str(), device.c_str(), diff);
 
   // The checkpoint knows its world size: resuming it in one process is a clear one-line error.
   r = linearard(command + common_flags(command) + " --grad-accum 1 --steps 4 --resume latest --out " + two);
@@ -83,5 +87,27 @@ void expect_two_processes_match_grad_accum(const std::string& command) {
 TEST(Distributed, DistillTwoProcessesEqualGradAccum) { expect_two_processes_match_grad_accum("distill"); }
 
 TEST(Distributed, CptTwoProcessesEqualGradAccum) { expect_two_processes_match_grad_accum("cpt"); }
+
+// Started by the standard launcher instead of --nproc: torchrun's agent serves the rendezvous
+// store itself (TORCHELASTIC_USE_AGENT_STORE), so every rank must join it as a client. The result
+// must equal the --nproc run bit for bit.
+TEST(Distributed, TorchrunEqualsNproc) {
+  const std::string nproc = train_test::fresh_dir("ddp_torchrun_nproc");
+  const std::string launched = train_test::fresh_dir("ddp_torchrun_launched");
+  auto r = linearard("distill" + common_flags("distill", "cpu") + " --steps 2 --nproc 2 --out " + nproc);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = test_env::run_command(test_env::python() +
+                            " -m torch.distributed.run --standalone --nproc-per-node 2 --no-python " +
+                            test_env::linearard_bin() + " distill" + common_flags("distill", "cpu") +
+                            " --steps 2 --out " + launched + " 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(max_abs_difference(launched, nproc), 0.0);
+}
+
+// The same on two GPUs through NCCL (the GPU machine's nvidia-h100-x2 kind; skipped elsewhere).
+TEST(Distributed, DistillTwoGpusEqualGradAccum) {
+  if (!at::hasCUDA() || at::getNumGPUs() < 2) GTEST_SKIP() << "needs 2 CUDA devices";
+  expect_two_processes_match_grad_accum("distill", "cuda");
+}
 
 }  // namespace
