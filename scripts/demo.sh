@@ -36,7 +36,7 @@ echo "== 2. teacher at its native length, and the student with linear (PI) x4"
   --json "$work/eval_scaled.json"
 
 echo "== 3. linearard distill (recipe: demo/distill.json)"
-rm -rf "$work/distill" "$work/restored"
+rm -rf "$work/distill" "$work/restored" "$work/report"
 "$bin" distill --config demo/distill.json --model "$teacher" --rope-scaling "$scaling" \
   --data "$work/data/distill.txt" --out "$work/distill" "${steps_flag[@]}"
 

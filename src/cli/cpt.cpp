@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "cli/output_guard.h"
 #include "cli/train_flags.h"
 #include "common/error.h"
 #include "model/llama.h"
@@ -15,8 +16,15 @@ namespace {
 
 using namespace linearard;
 
-void run_cpt(train::TrainOptions& o) {
+struct CptFlags {
+  train::TrainOptions options;
+  bool overwrite = false;
+};
+
+void run_cpt(CptFlags& f) {
+  train::TrainOptions& o = f.options;
   train::validate(o);
+  cli::prepare_training_out({"--out", o.run.out_dir, f.overwrite, {{"--model", o.run.model_dir}}}, o.run.resume);
   if (cli::run_nproc_workers(o.run.nproc)) return;
   const cli::ProcessSetup processes = cli::setup_processes(o.run.device);
   const at::Device device = processes.device;
@@ -41,18 +49,20 @@ void run_cpt(train::TrainOptions& o) {
 
 cli::CommandRegistration cpt_command(
     "cpt", "continued pre-training (LM loss) of the RoPE-scaled student with q/k/v adapters", [](CLI::App& sub) {
-      auto o = std::make_shared<train::TrainOptions>();
-      o->command = "cpt";
-      o->run.context = 32768;  // long blocks: the scaled window of LLaMA-2 x8 (paper.md §1.1)
+      auto f = std::make_shared<CptFlags>();
+      train::TrainOptions& o = f->options;
+      o.command = "cpt";
+      o.run.context = 32768;  // long blocks: the scaled window of LLaMA-2 x8 (paper.md §1.1)
       auto config_path = std::make_shared<std::string>();
       cli::add_config_flag(sub, *config_path);
-      cli::add_run_flags(sub, *o, /*needs_model=*/true);
-      cli::add_optim_flags(sub, o->optim);
-      cli::add_adapter_flags(sub, o->adapter);
+      cli::add_run_flags(sub, o, /*needs_model=*/true);
+      cli::add_optim_flags(sub, o.optim);
+      cli::add_adapter_flags(sub, o.adapter);
+      cli::add_overwrite_flag(sub, f->overwrite, cli::kTrainingOverwriteHelp);
       CLI::App* app = &sub;
-      sub.callback([o, config_path, app] {
+      sub.callback([f, config_path, app] {
         cli::apply_config(*app, *config_path);
-        run_cpt(*o);
+        run_cpt(*f);
       });
     });
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "cli/output_guard.h"
 #include "cli/train_flags.h"
 #include "common/error.h"
 #include "model/llama.h"
@@ -19,6 +20,7 @@ using namespace linearard;
 struct DistillFlags {
   train::TrainOptions options;
   std::string layers = "all", relations = "q,k,v";
+  bool overwrite = false;
 };
 
 void run_distill(DistillFlags& f) {
@@ -26,6 +28,7 @@ void run_distill(DistillFlags& f) {
   cli::finish_objective_flags(o.objective, f.layers, f.relations);
   train::validate(o);
   if (o.run.rope_scaling.empty()) fail("--rope-scaling", "is required (the student's scaled RoPE)");
+  cli::prepare_training_out({"--out", o.run.out_dir, f.overwrite, {{"--model", o.run.model_dir}}}, o.run.resume);
   if (cli::run_nproc_workers(o.run.nproc)) return;
   const cli::ProcessSetup processes = cli::setup_processes(o.run.device);
   const at::Device device = processes.device;
@@ -63,6 +66,7 @@ cli::CommandRegistration distill_command(
       cli::add_optim_flags(sub, flags->options.optim);
       cli::add_adapter_flags(sub, flags->options.adapter);
       cli::add_objective_flags(sub, flags->options.objective, flags->layers, flags->relations);
+      cli::add_overwrite_flag(sub, flags->overwrite, cli::kTrainingOverwriteHelp);
       CLI::App* app = &sub;
       sub.callback([flags, config_path, app] {
         cli::apply_config(*app, *config_path);

@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "cli/eval_options.h"
+#include "cli/output_guard.h"
 #include "io/atomic_file.h"
 
 namespace linearard::cli {
@@ -12,11 +13,16 @@ namespace {
 
 struct EvalOptions {
   std::string model_dir, rope_scaling, json_out;
+  bool overwrite = false;
   EvalCliOptions tasks;
 };
 
 void run(const EvalOptions& o) {
   const eval::TaskPlan plan = make_plan(o.tasks);
+  // Checked before the (long) evaluation rather than when the results are ready.
+  if (!o.json_out.empty())
+    check_output_file(
+        {"--json", o.json_out, o.overwrite, {{"--model", o.model_dir}, {"--tokenizer", o.tasks.tokenizer}}});
   const at::Device device = eval::parse_device(o.tasks.device, "--device");
   const auto tokenizer = eval_tokenizer(plan, o.tasks.tokenizer.empty() ? o.model_dir : o.tasks.tokenizer);
   const eval::PreparedTasks inputs = eval::prepare_tasks(plan, tokenizer.get());
@@ -42,6 +48,7 @@ CommandRegistration eval_command(
       sub.add_option("--rope-scaling", o->rope_scaling,
                      "run with this RoPE scaling instead of the checkpoint's (inline JSON or a file)");
       sub.add_option("--json", o->json_out, "write the results here");
+      add_overwrite_flag(sub, o->overwrite, "replace an existing --json file that is not an earlier eval result");
       add_eval_options(sub, o->tasks, "--task");
       sub.callback([o] { run(*o); });
     });

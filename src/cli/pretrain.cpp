@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "cli/command.h"
+#include "cli/output_guard.h"
 #include "cli/train_flags.h"
 #include "common/error.h"
 #include "model/model_config.h"
@@ -24,6 +25,7 @@ struct PretrainFlags {
   int64_t hidden = 256, intermediate = 688, layers = 4, heads = 4, kv_heads = 4, vocab = 32000;
   int64_t max_positions = 2048;
   double rope_theta = 10000.0;
+  bool overwrite = false;
 };
 
 void run_pretrain(PretrainFlags& f) {
@@ -46,6 +48,7 @@ void run_pretrain(PretrainFlags& f) {
   arch["torch_dtype"] = "float32";  // master weights are saved as trained
   const model::ModelConfig config = model::parse_model_config(arch.dump(), "--arch-config");
   o.architecture = config.raw;
+  cli::prepare_training_out({"--out", o.run.out_dir, f.overwrite, {}}, o.run.resume);
   if (cli::run_nproc_workers(o.run.nproc)) return;
   const cli::ProcessSetup processes = cli::setup_processes(o.run.device);
   const at::Device device = processes.device;
@@ -87,6 +90,7 @@ cli::CommandRegistration pretrain_command(
       sub.add_option("--vocab-size", f->vocab, "vocabulary size V")->capture_default_str();
       sub.add_option("--max-positions", f->max_positions, "max_position_embeddings")->capture_default_str();
       sub.add_option("--rope-theta", f->rope_theta, "RoPE base")->capture_default_str();
+      cli::add_overwrite_flag(sub, f->overwrite, cli::kTrainingOverwriteHelp);
       CLI::App* app = &sub;
       sub.callback([f, config_path, app] {
         cli::apply_config(*app, *config_path);

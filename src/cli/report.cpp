@@ -9,6 +9,7 @@
 
 #include "cli/command.h"
 #include "cli/eval_options.h"
+#include "cli/output_guard.h"
 #include "eval/report.h"
 #include "io/atomic_file.h"
 
@@ -18,6 +19,7 @@ namespace {
 struct ReportOptions {
   std::string teacher, scaled, restored, out_dir, from_json;
   int64_t native_context = 0;
+  bool overwrite = false;
   EvalCliOptions tasks;
 };
 
@@ -32,6 +34,7 @@ nlohmann::json read_json_file(const std::string& path) {
 }
 
 void rebuild_from_json(const ReportOptions& o) {
+  check_output_dir({"--out", o.out_dir, o.overwrite, {}});
   const nlohmann::json old = read_json_file(o.from_json);
   if (!old.is_object() || old.value("format", "") != "linearard-report" || !old.contains("models"))
     fail(o.from_json, "not a linearard report.json (no format \"linearard-report\" / models)");
@@ -49,6 +52,10 @@ void run(const ReportOptions& o) {
   if (o.teacher.empty() || o.scaled.empty() || o.restored.empty())
     fail("report", "--teacher, --scaled and --restored are required (or --from-json)");
   const eval::TaskPlan plan = make_plan(o.tasks);
+  std::vector<GuardedInput> guarded = {{"--teacher", o.teacher}, {"--restored", o.restored},
+                                       {"--tokenizer", o.tasks.tokenizer}};
+  if (std::filesystem::is_directory(o.scaled)) guarded.push_back({"--scaled", o.scaled});
+  check_output_dir({"--out", o.out_dir, o.overwrite, guarded});
   const at::Device device = eval::parse_device(o.tasks.device, "--device");
   const at::ScalarType dtype = eval_dtype(o.tasks, device);
   const auto tokenizer = eval_tokenizer(plan, o.tasks.tokenizer.empty() ? o.teacher : o.tasks.tokenizer);
@@ -103,6 +110,7 @@ CommandRegistration report_command(
       sub.add_option("--native-context", o->native_context,
                      "short/long boundary in tokens (default: the teacher's max_position_embeddings)");
       sub.add_option("--from-json", o->from_json, "redraw report.md and the charts from this report.json");
+      add_overwrite_flag(sub, o->overwrite, "write into a non-empty --out (replacing the report's files there)");
       add_eval_options(sub, o->tasks, "--tasks");
       sub.callback([o] { run(*o); });
     });

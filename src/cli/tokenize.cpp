@@ -9,11 +9,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <memory>
 #include <mutex>
+#include <regex>
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/output_guard.h"
 #include "common/error.h"
 
 #ifdef LINEARARD_WITH_TOKENIZER
@@ -31,7 +34,7 @@ struct TokenizeOptions {
   std::vector<std::string> inputs;
   int threads = 0;
   uint64_t shard_tokens = uint64_t{1} << 26;
-  bool replace_invalid_utf8 = false, quiet = false;
+  bool replace_invalid_utf8 = false, quiet = false, overwrite = false;
 };
 
 #ifdef LINEARARD_WITH_TOKENIZER
@@ -85,8 +88,22 @@ void encode_batch(const tok::Tokenizer& tok, const std::vector<data::Document>& 
   }
 }
 
+// --overwrite: the shards and manifest of an earlier run go first, so that the folder never holds a
+// mix of old and new shards (ShardWriter names them <prefix>-NNNNN.bin).
+void remove_earlier_shards(const std::string& dir) {
+  namespace fs = std::filesystem;
+  static const std::regex shard(R"(shard-\d{5}\.bin|manifest\.json)");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec))
+    if (std::regex_match(e.path().filename().string(), shard) && !fs::remove(e.path(), ec))
+      fail(e.path().string(), "cannot remove the earlier shard for --overwrite: " + ec.message());
+}
+
 void run_tokenize(const TokenizeOptions& o) {
   const auto start = Clock::now();
+  cli::check_output_dir({"--out", o.out_dir, o.overwrite, {{"--tokenizer", o.tokenizer_dir}}});
+  if (o.overwrite) remove_earlier_shards(o.out_dir);
   const auto tok = tok::load_tokenizer(o.tokenizer_dir);
   if (!tok->adds_eos() && tok->eos_id() < 0)
     fail(o.tokenizer_dir, "the tokenizer has no EOS token to separate documents (eos_token in tokenizer_config.json)");
@@ -183,6 +200,8 @@ linearard::cli::CommandRegistration tokenize_command(
       sub.add_option("--shard-tokens", o->shard_tokens, "tokens per shard (shards end at document boundaries)");
       sub.add_flag("--replace-invalid-utf8", o->replace_invalid_utf8, "replace invalid UTF-8 with U+FFFD instead of failing");
       sub.add_flag("--quiet", o->quiet, "no progress line");
+      linearard::cli::add_overwrite_flag(sub, o->overwrite,
+                                         "write into a non-empty --out (its earlier shards and manifest are deleted)");
       sub.callback([o] { run_tokenize(*o); });
     });
 

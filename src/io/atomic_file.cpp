@@ -4,9 +4,12 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "common/error.h"
 
@@ -92,15 +95,55 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   file.commit();
 }
 
+// LINEARARD_FAKE_FREE_BYTES (tests): the free bytes to pretend, or -1 when unset.
+static int64_t fake_free_bytes() {
+  const char* v = std::getenv("LINEARARD_FAKE_FREE_BYTES");
+  if (v == nullptr || *v == '\0') return -1;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long n = std::strtoull(v, &end, 10);
+  if (errno != 0 || *end != '\0' || *v == '-')
+    fail("LINEARARD_FAKE_FREE_BYTES", std::string("expected a number of bytes, got '") + v + "'");
+  return static_cast<int64_t>(std::min<unsigned long long>(n, INT64_MAX));
+}
+
 void check_free_space(const std::string& dir, uint64_t bytes_needed) {
-  struct statvfs st {};
-  if (::statvfs(dir.c_str(), &st) != 0) fail(dir, "cannot query free disk space: " + errno_text());
-  uint64_t available = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
-  if (available < bytes_needed) {
-    constexpr uint64_t MiB = 1 << 20;
-    fail(dir, "not enough free disk space: need " + std::to_string((bytes_needed + MiB - 1) / MiB) +
-                  " MiB, " + std::to_string(available / MiB) + " MiB available");
+  uint64_t available = 0;
+  if (const int64_t fake = fake_free_bytes(); fake >= 0) {
+    available = static_cast<uint64_t>(fake);
+  } else {
+    struct statvfs st {};
+    if (::statvfs(dir.c_str(), &st) != 0) fail(dir, "cannot query free disk space: " + errno_text());
+    available = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
   }
+  const uint64_t needed = bytes_needed + kFreeSpaceMarginBytes;
+  if (available < needed) {
+    constexpr uint64_t MiB = 1 << 20;
+    fail(dir, "not enough free disk space: need " + std::to_string((needed + MiB - 1) / MiB) + " MiB (with the " +
+                  std::to_string(kFreeSpaceMarginBytes / MiB) + " MiB margin), " + std::to_string(available / MiB) +
+                  " MiB free");
+  }
+}
+
+std::string normalized_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p = fs::absolute(path, ec);
+  if (ec) p = fs::path(path);
+  fs::path w = fs::weakly_canonical(p, ec);
+  if (ec) w = p;
+  std::string s = w.lexically_normal().string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+bool path_within(const std::string& inner, const std::string& outer) {
+  namespace fs = std::filesystem;
+  const fs::path i(normalized_path(inner)), o(normalized_path(outer));
+  auto it = i.begin();
+  for (auto ot = o.begin(); ot != o.end(); ++ot, ++it)
+    if (it == i.end() || *it != *ot) return false;
+  return true;
 }
 
 }  // namespace linearard::io

@@ -53,21 +53,9 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-// Absolute, symlinks resolved as far as the path exists, no trailing separator.
-fs::path normalized(const std::string& p) {
-  fs::path w = fs::weakly_canonical(fs::absolute(p)).lexically_normal();
-  std::string s = w.string();
-  while (s.size() > 1 && s.back() == '/') s.pop_back();
-  return fs::path(s);
-}
+fs::path normalized(const std::string& p) { return fs::path(normalized_path(p)); }
 
-// True when `inner` equals `outer` or lies below it (component-wise, not string prefix).
-bool within(const fs::path& inner, const fs::path& outer) {
-  auto i = inner.begin();
-  for (auto o = outer.begin(); o != outer.end(); ++o, ++i)
-    if (i == inner.end() || *i != *o) return false;
-  return true;
-}
+bool within(const fs::path& inner, const fs::path& outer) { return path_within(inner.string(), outer.string()); }
 
 // The export's output: checked before anything is written, built in a temp dir next to OUT, then
 // renamed into place so OUT never holds a half-written export.
@@ -82,9 +70,13 @@ class StagedDir {
       fail(where, "is the base model directory or inside it (" + base.string() + "); refusing to write there");
     if (within(base, out_))
       fail(where, "contains the base model directory " + base.string() + "; refusing to replace it");
-    for (const auto& p : r.protected_dirs)
-      if (!p.empty() && within(normalized(p), out_))
+    for (const auto& p : r.protected_dirs) {
+      if (p.empty()) continue;
+      if (within(normalized(p), out_))
         fail(where, "contains " + normalized(p).string() + ", an input of this export; refusing to replace it");
+      if (within(out_, normalized(p)))
+        fail(where, "lies inside " + normalized(p).string() + ", an input of this export; refusing to write there");
+    }
     if (fs::exists(out_)) {
       if (!fs::is_directory(out_)) fail(where, "exists and is not a directory");
       if (!fs::is_empty(out_) && !r.overwrite)

@@ -96,12 +96,12 @@ struct ExportRequest {
   ExportFormat format = ExportFormat::kBoth;  // kBoth: OUT/peft and OUT/merged
   bool overwrite = false;                     // replace a non-empty OUT
   uint64_t max_shard_bytes = kDefaultMaxShardBytes;  // merged weights
-  std::vector<std::string> protected_dirs;    // must not lie inside OUT (e.g. the training checkpoint)
+  std::vector<std::string> protected_dirs;    // inputs (the training checkpoint): OUT neither inside nor around
 };
 
-// Writes the export. Refuses (before writing anything) an OUT equal to or inside the base model
-// directory, an OUT that contains the base or a protected directory, a non-empty OUT without
-// overwrite, and a qkv_delta adapter as PEFT. Writes into "<parent>/.<name>.tmp.<pid>" next to OUT,
+// Writes the export. Refuses (before writing anything) an OUT equal to, inside or containing the
+// base model directory or a protected directory, a non-empty OUT without overwrite, and a
+// qkv_delta adapter as PEFT. Writes into "<parent>/.<name>.tmp.<pid>" next to OUT,
 // then renames it into place (an old OUT is moved aside first and deleted after).
 void export_student(const ExportRequest& request, const TrainedAdapter& adapter,
                     const model::RopeParams& student_rope);

@@ -63,7 +63,12 @@ DecoderModel DecoderModel::load(const std::string& model_dir, at::ScalarType dty
   io::CheckpointWeights ckpt(model_dir);
   // Zero-copy where dtype and device already match: the mmap-backed base weights are never written.
   auto get = [&](const std::string& name, at::IntArrayRef shape) {
-    return ckpt.get(name, shape).to(device, dtype);
+    at::Tensor t = ckpt.get(name, shape);
+    // An integer tensor is a quantised or foreign checkpoint: converting it would run garbage.
+    if (!at::isFloatingType(t.scalar_type()))
+      fail(model_dir, "tensor '" + name + "' is stored as " + std::string(c10::toString(t.scalar_type())) +
+                          "; expected a floating-point dtype (F32, F16 or BF16)");
+    return t.to(device, dtype);
   };
   auto get_optional = [&](const std::string& name, at::IntArrayRef shape, bool wanted) {
     return wanted ? get(name, shape) : at::Tensor();

@@ -133,6 +133,7 @@ TEST(Report, EndToEndNumbersRecomputeFromJson) {
 
   // --from-json redraws the same markdown and charts.
   const std::string redo = out + "_redo";
+  std::filesystem::remove_all(redo);  // report refuses a non-empty --out (a rerun's leftovers)
   const auto r2 = test_env::run_command(test_env::linearard_bin() + " report --from-json " + out +
                                         "/report.json --out " + redo);
   ASSERT_EQ(r2.exit_code, 0) << r2.output;

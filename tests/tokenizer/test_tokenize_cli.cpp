@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -18,6 +19,7 @@ std::string fixtures() { return test_env::fixtures_dir() + "/tokenizer"; }
 
 std::string temp_dir(const std::string& name) {
   const std::string d = ::testing::TempDir() + "/tok_cli_" + name;
+  std::filesystem::remove_all(d);  // tokenize refuses a non-empty --out (a rerun's leftovers)
   ::mkdir(d.c_str(), 0755);
   return d;
 }
