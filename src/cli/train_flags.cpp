@@ -82,6 +82,9 @@ void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model) {
                "recompute each student layer in backward (default on)");
   sub.add_option("--lm-chunk-tokens", r.lm_chunk_tokens, "rows per LM-loss chunk (0: ~256 MiB of logits)")
       ->capture_default_str();
+  sub.add_option("--max-nonfinite-steps", r.max_nonfinite_steps,
+                 "stop (with a checkpoint) after this many non-finite steps in a row; each is skipped (0: never stop)")
+      ->capture_default_str();
   sub.add_option("--nproc", r.nproc,
                  "data-parallel processes on this node (like torchrun --nproc-per-node); "
                  "the global batch is nproc x grad-accum x batch-size")

@@ -4,7 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+
 #include "common/error.h"
+#include "io/atomic_file.h"
 
 namespace linearard::train {
 namespace {
@@ -17,10 +20,29 @@ std::string duration(double s) {
   return buf;
 }
 
+// Rewrites `path` (atomically) without the lines of steps after `last_step` and without lines
+// that do not parse (a process killed mid-write leaves a torn last line).
+void keep_steps_up_to(const std::string& path, int64_t last_step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  bool changed = false;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.value("step", int64_t(-1)) >= 1 && j.value("step", int64_t(-1)) <= last_step) {
+      kept += line + "\n";
+    } else {
+      changed = true;
+    }
+  }
+  if (changed) io::write_file_atomic(path, kept);
+}
+
 }  // namespace
 
 ProgressLog::ProgressLog(const std::string& metrics_path, int64_t total_steps, int64_t first_step)
     : total_steps_(total_steps), first_step_(first_step), tty_(::isatty(STDERR_FILENO) != 0) {
+  keep_steps_up_to(metrics_path, first_step);
   metrics_ = std::fopen(metrics_path.c_str(), "a");
   if (!metrics_) fail(metrics_path, "cannot open for appending");
 }
@@ -39,6 +61,8 @@ void ProgressLog::log(const StepMetrics& m) {
   for (auto [name, v] : {std::pair{"q", m.q}, {"k", m.k}, {"v", m.v}, {"logits", m.logits}, {"lm", m.lm}})
     if (!std::isnan(v)) j[name] = v;
   j["grad_norm"] = m.grad_norm;
+  if (!m.nonfinite.empty()) j["nonfinite"] = m.nonfinite;  // the optimiser step was skipped
+  if (m.skipped_steps > 0) j["skipped_steps"] = m.skipped_steps;
   j["tokens"] = m.tokens;
   j["step_seconds"] = m.step_seconds;
   j["tokens_per_s"] = m.step_seconds > 0 ? m.tokens / m.step_seconds : 0.0;

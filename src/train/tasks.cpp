@@ -35,9 +35,9 @@ nlohmann::json adapter_json(const TrainOptions& o) {
 }
 
 // adapter.json next to trainable.safetensors, so `linearard export --checkpoint DIR` reads the
-// trainer's own file (format: src/io/export.h).
-void write_adapter_manifest(const std::string& dir, const TrainOptions& options, const NamedTensors& tensors,
-                            const model::RopeParams& student_rope) {
+// trainer's own file (format: src/io/export.h). Written inside the atomic final/ directory.
+std::string adapter_manifest(const TrainOptions& options, const NamedTensors& tensors,
+                             const model::RopeParams& student_rope) {
   io::TrainedAdapter adapter;
   adapter.kind = options.adapter.kind == "lora" ? "lora" : "qkv_delta";
   if (adapter.kind == "lora") {
@@ -49,7 +49,7 @@ void write_adapter_manifest(const std::string& dir, const TrainOptions& options,
   // An absolute base path, so the checkpoint can be exported from any working directory.
   const std::string base = std::filesystem::absolute(options.run.model_dir).lexically_normal().string();
   const auto j = io::adapter_checkpoint_json(adapter, base, student_rope, "trainable.safetensors");
-  io::write_file_atomic(dir + "/adapter.json", j.dump(1) + "\n");
+  return j.dump(1) + "\n";
 }
 
 
@@ -142,8 +142,8 @@ nlohmann::json DistillTask::describe() const {
 }
 
 void DistillTask::write_final(const std::string& dir, const nlohmann::json& state) const {
-  write_checkpoint(dir, {adapter_->named_parameters(), {}, state});
-  write_adapter_manifest(dir, options_, adapter_->named_parameters(), student_rope_);
+  const auto& params = adapter_->named_parameters();
+  write_checkpoint(dir, {params, {}, state, {{"adapter.json", adapter_manifest(options_, params, student_rope_)}}});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,15 +193,16 @@ nlohmann::json LmTask::describe() const {
 
 void LmTask::write_final(const std::string& dir, const nlohmann::json& state) const {
   if (adapter_) {
-    write_checkpoint(dir, {adapter_->named_parameters(), {}, state});
-    write_adapter_manifest(dir, options_, adapter_->named_parameters(), rope_);
+    const auto& params = adapter_->named_parameters();
+    write_checkpoint(dir, {params, {}, state, {{"adapter.json", adapter_manifest(options_, params, rope_)}}});
     return;
   }
   // Pretraining: a HF checkpoint directory (config.json + model.safetensors) plus train_state.json.
-  std::filesystem::create_directories(dir);
-  io::save_tensors(dir + "/model.safetensors", trainable_, {{"format", "pt"}});
-  io::write_file_atomic(dir + "/config.json", model_.config().raw.dump(2) + "\n");
-  io::write_file_atomic(dir + "/train_state.json", state.dump(1) + "\n");
+  write_directory_atomic(dir, [&](const std::string& temp) {
+    io::save_tensors(temp + "/model.safetensors", trainable_, {{"format", "pt"}});
+    io::write_file_atomic(temp + "/config.json", model_.config().raw.dump(2) + "\n");
+    io::write_file_atomic(temp + "/train_state.json", state.dump(1) + "\n");
+  });
 }
 
 }  // namespace linearard::train

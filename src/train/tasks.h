@@ -30,6 +30,9 @@ class TrainTask {
   // The trained result in `dir` (checkpoint_format.md), with `state` as train_state.json.
   virtual void write_final(const std::string& dir, const nlohmann::json& state) const = 0;
   virtual void set_training(bool training) = 0;
+  // The model's shape and compute dtype (the out-of-memory message's estimate).
+  virtual const model::ModelConfig& model_config() const = 0;
+  virtual at::ScalarType compute_dtype() const = 0;
 };
 
 // The adapter chosen by the options (lora or full); seeded by options.run.seed.
@@ -46,6 +49,8 @@ class DistillTask : public TrainTask {
   nlohmann::json describe() const override;
   void write_final(const std::string& dir, const nlohmann::json& state) const override;
   void set_training(bool training) override { adapter_->set_training(training); }
+  const model::ModelConfig& model_config() const override { return model_.config(); }
+  at::ScalarType compute_dtype() const override { return model_.dtype(); }
   TrainableQkvAdapter& adapter() { return *adapter_; }
 
   // Phase timings of the last loss() call for benchmarks, when enabled (synchronises the device).
@@ -80,6 +85,8 @@ class LmTask : public TrainTask {
   void set_training(bool training) override {
     if (adapter_) adapter_->set_training(training);
   }
+  const model::ModelConfig& model_config() const override { return model_.config(); }
+  at::ScalarType compute_dtype() const override { return dtype_; }
 
  private:
   TrainOptions options_;

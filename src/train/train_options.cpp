@@ -23,6 +23,7 @@ nlohmann::json to_json(const TrainOptions& o) {
   j["device"] = r.device;
   j["activation-checkpointing"] = r.activation_checkpointing;
   j["lm-chunk-tokens"] = r.lm_chunk_tokens;
+  j["max-nonfinite-steps"] = r.max_nonfinite_steps;
   const OptimOptions& p = o.optim;
   j["steps"] = p.steps;
   j["lr"] = p.lr;
@@ -71,6 +72,7 @@ void validate(const TrainOptions& o) {
   if (!r.dtype.empty() && r.dtype != "bf16" && r.dtype != "fp16" && r.dtype != "fp32")
     fail("--dtype", "expected bf16, fp16 or fp32, got '" + r.dtype + "'");
   if (r.lm_chunk_tokens < 0) fail("--lm-chunk-tokens", "must be >= 0");
+  if (r.max_nonfinite_steps < 0) fail("--max-nonfinite-steps", "must be >= 0 (0 = never stop)");
   if (p.steps < 1) fail("--steps", "must be >= 1");
   if (!(p.lr >= 0)) fail("--lr", "must be >= 0");
   if (p.warmup_steps < 0) fail("--warmup-steps", "must be >= 0");

@@ -57,6 +57,9 @@ struct RunOptions {
   std::string device = "auto";
   bool activation_checkpointing = true;
   int64_t lm_chunk_tokens = 0;  // rows per chunk of the LM loss, 0 = about 256 MiB of logits
+  // Non-finite steps in a row after which the run stops with a checkpoint (0: never stop; each
+  // such step is skipped either way). 5: a transient spike passes, a diverged run stops early.
+  int64_t max_nonfinite_steps = 5;
   // --nproc: data-parallel worker processes on this node (train/distributed.h). Not part of
   // to_json(): the run's result does not depend on how the global batch is split.
   int64_t nproc = 1;

@@ -42,20 +42,21 @@ std::pair<double, double> first_last(const std::vector<nlohmann::json>& m, const
 
 TEST(TrainRuns, DistillFromAConfigFileLowersTheLoss) {
   const std::string out = train_test::fresh_dir("distill_cli");
+  const std::string in = train_test::fresh_dir("distill_cli_inputs");  // --out must start empty
   // One document of two blocks: every step sees the same batch, so the loss curve shows the
   // optimisation rather than batch-to-batch variation.
   std::vector<int64_t> doc;
   for (int64_t i = 0; i < 64; ++i) doc.push_back((i * 37 + 11) % 101);
-  std::ofstream(out + "/one.json") << nlohmann::json(std::vector<std::vector<int64_t>>{doc}).dump();
+  std::ofstream(in + "/one.json") << nlohmann::json(std::vector<std::vector<int64_t>>{doc}).dump();
   const nlohmann::json config = {
       {"model", fixture("llama_gqa")}, {"rope-scaling", {{"rope_type", "linear"}, {"factor", 4.0}}},
-      {"data", {out + "/one.json"}}, {"out", out}, {"steps", 16}, {"lr", 1e-2}, {"warmup-steps", 1},
+      {"data", {in + "/one.json"}}, {"out", out}, {"steps", 16}, {"lr", 1e-2}, {"warmup-steps", 1},
       {"context", 32}, {"batch-size", 2}, {"grad-accum", 1}, {"lora-rank", 8}, {"lora-alpha", 16},
       {"lora-dropout", 0.0}, {"device", "cpu"}, {"checkpoint-every", 5}, {"keep-checkpoints", 2},
       {"kv-normalization", "query-heads"}};
-  std::ofstream(out + "/config.json") << config.dump();
+  std::ofstream(in + "/config.json") << config.dump();
   // Flags after --config override or add to it.
-  const auto r = linearard("distill --config " + out + "/config.json --no-shuffle --relations q,k,v");
+  const auto r = linearard("distill --config " + in + "/config.json --no-shuffle --relations q,k,v");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("options: {"), std::string::npos) << "options are printed back";
   EXPECT_NE(r.output.find("\"lora-rank\":8"), std::string::npos) << r.output;
