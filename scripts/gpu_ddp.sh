@@ -8,17 +8,18 @@
 #   4. a table: tokens/s, scaling against 1 GPU, exposed all-reduce, peak memory per GPU.
 # NCCL_NVLS_ENABLE=0 stays set (the shared machines forbid NVLink multicast; the code forces it too).
 # Usage on the GPU machine (repo root; carry .device-deps):
-#   bash scripts/gpu_ddp.sh [--gpus "1 2"] [--shape 7b|8b|7b,8b] [extra bench distill flags]
+#   bash scripts/gpu_ddp.sh [--gpus "1 2"] [--shape 7b|8b|7b,8b] [--build-also "targets"] [bench distill flags]
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 out="${OUT:-$root/out}"; mkdir -p "$out"
 export NCCL_NVLS_ENABLE=0
 gpus_available=$(nvidia-smi -L | wc -l)
-counts=""; shape=7b
+counts=""; shape=7b; also=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --gpus) counts="$2"; shift 2 ;;
+    --build-also) also="$2"; shift 2 ;;  # more ninja targets for later steps of the same call
     --shape) shape="$2"; shift 2 ;;
     *) break ;;
   esac
@@ -33,7 +34,8 @@ nvidia-smi topo -m > "$out/topo.txt" 2>&1 || true
 t0=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DLINEARARD_CUDA=ON -DLINEARARD_PYTHON="$(command -v python3)" \
   -DCMAKE_BUILD_TYPE=Release > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
-ninja -C build-gpu -j"$(nproc)" linearard test_distributed > "$out/build.log" 2>&1 \
+# shellcheck disable=SC2086
+ninja -C build-gpu -j"$(nproc)" linearard test_distributed $also > "$out/build.log" 2>&1 \
   || { grep -B2 -A12 -m3 "error" "$out/build.log" | head -60; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 

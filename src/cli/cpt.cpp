@@ -33,7 +33,7 @@ void run_cpt(CptFlags& f) {
   const model::ModelConfig config = model::load_model_config(o.run.model_dir);
   model::RopeParams rope = config.rope;
   if (!o.run.rope_scaling.empty()) rope = model::parse_rope_override(o.run.rope_scaling, config, "--rope-scaling");
-  const auto data = train::open_token_files(o.run.data, o.run.context, o.run.model_dir);
+  const auto data = train::open_token_files(o.run.data, o.run.context, o.run.model_dir, config.vocab_size);
   cli::print_options(o);
   const auto base = model::DecoderModel::load(o.run.model_dir, dtype, device);
   train::LmTask task(o, base, rope, train::make_adapter(o, base.config(), device), dtype);

@@ -36,7 +36,7 @@ void run_distill(DistillFlags& f) {
   const at::ScalarType dtype = cli::resolve_dtype(o.run.dtype, device);
   const model::ModelConfig config = model::load_model_config(o.run.model_dir);
   const model::RopeParams rope = model::parse_rope_override(o.run.rope_scaling, config, "--rope-scaling");
-  const auto data = train::open_token_files(o.run.data, o.run.context, o.run.model_dir);
+  const auto data = train::open_token_files(o.run.data, o.run.context, o.run.model_dir, config.vocab_size);
   cli::print_options(o);
   const auto base = model::DecoderModel::load(o.run.model_dir, dtype, device);
   train::DistillTask task(o, base, rope, train::make_adapter(o, base.config(), device));

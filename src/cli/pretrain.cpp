@@ -54,7 +54,7 @@ void run_pretrain(PretrainFlags& f) {
   const at::Device device = processes.device;
   const bool main_rank = train::is_main_process();
   const at::ScalarType dtype = cli::resolve_dtype(o.run.dtype, device);
-  const auto data = train::open_token_files(o.run.data, o.run.context);
+  const auto data = train::open_token_files(o.run.data, o.run.context, "", config.vocab_size);
   cli::print_options(o);
   auto m = train::random_model(config, at::kFloat, device, o.run.seed);
   for (auto& [name, t] : train::hf_named_weights(m.weights(), config)) t.set_requires_grad(true);

@@ -147,13 +147,17 @@ uint64_t splitmix64(uint64_t& state) {
 }  // namespace
 
 std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string>& paths, int64_t T,
-                                                   const std::string& tokenizer_dir) {
+                                                   const std::string& tokenizer_dir, int64_t vocab_size) {
   if (paths.empty()) fail("--data", "no training data given");
   // Token shards (files or folders of them) stream from their mappings.
   std::vector<std::string> shard_paths;
   bool all_shards = true;
   for (const auto& path : paths) {
-    if (std::filesystem::is_directory(path)) {
+    if (std::filesystem::is_directory(path) && std::filesystem::exists(path + "/manifest.json")) {
+      // `linearard tokenize` output: the manifest says which shards make the data set.
+      const auto listed = data::shard_paths(path);
+      shard_paths.insert(shard_paths.end(), listed.begin(), listed.end());
+    } else if (std::filesystem::is_directory(path)) {
       auto found = shards_in_folder(path);
       if (found.empty()) { all_shards = false; break; }
       shard_paths.insert(shard_paths.end(), found.begin(), found.end());
@@ -166,7 +170,14 @@ std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string
   }
   if (all_shards) {
     std::vector<data::Shard> shards;
-    for (const auto& p : shard_paths) shards.push_back(data::Shard::open(p));
+    for (const auto& p : shard_paths) {
+      if (!std::filesystem::exists(p)) fail(p, "listed in manifest.json but missing");
+      shards.push_back(data::Shard::open(p));
+      const uint64_t shard_vocab = shards.back().header().vocab_size;
+      if (vocab_size > 0 && shard_vocab > uint64_t(vocab_size))
+        fail(p, "was tokenized for a vocabulary of " + std::to_string(shard_vocab) +
+                    " ids, more than the model's vocab_size " + std::to_string(vocab_size) + " (another tokenizer?)");
+    }
     auto source = std::make_unique<ShardBlocks>(std::move(shards), T);
     if (source->num_blocks() == 0)
       fail(paths[0], "no document has " + std::to_string(T) + " tokens (--context)");
@@ -206,6 +217,15 @@ std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string
     } else {
       fail(path, "unknown data file type (expected token shards, .txt/.md/.jsonl text, .bin int32 ids or .json)");
     }
+  }
+  if (vocab_size > 0) {
+    // Which input a document came from is not kept; name the first path, or the --data flag.
+    for (const auto& d : docs)
+      for (int32_t id : d)
+        if (id >= vocab_size)
+          fail(paths.size() == 1 ? paths[0] : "--data", "token id " + std::to_string(id) +
+                                                           " is not below the model's vocab_size " +
+                                                           std::to_string(vocab_size));
   }
   std::string what = paths.size() == 1 ? paths[0] : std::to_string(paths.size()) + " files";
   auto source = std::make_unique<InMemoryBlocks>(std::move(docs), T, what);

@@ -30,9 +30,10 @@ class TokenBlockSource {
 };
 
 // Reads the inputs above, blocks of `T` tokens. Text needs `tokenizer_dir` (the model directory).
-// Errors name the file.
+// A folder with a manifest.json is read through it (every listed shard must be there). With
+// vocab_size > 0 every id must be below it (shards: their header's vocabulary). Errors name the file.
 std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string>& paths, int64_t T,
-                                                   const std::string& tokenizer_dir = "");
+                                                   const std::string& tokenizer_dir = "", int64_t vocab_size = 0);
 
 // The order in which blocks are consumed: epoch e visits every block once, in a permutation seeded
 // by (seed, e) when shuffling, else in source order. The whole state is `position` (blocks consumed

@@ -482,6 +482,20 @@ def r_data_negative(t, s):
     return distill_args(t, data=write(f"{t}/tokens.bin", struct.pack("<4i", 5, 6, -7, 8) * 10)), None
 
 
+def r_data_id_range(t, s):
+    return distill_args(t, data=write(f"{t}/tokens.bin", struct.pack("<4i", 5, 6, VOCAB, 8) * 10)), None
+
+
+def r_data_shard_missing(t, s):
+    d = copy_shards(t, s)
+    os.remove(f"{d}/shard-00000.bin")
+    return distill_args(t, data=d), None
+
+
+def r_nonfinite_steps(t, s):
+    return distill_args(t, max_nonfinite_steps=-1), None
+
+
 def r_data_type(t, s):
     return distill_args(t, data=write(f"{t}/tokens.csv", "1,2,3\n")), None
 
@@ -599,6 +613,9 @@ RECIPES = {
     "data-empty": r_data_empty,
     "data-short": r_data_short,
     "data-negative": r_data_negative,
+    "data-id-range": r_data_id_range,
+    "data-shard-missing": r_data_shard_missing,
+    "nonfinite-steps": r_nonfinite_steps,
     "data-type": r_data_type,
     "data-utf8": r_data_utf8,
     "data-missing": r_data_missing,
