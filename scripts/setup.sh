@@ -11,7 +11,7 @@ cd "$root"
 
 apt_packages=(build-essential cmake ninja-build ccache git pkg-config python3 python3-venv python3-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libpcre2-dev libsentencepiece-dev
-  sentencepiece bible-kjv-text bible-kjv libicu-dev clang
+  sentencepiece bible-kjv-text bible-kjv libicu-dev clang libclang-rt-dev
   libgloo-dev)  # gloo headers for c10d ProcessGroupGloo (the torch wheel ships only its library)
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "common/error.h"
+#include "train/oom_report.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"linearard: restore the short-text quality of context-extended LLaMA-family models"};
@@ -16,6 +17,22 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const linearard::Error& e) {
     std::fprintf(stderr, "linearard: error: %s\n", e.what());
+    return 1;
+  } catch (const c10::OutOfMemoryError& e) {
+    // Training commands report their own (with a memory estimate, train/oom_report.h); this is
+    // the one line for the others (eval, report, export, bench).
+    const auto subs = app.get_subcommands();
+    const std::string command = subs.empty() ? "linearard" : subs.front()->get_name();
+    const linearard::train::OomFacts f = linearard::train::parse_oom_text(e.what_without_backtrace());
+    std::string facts;
+    if (f.requested >= 0) facts += ": tried to allocate " + linearard::train::format_bytes(f.requested);
+    if (f.in_use >= 0 && f.total >= 0)
+      facts += " with " + linearard::train::format_bytes(f.in_use) + " of " + linearard::train::format_bytes(f.total) +
+               " in use";
+    std::fprintf(stderr,
+                 "linearard: error: %s: out of GPU memory%s; use a smaller --batch-size, shorter --contexts / "
+                 "--lengths / --max-length (eval, report) or --context (bench), or a GPU with more memory\n",
+                 command.c_str(), facts.c_str());
     return 1;
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "linearard: error: %s\n", e.what_without_backtrace());

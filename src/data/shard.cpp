@@ -36,6 +36,38 @@ std::string hex64(uint64_t v) {
   return buf;
 }
 
+// Manifest numbers are read checked: nlohmann's get<integer>() casts a float unchecked (undefined
+// behaviour out of range) and wraps a negative number into a uint64 silently.
+uint64_t manifest_u64(const nlohmann::json& j, const char* key, const std::string& path,
+                      const uint64_t* fallback = nullptr) {
+  if (fallback && (!j.contains(key) || j.at(key).is_null())) return *fallback;
+  const nlohmann::json& v = j.at(key);
+  if (!v.is_number_unsigned())
+    fail(path, std::string("bad manifest: '") + key + "' must be a non-negative integer, got a " + v.type_name());
+  return v.get<uint64_t>();
+}
+
+int64_t manifest_i64(const nlohmann::json& j, const char* key, int64_t fallback, const std::string& path) {
+  if (!j.contains(key) || j.at(key).is_null()) return fallback;
+  const nlohmann::json& v = j.at(key);
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{INT64_MAX}))
+    fail(path, std::string("bad manifest: '") + key + "' must be an integer, got a " + v.type_name());
+  return v.get<int64_t>();
+}
+
+// write_manifest's "%016llx"; std::stoull would throw std::invalid_argument on anything else.
+uint64_t parse_hex64(const std::string& s, const std::string& path) {
+  if (s.empty() || s.size() > 16) fail(path, "bad manifest: xxh64 '" + s + "' is not 1 to 16 hex digits");
+  uint64_t v = 0;
+  for (char c : s) {
+    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (d < 0) fail(path, "bad manifest: xxh64 '" + s + "' is not 1 to 16 hex digits");
+    v = v << 4 | static_cast<uint64_t>(d);
+  }
+  return v;
+}
+
 }  // namespace
 
 uint32_t id_width_for_vocab(uint64_t vocab_size) { return vocab_size <= 65536 ? 2 : 4; }
@@ -124,21 +156,26 @@ ShardManifest read_manifest(const std::string& path) {
   ss << in.rdbuf();
   ShardManifest m;
   try {
-    const auto j = nlohmann::json::parse(ss.str());
+    // Depth-limited: nlohmann copies and prints nested values recursively (stack overflow).
+    const auto j = nlohmann::json::parse(ss.str(), [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > 64) fail(path, "bad manifest: JSON nested deeper than 64 levels");
+      return true;
+    });
     if (j.value("format", "") != "linearard-token-shards") fail(path, "not a linearard token manifest");
+    const uint64_t zero = 0;
     m.tokenizer = j.value("tokenizer", "");
-    m.vocab_size = j.at("vocab_size").get<uint64_t>();
-    m.bos_id = j.value("bos_id", int64_t{-1});
-    m.eos_id = j.value("eos_id", int64_t{-1});
-    m.total_tokens = j.at("total_tokens").get<uint64_t>();
-    m.total_documents = j.value("total_documents", uint64_t{0});
+    m.vocab_size = manifest_u64(j, "vocab_size", path);
+    m.bos_id = manifest_i64(j, "bos_id", -1, path);
+    m.eos_id = manifest_i64(j, "eos_id", -1, path);
+    m.total_tokens = manifest_u64(j, "total_tokens", path);
+    m.total_documents = manifest_u64(j, "total_documents", path, &zero);
     m.inputs = j.value("inputs", std::vector<std::string>{});
     for (const auto& s : j.at("shards")) {
       ShardManifestEntry e;
       e.file = s.at("file").get<std::string>();
-      e.tokens = s.at("tokens").get<uint64_t>();
-      e.documents = s.value("documents", uint64_t{0});
-      e.checksum = std::stoull(s.value("xxh64", std::string("0")), nullptr, 16);
+      e.tokens = manifest_u64(s, "tokens", path);
+      e.documents = manifest_u64(s, "documents", path, &zero);
+      e.checksum = parse_hex64(s.value("xxh64", std::string("0")), path);
       m.shards.push_back(e);
     }
   } catch (const nlohmann::json::exception& e) {

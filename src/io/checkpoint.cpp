@@ -86,7 +86,13 @@ CheckpointWeights::CheckpointWeights(const std::string& dir) : dir_(dir) {
 void CheckpointWeights::open_index(const std::string& index_path) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_text(index_path));
+    // Depth-limited like the safetensors header: nlohmann recurses once per nesting level.
+    constexpr int kMaxJsonDepth = 64;
+    j = nlohmann::json::parse(read_text(index_path), [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > kMaxJsonDepth)
+        fail(index_path, "nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+      return true;
+    });
   } catch (const nlohmann::json::exception& e) {
     fail(index_path, std::string("not valid JSON: ") + e.what());
   }
@@ -96,6 +102,11 @@ void CheckpointWeights::open_index(const std::string& index_path) {
   for (const auto& [name, file] : j["weight_map"].items()) {
     if (!file.is_string()) fail(index_path, "weight_map entry '" + name + "' is not a file name string");
     const std::string shard = file.get<std::string>();
+    // Shards live in the model folder: no absolute paths, no way out through "..".
+    const fs::path relative(shard);
+    bool escapes = shard.empty() || relative.is_absolute();
+    for (const auto& part : relative) escapes = escapes || part == "..";
+    if (escapes) fail(index_path, "shard '" + shard + "' (for tensor '" + name + "') is not a file inside the model folder");
     auto it = file_index.find(shard);
     if (it == file_index.end()) {
       fs::path shard_path = fs::path(dir_) / shard;

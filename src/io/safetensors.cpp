@@ -57,12 +57,17 @@ std::string range(uint64_t b, uint64_t e) {
   return "[" + std::to_string(b) + ", " + std::to_string(e) + "]";
 }
 
+constexpr int kMaxJsonDepth = 64;
+
 // Parses the header JSON, reporting the first duplicate key of any object (nlohmann would
 // silently keep the last one; the reference reader refuses duplicates).
 json parse_json_rejecting_duplicates(const char* begin, const char* end, const std::string& path) {
   std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
-  auto callback = [&](int, json::parse_event_t event, json& parsed) {
+  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    // nlohmann copies and prints nested values recursively, so a header of a few hundred KB of
+    // '[' would overflow the stack; a valid header nests 3 levels.
+    if (depth > kMaxJsonDepth) fail(path, "header nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     if (event == json::parse_event_t::object_start) open_objects.emplace_back();
     if (event == json::parse_event_t::object_end) open_objects.pop_back();
     if (event == json::parse_event_t::key && !open_objects.back().insert(parsed.get<std::string>()).second &&

@@ -1,5 +1,6 @@
 #include "model/model_config.h"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -20,10 +21,17 @@ std::optional<double> optional_number(const json& j, const char* key, const std:
 std::optional<int64_t> optional_integer(const json& j, const char* key, const std::string& where) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
-  if (!it->is_number()) fail(where, std::string("'") + key + "' must be an integer, got " + it->dump());
+  const auto bad = [&] { fail(where, std::string("'") + key + "' must be an integer, got " + it->dump()); };
+  if (!it->is_number()) bad();
+  if (it->is_number_unsigned()) {
+    if (it->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) bad();
+    return it->get<int64_t>();
+  }
+  if (it->is_number_integer()) return it->get<int64_t>();
+  // A float such as 4096.0: range-checked before the cast, which is undefined outside int64
+  // (-2^63 and 2^63 are exact doubles).
   const double v = it->get<double>();
-  if (v != static_cast<double>(static_cast<int64_t>(v)))
-    fail(where, std::string("'") + key + "' must be an integer, got " + it->dump());
+  if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0) || v != std::trunc(v)) bad();
   return static_cast<int64_t>(v);
 }
 
@@ -63,9 +71,17 @@ std::vector<double> number_list(const json& j, const char* key, const std::strin
   return out;
 }
 
+// nlohmann copies and prints nested values recursively, so a few hundred KB of '[' would overflow
+// the stack; config.json nests 3 levels.
+constexpr int kMaxJsonDepth = 64;
+
 json parse_json_text(const std::string& text, const std::string& where) {
+  const auto limit_depth = [&](int depth, json::parse_event_t, json&) {
+    if (depth > kMaxJsonDepth) fail(where, "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return true;
+  };
   try {
-    return json::parse(text);
+    return json::parse(text, limit_depth);
   } catch (const json::exception& e) {
     fail(where, std::string("not valid JSON (") + e.what() + ")");
   }

@@ -22,6 +22,17 @@ constexpr size_t kCacheCapacity = 200000;
 
 std::atomic<uint64_t> next_serial{1};
 
+// Unused ids allowed below the largest vocabulary id: id_to_token_ is sized by that id, so one
+// stray id of 2^31 would allocate 64 GB. Real vocabularies are dense (HF writes ids 0..n-1).
+constexpr int64_t kMaxVocabGaps = int64_t{1} << 20;
+
+// nlohmann's get<int32_t>() casts floats (undefined out of range) and wide integers unchecked.
+int32_t vocab_id(const json& v, const std::string& token, const std::string& where) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
+    fail(where, "vocabulary token '" + token + "' has id " + v.dump() + ", not an integer in [0, 2^31)");
+  return v.get<int32_t>();
+}
+
 struct WordCache {
   uint64_t serial = 0;
   std::unordered_map<std::string, std::vector<int32_t>> words;
@@ -56,14 +67,16 @@ BpeModel::BpeModel(const json& model, bool byte_level, const std::string& where)
 
   const json& vocab = model.at("vocab");
   int32_t max_id = -1;
-  for (const auto& [tok, idj] : vocab.items()) max_id = std::max(max_id, idj.get<int32_t>());
-  id_to_token_.assign(static_cast<size_t>(max_id + 1), std::string());
+  for (const auto& [tok, idj] : vocab.items()) max_id = std::max(max_id, vocab_id(idj, tok, where));
+  if (max_id >= static_cast<int64_t>(vocab.size()) + kMaxVocabGaps)
+    fail(where, "vocabulary id " + std::to_string(max_id) + " is far beyond its " + std::to_string(vocab.size()) +
+                    " tokens (more than 2^20 unused ids)");
+  id_to_token_.assign(static_cast<size_t>(max_id) + 1, std::string());
   vocab_.reserve(vocab.size());
   vocab_json_.reserve(vocab.size());
   std::string bytes;
   for (const auto& [tok, idj] : vocab.items()) {
-    const int32_t id = idj.get<int32_t>();
-    if (id < 0) fail(where, "negative id for vocabulary token '" + tok + "'");
+    const int32_t id = vocab_id(idj, tok, where);
     id_to_token_[id] = tok;
     vocab_json_.emplace(tok, id);
     if (!byte_level_) vocab_.emplace(tok, id);

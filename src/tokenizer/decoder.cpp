@@ -38,7 +38,8 @@ class MetaspaceDecoder : public Decoder {
       std::string out;
       const std::string& t = tokens[i];
       for (size_t p = 0; p < t.size();) {
-        if (t.compare(p, replacement_.size(), replacement_) == 0) {
+        // An empty replacement (HF requires one char) would match without advancing: a hang.
+        if (!replacement_.empty() && t.compare(p, replacement_.size(), replacement_) == 0) {
           if (!(i == 0 && strip_first_)) out += ' ';
           p += replacement_.size();
         } else {
@@ -110,8 +111,11 @@ class FuseDecoder : public Decoder {
 // Removes up to `start` leading and `stop` trailing copies of one character from every token.
 class StripDecoder : public Decoder {
  public:
-  explicit StripDecoder(const json& j)
-      : content_(j.at("content").get<std::string>()), start_(j.value("start", 0)), stop_(j.value("stop", 0)) {}
+  StripDecoder(const json& j, const std::string& where)
+      : content_(j.at("content").get<std::string>()), start_(count(j, "start", where)), stop_(count(j, "stop", where)) {
+    // HF's content is one char; an empty one would strip nothing start_ times (a hang).
+    if (content_.empty()) fail(where, "Strip decoder content must not be empty");
+  }
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (auto& t : tokens) {
       size_t b = 0, e = t.size();
@@ -124,8 +128,17 @@ class StripDecoder : public Decoder {
   }
 
  private:
+  // HF's usize; read checked because nlohmann's get<int>() casts floats unchecked (undefined).
+  static int64_t count(const json& j, const char* key, const std::string& where) {
+    if (!j.contains(key)) return 0;
+    const json& v = j.at(key);
+    if (!v.is_number_integer() || v.get<int64_t>() < 0)
+      fail(where, std::string("Strip decoder ") + key + " must be a non-negative integer, got " + v.dump());
+    return v.get<int64_t>();
+  }
+
   std::string content_;
-  int start_, stop_;
+  int64_t start_, stop_;
 };
 
 class SequenceDecoder : public Decoder {
@@ -149,10 +162,11 @@ std::unique_ptr<Decoder> make_decoder(const json& j, const std::string& where) {
   if (type == "Replace") return std::make_unique<ReplaceDecoder>(j, where);
   if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
   if (type == "Fuse") return std::make_unique<FuseDecoder>();
-  if (type == "Strip") return std::make_unique<StripDecoder>(j);
+  if (type == "Strip") return std::make_unique<StripDecoder>(j, where);
   if (type == "Sequence") {
     std::vector<std::unique_ptr<Decoder>> parts;
-    for (const auto& d : j.at("decoders")) parts.push_back(make_decoder(d, where));
+    for (const auto& d : j.at("decoders"))
+      if (auto p = make_decoder(d, where)) parts.push_back(std::move(p));  // null entries: no step
     return std::make_unique<SequenceDecoder>(std::move(parts));
   }
   fail(where, "unsupported decoder type '" + type +

@@ -23,11 +23,24 @@ json read_json(const std::string& path) {
   if (!in) fail(path, "cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
+  // nlohmann copies values and the loaders recurse into Sequence entries, so nesting is limited
+  // (a few hundred KB of '[' would overflow the stack); real files nest under 10 levels.
+  const auto limit_depth = [&](int depth, json::parse_event_t, json&) {
+    if (depth > 64) fail(path, "JSON nested deeper than 64 levels");
+    return true;
+  };
   try {
-    return json::parse(ss.str());
+    return json::parse(ss.str(), limit_depth);
   } catch (const json::exception& e) {
     fail(path, std::string("not valid JSON: ") + e.what());
   }
+}
+
+// nlohmann's get<int32_t>() casts floats (undefined out of range) and wide integers unchecked.
+int32_t token_id_value(const json& v, const std::string& what, const std::string& where) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
+    fail(where, what + " has id " + v.dump() + ", not an integer in [0, 2^31)");
+  return v.get<int32_t>();
 }
 
 class HfTokenizer : public Tokenizer {
@@ -137,7 +150,7 @@ class HfTokenizer : public Tokenizer {
     for (const auto& a : j.value("added_tokens", json::array())) {
       AddedToken t;
       t.content = a.at("content").get<std::string>();
-      t.id = a.at("id").get<int32_t>();
+      t.id = token_id_value(a.at("id"), "added token '" + t.content + "'", path_);
       t.single_word = a.value("single_word", false);
       t.lstrip = a.value("lstrip", false);
       t.rstrip = a.value("rstrip", false);
@@ -189,7 +202,7 @@ class HfTokenizer : public Tokenizer {
         const std::string id = item.at("SpecialToken").at("id").get<std::string>();
         if (!specials.contains(id)) fail(path_, "post_processor uses special token '" + id + "' it does not define");
         for (const auto& v : specials.at(id).at("ids"))
-          (seen_sequence ? suffix_ : prefix_).push_back(v.get<int32_t>());
+          (seen_sequence ? suffix_ : prefix_).push_back(token_id_value(v, "post_processor token '" + id + "'", path_));
       }
     }
   }

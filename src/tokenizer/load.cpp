@@ -44,7 +44,11 @@ TokenizerConfig read_tokenizer_config(const std::string& dir) {
   ss << in.rdbuf();
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(ss.str());
+    // Depth-limited like tokenizer.json (nested values are copied recursively).
+    j = nlohmann::json::parse(ss.str(), [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > 64) fail(path, "JSON nested deeper than 64 levels");
+      return true;
+    });
   } catch (const nlohmann::json::exception& e) {
     fail(path, std::string("not valid JSON: ") + e.what());
   }

@@ -249,6 +249,14 @@ def r_index_missing_shard(t, s):
     return ["inspect", d], None
 
 
+def r_index_outside(t, s):
+    d = write_model(f"{t}/model")
+    os.rename(f"{d}/model.safetensors", f"{t}/elsewhere.safetensors")
+    write(f"{d}/model.safetensors.index.json",
+          json.dumps({"weight_map": {"model.embed_tokens.weight": "../elsewhere.safetensors"}}))
+    return ["inspect", d], None
+
+
 def r_tensor_missing(t, s):
     c = tiny_config()
     w = tiny_tensors(c)
@@ -571,6 +579,7 @@ RECIPES = {
     "safetensors-offsets": r_safetensors_offsets,
     "safetensors-dtype": r_safetensors_dtype,
     "index-missing-shard": r_index_missing_shard,
+    "index-outside": r_index_outside,
     "tensor-missing": r_tensor_missing,
     "tensor-shape": r_tensor_shape,
     "tensor-integer": r_tensor_integer,
