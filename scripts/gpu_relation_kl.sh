@@ -4,6 +4,9 @@
 # folder) or ./out. Run from the repo root on the GPU machine:
 #   scripts/gpu_relation_kl.sh [test|bench|all] [extra bench flags...]
 #   scripts/gpu_relation_kl.sh prebuild BUILD_DIR   (dev machine: fill out/rkl-bin, see below)
+#   scripts/gpu_relation_kl.sh devbuild             (GPU machine: configure build-gpu-rkl, then the
+#                                                    same targeted build with 16 jobs; ~1-2 min instead
+#                                                    of the whole project)
 # Prebuilt mode (saves the device build minutes): if $RKL_BIN (default out/rkl-bin/) holds
 # `linearard` and `test_relation_kl_cuda` (built on the dev machine with -DLINEARARD_CUDA=ON against
 # the same torch 2.11 cu130; carry that folder), they run against the GPU machine's torch
@@ -20,6 +23,13 @@ what="${1:-all}"; shift || true
 # objects the relation-KL test and bench need (ninja's order-only deps would build every library
 # first) and link out/rkl-bin/{test_relation_kl_cuda,linearard} by hand; the `linearard` there has
 # only the bench subcommands. Stripped, the two are ~40 MB: carry "out/rkl-bin" (limit 64 MiB).
+if [ "$what" = devbuild ]; then
+  if [ ! -f build-gpu-rkl/build.ninja ]; then
+    cmake -S . -B build-gpu-rkl -G Ninja -DLINEARARD_CUDA=ON -DLINEARARD_PYTHON="$(command -v python3)" \
+      > "${OUT:-out}/configure.log" 2>&1 || { tail -30 "${OUT:-out}/configure.log"; exit 1; }
+  fi
+  what=prebuild; set -- build-gpu-rkl; export RKL_JOBS="${RKL_JOBS:-16}"
+fi
 if [ "$what" = prebuild ]; then
   bdir="$(cd "${1:?usage: prebuild BUILD_DIR}" && pwd)"; dst="$root/out/rkl-bin"; mkdir -p "$dst"
   cmds="$(mktemp)"; ninja -C "$bdir" -t commands tests/ops/test_relation_kl_cuda linearard | sort -u > "$cmds"
@@ -34,14 +44,16 @@ if [ "$what" = prebuild ]; then
   for o in src/CMakeFiles/linearard_core.dir/cmake_pch.hxx.gch $cu $ref $err $tobj $bobj; do
     grep -F -- "-o $o" "$cmds" | grep -v "ar qc" | head -1 > "$jobs/$(printf %02d $i).sh"; i=$((i + 1))
   done
-  (cd "$bdir" && bash "$jobs/00.sh" && ls "$jobs"/*.sh | tail -n +2 | xargs -P2 -n1 bash) || exit 1
+  (cd "$bdir" && bash "$jobs/00.sh" && ls "$jobs"/*.sh | tail -n +2 | xargs -P"${RKL_JOBS:-2}" -n1 bash) || exit 1
   rm -rf "$jobs"
   bpy="$(sed -n 's/^LINEARARD_PYTHON:[A-Z]*=//p' "$bdir/CMakeCache.txt")"  # the torch the build used
   tl="$("${bpy:-python3}" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
   libs="$ref $err -Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state $cu \
     -L/usr/local/cuda/targets/x86_64-linux/lib -Wl,--no-as-needed $tl/libtorch.so $tl/libtorch_cpu.so \
     $tl/libtorch_cuda.so $tl/libc10_cuda.so $tl/libc10.so -Wl,--as-needed -lcudadevrt -lcudart_static -lrt -lpthread -ldl"
-  (cd "$bdir" && c++ -O2 $tobj -o "$dst/test_relation_kl_cuda" /usr/lib/x86_64-linux-gnu/libgtest.a $libs &&
+  gtest=/usr/lib/x86_64-linux-gnu/libgtest.a  # Debian's; the GPU machines build it from .device-deps
+  if [ ! -f "$gtest" ]; then ninja -C "$bdir" gtest > /dev/null || exit 1; gtest="$(find "$bdir" -name libgtest.a | head -1)"; fi
+  (cd "$bdir" && c++ -O2 $tobj -o "$dst/test_relation_kl_cuda" "$gtest" $libs &&
      c++ -O2 $bobj -o "$dst/linearard" $libs) || exit 1
   strip -s "$dst/test_relation_kl_cuda" "$dst/linearard"; rm -f "$cmds"; ls -la "$dst"; exit 0
 fi
@@ -82,6 +94,16 @@ if [ "$what" = test ] || [ "$what" = all ]; then
   echo "tests: rc=$rc in $(( $(date +%s) - t0 )) s; $(grep -c '^\[       OK' "$out/test.log") ok, $(grep -c '^\[  FAILED  \] Grid' "$out/test.log") failed"
   grep -B3 -A10 "Failure" "$out/test.log" | head -70
   grep "^\[  FAILED" "$out/test.log" | head -30
+fi
+# ab: same-binary A/B of the kernel versions (LINEARARD_RKL_* switches, relation_kl_cuda.cu):
+# the legacy kernels as the baseline, the default, then each variant named in $RKL_AB
+# (space-separated VAR=value lists joined by commas, e.g. "LINEARARD_RKL_KEY_MAJOR=1").
+if [ "$what" = ab ] && [ -x "$bin/linearard" ]; then
+  for v in LINEARARD_RKL_LEGACY=1 default ${RKL_AB:-}; do
+    envs=(); [ "$v" = default ] || IFS=, read -ra envs <<< "$v"
+    echo "== $v $*" | tee -a "$out/ab.log"
+    env "${envs[@]}" "$bin/linearard" bench relation-kl "$@" 2>&1 | grep -v "^D=" | tee -a "$out/ab.log" || rc=1
+  done
 fi
 if { [ "$what" = bench ] || [ "$what" = all ]; } && [ -x "$bin/linearard" ]; then
   tag="$(basename "$bin")${LINEARARD_RKL_FWD_WARPS:+-fwdw$LINEARARD_RKL_FWD_WARPS}"

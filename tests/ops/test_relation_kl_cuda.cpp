@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -148,10 +149,8 @@ Result naive(const RelationKLInputs& in, const at::Tensor& grad, bool self) {
 
 class RelationKLCudaTest : public ::testing::TestWithParam<GpuCase> {};
 
-TEST_P(RelationKLCudaTest, MatchesFloat64WithinTwiceSameDtypeError) {
-  if (!have_cuda_device()) GTEST_SKIP() << "no CUDA device";
+void check_against_float64(const GpuCase& gc) {
 #ifdef LINEARARD_WITH_CUDA
-  const GpuCase& gc = GetParam();
   const RelationKLCase& c = gc.c;
   SCOPED_TRACE(describe(c) + " dtype=" + dtype_name(gc.dtype));
   const at::Device cuda(at::kCUDA, 0);
@@ -206,6 +205,21 @@ TEST_P(RelationKLCudaTest, MatchesFloat64WithinTwiceSameDtypeError) {
   check(c.self ? "d_x" : "d_xq", ours.d_xq, base.d_xq, exact.d_xq, grad_floor);
   if (!c.self) check("d_xk", ours.d_xk, base.d_xk, exact.d_xk, grad_floor);
 #endif
+}
+
+TEST_P(RelationKLCudaTest, MatchesFloat64WithinTwiceSameDtypeError) {
+  if (!have_cuda_device()) GTEST_SKIP() << "no CUDA device";
+  check_against_float64(GetParam());
+}
+
+// The self gradient from the row + column kernels, the path of GPUs whose shared memory cannot
+// hold the fused self backward (A100); forced here with LINEARARD_RKL_SELF_SPLIT on any GPU.
+TEST_P(RelationKLCudaTest, SplitSelfBackwardMatchesFloat64) {
+  if (!have_cuda_device()) GTEST_SKIP() << "no CUDA device";
+  if (!GetParam().c.self || GetParam().dtype == at::kFloat) GTEST_SKIP() << "tensor-core self cases only";
+  setenv("LINEARARD_RKL_SELF_SPLIT", "1", 1);
+  check_against_float64(GetParam());
+  unsetenv("LINEARARD_RKL_SELF_SPLIT");
 }
 
 INSTANTIATE_TEST_SUITE_P(Grid, RelationKLCudaTest, ::testing::ValuesIn(make_cases()),

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <string>
 
@@ -31,6 +32,26 @@ constexpr const char* kWhere = "relation_kl (CUDA)";
 constexpr double kLog2e = 1.4426950408889634;
 
 enum class Path { kTensorCore, kSimt };
+
+// Kernel-version switches for same-binary A/B timing (relation_kl_params.h), read once:
+//   LINEARARD_RKL_LEGACY=1       the tensor-core kernels before the pipelined versions
+//   LINEARARD_RKL_CHUNK=n        self backward (b, h) per accumulator chunk (default: <= 1x inputs)
+//   LINEARARD_RKL_FWD_CFG=0|1|2  pipelined forward CTA shape (default 1, measured; launch template)
+//   LINEARARD_RKL_FWD_PIPE64=1   pipelined forward also at Ds = Dt = 64
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
+}
+struct KernelSwitches {
+  bool legacy = env_int("LINEARARD_RKL_LEGACY", 0) != 0;
+  int chunk = env_int("LINEARARD_RKL_CHUNK", 0);
+  int fwd_cfg = env_int("LINEARARD_RKL_FWD_CFG", 1);
+  bool fwd_pipe_d64 = env_int("LINEARARD_RKL_FWD_PIPE64", 0) != 0;
+};
+const KernelSwitches& switches() {
+  static const KernelSwitches s;
+  return s;
+}
 
 struct Inputs {
   at::Tensor xq, xk, yq, yk;  // contiguous, one dtype
@@ -87,7 +108,21 @@ RelationKLParams make_params(const Inputs& in, const RelationKLOptions& o) {
   p.scale_s_log2 = static_cast<float>(o.scale_s * kLog2e);
   p.scale_t_log2 = static_cast<float>(o.scale_t * kLog2e);
   p.causal = o.causal;
+  p.legacy = switches().legacy;
+  p.fwd_cfg = switches().fwd_cfg;
+  p.fwd_pipe_d64 = switches().fwd_pipe_d64;
   return p;
+}
+
+// The fused self backward needs more shared memory per block than sm_80 offers; there (or with
+// LINEARARD_RKL_SELF_SPLIT=1, read at each call so tests can cover the split path on any GPU)
+// the self gradient comes from the row and column kernels.
+bool fused_self_backward_fits(const at::Device& device, int Ds, int Dt) {
+  if (env_int("LINEARARD_RKL_SELF_SPLIT", 0) != 0) return false;
+  int optin = 0;
+  if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device.index()) != cudaSuccess)
+    return false;
+  return relation_kl_tc_self_bwd_smem_bytes(Ds, Dt) <= optin;
 }
 
 void launch(const Inputs& in, const RelationKLParams& p, bool backward) {
@@ -179,6 +214,13 @@ at::Tensor relation_kl_self_backward_cuda(const at::Tensor& grad_kl, const at::T
   set_stats(p, grad_kl, stats, g, ls, lt);
   if (in.path != Path::kTensorCore)
     return backward_launch(in, p, RelationKLBwdMode::kSelf, x.size(1), x.scalar_type());
+  if (!fused_self_backward_fits(x.device(), static_cast<int>(x.size(3)), static_cast<int>(y.size(3)))) {
+    // The row term (x as query) plus the column term (x as key), each from its own kernel: no
+    // atomics, deterministic; summed in fp32 and rounded once.
+    const at::Tensor rows = backward_launch(in, p, RelationKLBwdMode::kRows, x.size(1), at::kFloat);
+    const at::Tensor columns = backward_launch(in, p, RelationKLBwdMode::kColumns, x.size(1), at::kFloat);
+    return (rows + columns).to(x.scalar_type());
+  }
   // Tensor cores: one logit recompute per score element, both gradient terms added into an int64
   // fixed-point accumulator (order-independent, so deterministic; relation_kl_bwd_self_kernel.cuh).
   // At 8 bytes per dX element it would be 2x the inputs (x and y in 16-bit), so (b, h) run in
@@ -187,7 +229,8 @@ at::Tensor relation_kl_self_backward_cuda(const at::Tensor& grad_kl, const at::T
   auto out = at::empty({B, H, T, Ds}, in.xq.options());
   if (out.numel() == 0) return out;
   const int64_t input_bytes = static_cast<int64_t>(in.xq.nbytes() + in.yq.nbytes());
-  const int64_t chunk = std::clamp<int64_t>(input_bytes / (T * Ds * 8), 1, BH);
+  int64_t chunk = std::clamp<int64_t>(input_bytes / (T * Ds * 8), 1, BH);
+  if (switches().chunk > 0) chunk = std::min<int64_t>(switches().chunk, BH);
   auto accum = at::empty({chunk, T, Ds}, in.xq.options().dtype(at::kLong));  // (chunk, T, Ds)
   auto quantum = at::empty({BH, 2}, in.xq.options().dtype(at::kFloat));       // (B H, 2)
   auto row_stats = at::empty({BH, T, 4}, in.xq.options().dtype(at::kFloat));  // (B H, T, 4)

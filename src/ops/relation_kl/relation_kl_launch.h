@@ -18,6 +18,10 @@ inline bool relation_kl_tensor_core_dims(int Ds, int Dt) {
 // shared memory: 197 KB at Ds = Dt = 256.
 constexpr int kRelationKLSimtMaxDim = 256;
 
+// Dynamic shared memory of the fused tensor-core self backward (bf16 and fp16 alike): 227 KB at
+// Ds = Dt = 128, above an A100's 163 KB opt-in limit (sm_80 then runs the row + column kernels).
+int relation_kl_tc_self_bwd_smem_bytes(int Ds, int Dt);
+
 // backward = false: forward (p.kl, p.lse_s, p.lse_t); true: backward in p.mode into p.d_out.
 cudaError_t launch_relation_kl_tc_bf16(const RelationKLParams& p, bool backward, cudaStream_t stream);
 cudaError_t launch_relation_kl_tc_fp16(const RelationKLParams& p, bool backward, cudaStream_t stream);

@@ -5,10 +5,13 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "ops/relation_kl/relation_kl_bwd_kernel.cuh"
 #include "ops/relation_kl/relation_kl_bwd_self_kernel.cuh"
+#include "ops/relation_kl/relation_kl_bwd_self_pipe_kernel.cuh"
 #include "ops/relation_kl/relation_kl_fwd_kernel.cuh"
+#include "ops/relation_kl/relation_kl_fwd_pipe_kernel.cuh"
 #include "ops/relation_kl/relation_kl_launch.h"
 #include "ops/relation_kl/relation_kl_simt_kernel.cuh"
 
@@ -19,16 +22,37 @@ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 // Self backward, one (b, h) chunk: quantum (first chunk only), fixed-point accumulation, finalize.
 template <typename Elem, int DS, int DT>
 cudaError_t launch_tc_self_bwd(const RelationKLParams& p, cudaStream_t stream) {
-  if (p.bh0 == 0) relation_kl_self_quantum_kernel<Elem><<<p.B * p.H, kQuantumThreads, 0, stream>>>(p);
   constexpr int smem = BwdSelfSmem<Elem, DS, DT>::kBytes;
-  auto kernel = relation_kl_bwd_self_kernel<Elem, DS, DT>;
-  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  if (e != cudaSuccess) return e;
-  kernel<<<dim3(p.n_bh, ceil_div(p.T, kSelfKeys)), kSelfThreads, smem, stream>>>(p);
+  const int key_blocks = ceil_div(p.T, kSelfKeys);
+  cudaError_t e = cudaSuccess;
+  if (p.legacy) {
+    if (p.bh0 == 0) relation_kl_self_quantum_kernel<Elem><<<p.B * p.H, kQuantumThreads, 0, stream>>>(p);
+    auto kernel = relation_kl_bwd_self_kernel<Elem, DS, DT>;
+    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (e != cudaSuccess) return e;
+    kernel<<<dim3(p.n_bh, key_blocks), kSelfThreads, smem, stream>>>(p);
+  } else {
+    if (p.bh0 == 0)
+      relation_kl_self_quantum_wide_kernel<Elem><<<p.B * p.H, kQuantumWideThreads, 0, stream>>>(p);
+    auto kernel = relation_kl_bwd_self_pipe_kernel<Elem, DS, DT>;
+    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (e != cudaSuccess) return e;
+    kernel<<<dim3(p.n_bh, key_blocks), kSelfThreads, smem, stream>>>(p);
+  }
   const int64_t pairs = static_cast<int64_t>(p.n_bh) * p.T * p.Ds / 2;
   const int fin_blocks = static_cast<int>(std::min<int64_t>((pairs + 255) / 256, 132 * 16));
   relation_kl_self_finalize_kernel<Elem><<<fin_blocks, 256, 0, stream>>>(p);
   return cudaGetLastError();
+}
+
+template <typename Elem, int DS, int DT, int WARPS, int BN, int CTAS>
+cudaError_t launch_fwd_pipe(const RelationKLParams& p, cudaStream_t stream) {
+  constexpr int smem = FwdPipeSmem<Elem, DS, DT, WARPS, BN>::kBytes;
+  auto kernel = relation_kl_fwd_pipe_kernel<Elem, DS, DT, WARPS, BN, CTAS>;
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  kernel<<<dim3(p.B * p.H, ceil_div(p.T, 16 * WARPS)), 32 * WARPS, smem, stream>>>(p);
+  return cudaSuccess;
 }
 
 // Forward CTAs of 8 warps x 16 rows: each key tile is fetched once per 128 query rows. Measured
@@ -39,7 +63,14 @@ template <typename Elem, int DS, int DT>
 cudaError_t launch_tc(const RelationKLParams& p, bool backward, cudaStream_t stream) {
   if (backward && p.mode == RelationKLBwdMode::kSelf) return launch_tc_self_bwd<Elem, DS, DT>(p, stream);
   const int blocks = ceil_div(p.T, kBlockM);
-  if (!backward) {
+  if (!backward && !p.legacy && (DS > 64 || DT > 64 || p.fwd_pipe_d64)) {
+    // (warps, key tile, CTAs per SM): 8 x 64 x 1 (shared memory and registers allow one CTA),
+    // 8 x 32 x 2 and 4 x 32 x 3 (smaller key tiles, more warps per SM): p.fwd_cfg 0, 1, 2.
+    const cudaError_t e = p.fwd_cfg == 1   ? launch_fwd_pipe<Elem, DS, DT, 8, 32, 2>(p, stream)
+                          : p.fwd_cfg == 2 ? launch_fwd_pipe<Elem, DS, DT, 4, 32, 3>(p, stream)
+                                           : launch_fwd_pipe<Elem, DS, DT, 8, 64, 1>(p, stream);
+    if (e != cudaSuccess) return e;
+  } else if (!backward) {
     constexpr int smem = FwdSmem<Elem, DS, DT, kFwdWarps>::kBytes;
     auto kernel = relation_kl_fwd_kernel<Elem, DS, DT, kFwdWarps>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);

@@ -44,6 +44,15 @@ struct RelationKLParams {
   bool causal = true;
 
   float* row_stats = nullptr;  // (B * H, T, 4) tensor-core kSelf, see accum above
+
+  // Tensor-core kernel versions (relation_kl_cuda.cu reads them from the environment once):
+  // legacy = true runs the kernels of the 2026-11-27 morning (relation_kl_fwd_kernel.cuh,
+  // relation_kl_bwd_self_kernel.cuh), kept as the same-binary baseline for `bench relation-kl`.
+  bool legacy = false;
+  // Pipelined forward: CTA shape (relation_kl_launch_template.cuh), and whether Ds = Dt = 64 uses
+  // it (at D = 64 the exponentials dominate and the plain kernel measured faster, docs/perf.md).
+  int fwd_cfg = 1;
+  bool fwd_pipe_d64 = false;
 };
 
 }  // namespace linearard::ops
