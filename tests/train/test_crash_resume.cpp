@@ -109,13 +109,7 @@ class Child {
 
 int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 
-std::vector<nlohmann::json> metrics(const std::string& out) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(out + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
-  return lines;
-}
+std::vector<nlohmann::json> metrics(const std::string& out) { return train_test::read_metrics(out); }
 
 size_t metric_lines(const std::string& out) {
   std::ifstream in(out + "/metrics.jsonl");
@@ -158,7 +152,9 @@ class CrashResume : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     setenv("OMP_NUM_THREADS", "1", 1);  // also deterministic reductions
-    reference_ = train_test::fresh_dir("crash_reference");
+    // CTest runs each test of this suite in its own process, possibly at the same time: every
+    // process makes its own reference run.
+    reference_ = train_test::fresh_dir("crash_reference_" + std::to_string(::getpid()));
     Child run(distill_args(reference_), reference_ + ".log");
     ASSERT_EQ(exit_code(run.wait()), 0) << run.output();
     ASSERT_EQ(metric_lines(reference_), size_t(kSteps));

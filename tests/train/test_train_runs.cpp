@@ -17,14 +17,7 @@ namespace {
 
 using namespace linearard;
 using train_test::fixture;
-
-std::vector<nlohmann::json> read_metrics(const std::string& out) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(out + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
-  return lines;
-}
+using train_test::read_metrics;
 
 test_env::CommandResult linearard(const std::string& args) {
   return test_env::run_command(test_env::linearard_bin() + " " + args);

@@ -39,13 +39,7 @@ std::string distill_flags(const std::string& out) {
          " --lora-dropout 0 --seed 2 --relations q,k,v";
 }
 
-std::vector<nlohmann::json> metrics(const std::string& out) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(out + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
-  return lines;
-}
+std::vector<nlohmann::json> metrics(const std::string& out) { return train_test::read_metrics(out); }
 
 std::string step_dir(const std::string& out, int step) {
   char name[32];

@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "test_env.h"
 
@@ -18,6 +21,15 @@ inline std::string fresh_dir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+// The lines of <out>/metrics.jsonl, parsed.
+inline std::vector<nlohmann::json> read_metrics(const std::string& out) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(out + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  return lines;
 }
 
 // max |a - b| / max |b| (b is the reference).
