@@ -23,12 +23,8 @@ int main(int argc, char** argv) {
     // the one line for the others (eval, report, export, bench).
     const auto subs = app.get_subcommands();
     const std::string command = subs.empty() ? "linearard" : subs.front()->get_name();
-    const linearard::train::OomFacts f = linearard::train::parse_oom_text(e.what_without_backtrace());
-    std::string facts;
-    if (f.requested >= 0) facts += ": tried to allocate " + linearard::train::format_bytes(f.requested);
-    if (f.in_use >= 0 && f.total >= 0)
-      facts += " with " + linearard::train::format_bytes(f.in_use) + " of " + linearard::train::format_bytes(f.total) +
-               " in use";
+    const std::string facts =
+        linearard::train::describe_oom_facts(linearard::train::parse_oom_text(e.what_without_backtrace()));
     std::fprintf(stderr,
                  "linearard: error: %s: out of GPU memory%s; use a smaller --batch-size, shorter --contexts / "
                  "--lengths / --max-length (eval, report) or --context (bench), or a GPU with more memory\n",

@@ -152,42 +152,6 @@ std::shared_ptr<ProcessGroup> ProcessGroup::from_environment(at::Device device) 
   return std::shared_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));
 }
 
-void ProcessGroup::average_gradients(const NamedTensors& params) {
-  at::NoGradGuard no_grad;
-  size_t i = 0;
-  while (i < params.size()) {
-    // One bucket: consecutive parameters of one dtype and device, up to kBucketBytes (at least one).
-    const at::Tensor& first = params[i].second;
-    size_t j = i;
-    int64_t bytes = 0;
-    std::vector<at::Tensor> grads;
-    while (j < params.size() && params[j].second.scalar_type() == first.scalar_type() &&
-           params[j].second.device() == first.device() &&
-           (j == i || bytes + params[j].second.nbytes() <= size_t(kBucketBytes))) {
-      const at::Tensor& p = params[j].second;
-      at::Tensor g = p.grad();
-      if (!g.defined()) {
-        g = at::zeros_like(p);
-        p.mutable_grad() = g;
-      }
-      grads.push_back(g);
-      bytes += int64_t(p.nbytes());
-      ++j;
-    }
-    std::vector<at::Tensor> flat_parts;
-    for (const auto& g : grads) flat_parts.push_back(g.reshape({-1}));
-    at::Tensor flat = at::cat(flat_parts).to(impl_->device);
-    impl_->all_reduce(flat, c10d::ReduceOp::SUM);
-    flat.div_(double(impl_->world_size));
-    int64_t offset = 0;
-    for (auto& g : grads) {
-      g.copy_(flat.narrow(0, offset, g.numel()).view(g.sizes()));
-      offset += g.numel();
-    }
-    i = j;
-  }
-}
-
 void ProcessGroup::broadcast_from_rank0(const NamedTensors& params) {
   at::NoGradGuard no_grad;
   for (const auto& [name, p] : params) {

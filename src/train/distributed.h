@@ -38,10 +38,6 @@ class ProcessGroup {
   int rank() const;
   int world_size() const;
 
-  // Averages the gradients of `params` over the ranks in place: flattened into buckets of about
-  // kBucketBytes in the parameters' order, so every rank reduces the same buffers. A missing
-  // gradient counts as zeros.
-  void average_gradients(const NamedTensors& params);
   // Copies rank 0's values of `params` into every rank.
   void broadcast_from_rank0(const NamedTensors& params);
   // Element-wise sum over the ranks, in place.
@@ -70,7 +66,7 @@ class ProcessGroup {
 // is final, and each full bucket is flattened and its all-reduce started at once, buckets always
 // in index order so every rank issues the same collectives in the same order. finish() starts
 // what is left (parameters without a gradient count as zeros), waits, and writes the averages
-// back. The result is the same as ProcessGroup::average_gradients.
+// back: every rank ends with the mean of the ranks' gradients.
 class GradientReducer {
  public:
   GradientReducer(ProcessGroup& group, const NamedTensors& params);

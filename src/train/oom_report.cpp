@@ -99,15 +99,21 @@ MemoryEstimate estimate_training_memory(const model::ModelConfig& c, const Train
   return e;
 }
 
+std::string describe_oom_facts(const OomFacts& f) {
+  std::string text;
+  if (f.requested >= 0) text += ": tried to allocate " + format_bytes(f.requested);
+  const double used = f.in_use >= 0 ? f.in_use : f.allocated;
+  if (used >= 0 && f.total >= 0) text += " with " + format_bytes(used) + " of " + format_bytes(f.total) + " in use";
+  else if (f.total >= 0) text += " on a device of " + format_bytes(f.total);
+  if (f.allowed >= 0) text += " (" + format_bytes(f.allowed) + " allowed to this process)";
+  return text;
+}
+
 std::string oom_message(const OomFacts& f, const MemoryEstimate& e, const TrainOptions& o, int64_t num_layers,
                         int64_t step) {
   std::string line = "out of memory";
   if (step > 0) line += " at step " + std::to_string(step);
-  if (f.requested >= 0) line += ": tried to allocate " + format_bytes(f.requested);
-  const double used = f.in_use >= 0 ? f.in_use : f.allocated;
-  if (used >= 0 && f.total >= 0) line += " with " + format_bytes(used) + " of " + format_bytes(f.total) + " in use";
-  else if (f.total >= 0) line += " on a device of " + format_bytes(f.total);
-  if (f.allowed >= 0) line += " (" + format_bytes(f.allowed) + " allowed to this process)";
+  line += describe_oom_facts(f);
   char buf[200];
   std::snprintf(buf, sizeof buf, "; this run needs roughly %.1f GiB (weights %.1f, trainable + AdamW %.1f, activations %.1f)",
                 e.total() / kGiB, e.weights / kGiB, e.trainable / kGiB, e.activations / kGiB);

@@ -43,6 +43,10 @@ MemoryEstimate estimate_training_memory(const model::ModelConfig& config, const 
 std::string oom_message(const OomFacts& facts, const MemoryEstimate& estimate, const TrainOptions& options,
                         int64_t num_layers, int64_t step);
 
+// ": tried to allocate 2.00 GiB with 77.50 GiB of 79.11 GiB in use (8.00 GiB allowed to this
+// process)" -- the parts the facts have; "" when they have none. Every OOM message starts with it.
+std::string describe_oom_facts(const OomFacts& facts);
+
 // "2.00 GiB", "512.0 MiB", "4.0 KiB", "12 B".
 std::string format_bytes(double bytes);
 
