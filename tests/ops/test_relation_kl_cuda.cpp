@@ -222,6 +222,18 @@ TEST_P(RelationKLCudaTest, SplitSelfBackwardMatchesFloat64) {
   unsetenv("LINEARARD_RKL_SELF_SPLIT");
 }
 
+// On an H100/H200 the bf16/fp16 cases with head dims 64 or 128 run the sm_90a warpgroup-MMA
+// kernels by default; the mma.sync kernels (A100's, and the other head dims') are checked here too.
+TEST_P(RelationKLCudaTest, MmaSyncKernelsMatchFloat64) {
+  if (!have_cuda_device()) GTEST_SKIP() << "no CUDA device";
+  const auto& c = GetParam().c;
+  if (GetParam().dtype == at::kFloat || (c.Ds != 64 && c.Ds != 128) || (c.Dt != 64 && c.Dt != 128))
+    GTEST_SKIP() << "the warpgroup-MMA head dims only (other cases run mma.sync already)";
+  setenv("LINEARARD_RKL_WGMMA", "0", 1);
+  check_against_float64(GetParam());
+  unsetenv("LINEARARD_RKL_WGMMA");
+}
+
 INSTANTIATE_TEST_SUITE_P(Grid, RelationKLCudaTest, ::testing::ValuesIn(make_cases()),
                          [](const ::testing::TestParamInfo<GpuCase>& info) {
                            const auto& c = info.param.c;

@@ -38,6 +38,8 @@ enum class Path { kTensorCore, kSimt };
 //   LINEARARD_RKL_CHUNK=n        self backward (b, h) per accumulator chunk (default: <= 1x inputs)
 //   LINEARARD_RKL_FWD_CFG=0|1|2  pipelined forward CTA shape (default 1, measured; launch template)
 //   LINEARARD_RKL_FWD_PIPE64=1   pipelined forward also at Ds = Dt = 64
+//   LINEARARD_RKL_WGMMA=0        no sm_90a warpgroup-MMA kernels (the mma.sync ones run on H100 too;
+//                                read at each call, so the GPU tests cover both families)
 int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
   return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
@@ -89,6 +91,15 @@ Inputs prepare(const at::Tensor& xq, const at::Tensor& xk, const at::Tensor& yq,
   return in;
 }
 
+// The warpgroup-MMA kernels exist in the sm_90a cubin only (compute capability 9.0).
+bool is_sm90(const at::Device& device) {
+  int major = 0, minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device.index()) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device.index()) != cudaSuccess)
+    return false;
+  return major == 9 && minor == 0;
+}
+
 RelationKLParams make_params(const Inputs& in, const RelationKLOptions& o) {
   RelationKLParams p;
   p.xq = in.xq.data_ptr();
@@ -111,6 +122,8 @@ RelationKLParams make_params(const Inputs& in, const RelationKLOptions& o) {
   p.legacy = switches().legacy;
   p.fwd_cfg = switches().fwd_cfg;
   p.fwd_pipe_d64 = switches().fwd_pipe_d64;
+  p.wgmma = in.path == Path::kTensorCore && !p.legacy && env_int("LINEARARD_RKL_WGMMA", 1) != 0 &&
+            relation_kl_wgmma_dims(p.Ds, p.Dt) && is_sm90(in.xq.device());
   return p;
 }
 
@@ -214,6 +227,21 @@ at::Tensor relation_kl_self_backward_cuda(const at::Tensor& grad_kl, const at::T
   set_stats(p, grad_kl, stats, g, ls, lt);
   if (in.path != Path::kTensorCore)
     return backward_launch(in, p, RelationKLBwdMode::kSelf, x.size(1), x.scalar_type());
+  if (p.wgmma) {
+    // sm_90a: the row term into an fp32 buffer (1x the inputs' bytes at Ds = Dt), then the column
+    // term adds it and writes dX (relation_kl_bwd_self_wgmma_kernel.cuh).
+    const int64_t B = x.size(0), H = x.size(1), T = x.size(2), Ds = x.size(3);
+    auto out = at::empty({B, H, T, Ds}, in.xq.options());
+    if (out.numel() == 0) return out;
+    auto rows = at::empty({B, H, T, Ds}, in.xq.options().dtype(at::kFloat));   // (B, H, T, Ds)
+    auto row_stats = at::empty({B * H, T, 4}, in.xq.options().dtype(at::kFloat));  // (B H, T, 4)
+    p.mode = RelationKLBwdMode::kSelf;
+    p.d_out = out.data_ptr();
+    p.self_rows = rows.data_ptr<float>();
+    p.row_stats = row_stats.data_ptr<float>();
+    launch(in, p, /*backward=*/true);
+    return out;
+  }
   if (!fused_self_backward_fits(x.device(), static_cast<int>(x.size(3)), static_cast<int>(y.size(3)))) {
     // The row term (x as query) plus the column term (x as key), each from its own kernel: no
     // atomics, deterministic; summed in fp32 and rounded once.

@@ -18,6 +18,11 @@ inline bool relation_kl_tensor_core_dims(int Ds, int Dt) {
 // shared memory: 197 KB at Ds = Dt = 256.
 constexpr int kRelationKLSimtMaxDim = 256;
 
+// The sm_90a warpgroup-MMA kernels take these head dims exactly (one 128-byte swizzle chunk or two).
+inline bool relation_kl_wgmma_dims(int Ds, int Dt) {
+  return (Ds == 64 || Ds == 128) && (Dt == 64 || Dt == 128);
+}
+
 // Dynamic shared memory of the fused tensor-core self backward (bf16 and fp16 alike): 227 KB at
 // Ds = Dt = 128, above an A100's 163 KB opt-in limit (sm_80 then runs the row + column kernels).
 int relation_kl_tc_self_bwd_smem_bytes(int Ds, int Dt);

@@ -10,8 +10,10 @@
 #include "ops/relation_kl/relation_kl_bwd_kernel.cuh"
 #include "ops/relation_kl/relation_kl_bwd_self_kernel.cuh"
 #include "ops/relation_kl/relation_kl_bwd_self_pipe_kernel.cuh"
+#include "ops/relation_kl/relation_kl_bwd_self_wgmma_kernel.cuh"
 #include "ops/relation_kl/relation_kl_fwd_kernel.cuh"
 #include "ops/relation_kl/relation_kl_fwd_pipe_kernel.cuh"
+#include "ops/relation_kl/relation_kl_fwd_wgmma_kernel.cuh"
 #include "ops/relation_kl/relation_kl_launch.h"
 #include "ops/relation_kl/relation_kl_simt_kernel.cuh"
 
@@ -45,6 +47,38 @@ cudaError_t launch_tc_self_bwd(const RelationKLParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
+// sm_90a forward: 2 warpgroups x 64 query rows per CTA, one CTA per SM (shared memory).
+constexpr int kFwdWgmmaWarpgroups = 2;
+template <typename Elem, int DS, int DT>
+cudaError_t launch_fwd_wgmma(const RelationKLParams& p, cudaStream_t stream) {
+  constexpr int WG = kFwdWgmmaWarpgroups;
+  constexpr int smem = FwdWgmmaSmem<Elem, DS, DT, WG>::kBytes;
+  auto kernel = relation_kl_fwd_wgmma_kernel<Elem, DS, DT, WG>;
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  kernel<<<dim3(p.B * p.H, ceil_div(p.T, 64 * WG)), 128 * WG, smem, stream>>>(p);
+  return cudaGetLastError();
+}
+
+// sm_90a self backward: row statistics, the row-term kernel into p.self_rows, the column-term
+// kernel adding it into p.d_out (relation_kl_bwd_self_wgmma_kernel.cuh).
+template <typename Elem, int DS, int DT>
+cudaError_t launch_self_bwd_wgmma(const RelationKLParams& p, cudaStream_t stream) {
+  const int64_t rows = static_cast<int64_t>(p.B) * p.H * p.T;
+  const int stat_blocks = static_cast<int>(std::min<int64_t>((rows + 255) / 256, 132 * 8));
+  relation_kl_self_row_stats_kernel<Elem><<<stat_blocks, 256, 0, stream>>>(p);
+  constexpr int smem = BwdSelfWgmmaSmem<Elem, DS, DT>::kBytes;
+  auto row_kernel = relation_kl_bwd_self_wgmma_kernel<Elem, DS, DT, false>;
+  auto column_kernel = relation_kl_bwd_self_wgmma_kernel<Elem, DS, DT, true>;
+  cudaError_t e = cudaFuncSetAttribute(row_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(column_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  const dim3 grid(p.B * p.H, ceil_div(p.T, kBwdWgAnchors));
+  row_kernel<<<grid, kBwdWgThreads, smem, stream>>>(p);
+  column_kernel<<<grid, kBwdWgThreads, smem, stream>>>(p);
+  return cudaGetLastError();
+}
+
 template <typename Elem, int DS, int DT, int WARPS, int BN, int CTAS>
 cudaError_t launch_fwd_pipe(const RelationKLParams& p, cudaStream_t stream) {
   constexpr int smem = FwdPipeSmem<Elem, DS, DT, WARPS, BN>::kBytes;
@@ -61,6 +95,10 @@ constexpr int kFwdWarps = 8;
 
 template <typename Elem, int DS, int DT>
 cudaError_t launch_tc(const RelationKLParams& p, bool backward, cudaStream_t stream) {
+  if (p.wgmma && p.Ds == DS && p.Dt == DT) {  // sm_90a, exact head dims (the caller's check)
+    if (!backward) return launch_fwd_wgmma<Elem, DS, DT>(p, stream);
+    if (p.mode == RelationKLBwdMode::kSelf) return launch_self_bwd_wgmma<Elem, DS, DT>(p, stream);
+  }
   if (backward && p.mode == RelationKLBwdMode::kSelf) return launch_tc_self_bwd<Elem, DS, DT>(p, stream);
   const int blocks = ceil_div(p.T, kBlockM);
   if (!backward && !p.legacy && (DS > 64 || DT > 64 || p.fwd_pipe_d64)) {

@@ -44,6 +44,13 @@ struct RelationKLParams {
   bool causal = true;
 
   float* row_stats = nullptr;  // (B * H, T, 4) tensor-core kSelf, see accum above
+  // wgmma kSelf (relation_kl_bwd_self_wgmma_kernel.cuh): the row term, fp32 (B, H, T, Ds).
+  float* self_rows = nullptr;
+
+  // sm_90a warpgroup-MMA kernels (relation_kl_fwd_wgmma_kernel.cuh, relation_kl_bwd_self_wgmma_
+  // kernel.cuh) for Ds, Dt in {64, 128}: set by relation_kl_cuda.cu on compute capability 9.0
+  // unless LINEARARD_RKL_WGMMA=0 or legacy.
+  bool wgmma = false;
 
   // Tensor-core kernel versions (relation_kl_cuda.cu reads them from the environment once):
   // legacy = true runs the kernels of the 2026-11-27 morning (relation_kl_fwd_kernel.cuh,

@@ -1,0 +1,272 @@
+// Self-relation backward for Hopper (sm_90a), xq = xk = x, yq = yk = y:
+//   dX = scale_s (G + G^T) X,  G_ij = g_i (p_s,ij - p_t,ij)  (anchors §2.5)
+// as two launches of one wgmma kernel, each shaped like the forward (relation_kl_fwd_wgmma_kernel.cuh):
+//   ROWS     anchors = query rows i, streamed key tiles j <= i:  R_i = sum_j G_ij x_j  -> fp32 buffer
+//   COLUMNS  anchors = key rows j, streamed query tiles i >= j:  dX_j = sum_i G_ij x_i + R_j -> Elem
+// Every output row is written by one CTA and summed in a fixed order: deterministic without
+// atomics or a fixed-point accumulator. The price is one more logit recompute per score element
+// than the fused mma.sync kernel (relation_kl_bwd_self_pipe_kernel.cuh); with the warpgroup MMAs
+// reading both operands from shared memory, the recompute costs less than that kernel's reductions.
+//
+// Per CTA: 2 warpgroups x 64 anchor rows, 256 threads; per streamed tile of 64 rows and
+// warpgroup: the logit tiles (as the forward: Ds/16 + Dt/16 wgmma m64n64k16, SS), then
+// G in fp32 -> Elem A fragments in registers, then acc (64 x Ds) += G (64 x 64) O (64 x Ds)
+// with A from registers and O read MN-major from the same swizzled tile. The logits of tile n + 1
+// are issued before tile n's exponentials, so the tensor cores work under the MUFU/FMA code.
+#pragma once
+#include <type_traits>
+
+#include "ops/relation_kl/relation_kl_tile.cuh"
+#include "ops/relation_kl/relation_kl_wgmma.cuh"
+
+namespace linearard::ops::rkl {
+
+constexpr int kBwdWgAnchors = 128;  // anchor rows per CTA: 2 warpgroups x 64
+constexpr int kBwdWgStream = 64;    // streamed rows per tile (the logit wgmma N, the gradient wgmma K)
+constexpr int kBwdWgThreads = 256;
+// Streamed tiles in shared memory: n + 2 is loading while n + 1's logits and tile n - 1's
+// gradient wgmma (in flight until step n's wait) may still read theirs.
+constexpr int kBwdWgStages = 4;
+
+template <typename Elem, int DS, int DT>
+struct BwdSelfWgmmaSmem {
+  static constexpr int kAnchorBytes = kBwdWgAnchors * (DS + DT) * 2;  // swizzled Xa, Ya
+  static constexpr int kStageBytes = kBwdWgStream * (DS + DT) * 2;    // swizzled Xo, Yo of one tile
+  static constexpr int kStatOffset = kAnchorBytes + kBwdWgStages * kStageBytes;
+  static constexpr int kMaskOffset = kStatOffset + kBwdWgStages * kBwdWgStream * 16;
+  static constexpr int kBytes = kMaskOffset + kBwdWgStages * kBwdWgStream + kSw128AtomBytes;
+};
+
+// Per-row statistics of the backward in log2 units, (B H, T) float4: (lse_s log2 e, lse_t log2 e,
+// g scale_s, 0); rows that are padded or have no valid key get (inf, inf, 0, 0), so p = 0, G = 0.
+// (A template, like every kernel in these headers: one instantiation per translation unit's Elem.)
+template <typename Elem>
+__global__ void relation_kl_self_row_stats_kernel(const __grid_constant__ RelationKLParams p) {
+  const int64_t n = static_cast<int64_t>(p.B) * p.H * p.T;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t b = i / (static_cast<int64_t>(p.H) * p.T), t = i % p.T;
+    const bool valid = (p.key_mask == nullptr || p.key_mask[b * p.T + t] != 0) && p.lse_s[i] != -INFINITY;
+    reinterpret_cast<float4*>(p.row_stats)[i] =
+        valid ? make_float4(p.lse_s[i] * kLog2e, p.lse_t[i] * kLog2e, p.grad_kl[i] * p.scale_s, 0.f)
+              : make_float4(INFINITY, INFINITY, 0.f, 0.f);
+  }
+}
+
+// grid (B * H, ceil(T / kBwdWgAnchors)), kBwdWgThreads threads, BwdSelfWgmmaSmem::kBytes dynamic
+// shared memory. Reads p.xq (= x), p.yq (= y), p.row_stats; ROWS writes p.self_rows (B, H, T, Ds)
+// fp32, COLUMNS reads it and writes p.d_out (B, H, T, Ds).
+template <typename Elem, int DS, int DT, bool COLUMNS>
+__global__ void __launch_bounds__(kBwdWgThreads, 1)
+    relation_kl_bwd_self_wgmma_kernel(const __grid_constant__ RelationKLParams p) {
+#ifdef RKL_WGMMA_ENABLED
+  using S = BwdSelfWgmmaSmem<Elem, DS, DT>;
+  constexpr int kA = kBwdWgAnchors, BN = kBwdWgStream, NT = BN / 8, kThreads = kBwdWgThreads;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const uint32_t raw = smem_addr(smem_raw);
+  const uint32_t base = (raw + kSw128AtomBytes - 1) & ~static_cast<uint32_t>(kSw128AtomBytes - 1);
+  const uint32_t sXa = base;                       // (kA, DS) swizzled anchors, student
+  const uint32_t sYa = sXa + kA * DS * 2;          // (kA, DT) teacher
+  const uint32_t sStream = base + S::kAnchorBytes;  // (stages) x [(BN, DS) Xo, (BN, DT) Yo]
+  unsigned char* smem = smem_raw + (base - raw);
+  float4* sSt = reinterpret_cast<float4*>(smem + S::kStatOffset);  // (stages, BN) streamed-row stats
+  uint8_t* sKv = smem + S::kMaskOffset;                              // (stages, BN) streamed key valid
+
+  const int T = p.T, bh = blockIdx.x, b = bh / p.H;
+  // Causal: long rows (ROWS: late anchors; COLUMNS: early anchors) first.
+  const int blk = (!COLUMNS && p.causal) ? gridDim.y - 1 - blockIdx.y : blockIdx.y;
+  const int a0 = blk * kA;
+  const Elem* x = static_cast<const Elem*>(p.xq) + static_cast<int64_t>(bh) * T * DS;
+  const Elem* y = static_cast<const Elem*>(p.yq) + static_cast<int64_t>(bh) * T * DT;
+  const float4* row_stats = reinterpret_cast<const float4*>(p.row_stats) + static_cast<int64_t>(bh) * T;
+  const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
+
+  const int wg = warpgroup_index(), warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, q = lane % 4;
+  const int wg_a0 = a0 + 64 * wg, warp_a0 = wg_a0 + 16 * (warp % 4);
+  const int n_all = (T + BN - 1) / BN;
+  // Streamed tiles [t_begin, t_end), the same for both warpgroups (causal: one of them has a fully
+  // masked first or last tile, G = 0 there) so that every wgmma is issued on one straight path, which
+  // ptxas needs to overlap them with the exponentials.
+  const int t_begin = COLUMNS && p.causal ? a0 / BN : 0;
+  const int t_end = !COLUMNS && p.causal ? (min(T, a0 + kA) + BN - 1) / BN : n_all;
+
+  // ROWS: the anchors' own statistics; COLUMNS: the anchor key's mask as one compare per element
+  // (query >= key_lim: INT_MIN without causality, INT_MAX for a padded key).
+  float4 ast[2];
+  int key_lim[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = warp_a0 + g + 8 * r;
+    ast[r] = row < T ? row_stats[row] : make_float4(INFINITY, INFINITY, 0.f, 0.f);
+    const bool valid = row < T && (km == nullptr || km[row] != 0);
+    key_lim[r] = !valid ? INT_MAX : p.causal ? row : INT_MIN;
+  }
+
+  load_tile_sw128_async<kA, DS, kThreads>(sXa, x, a0, T);
+  load_tile_sw128_async<kA, DT, kThreads>(sYa, y, a0, T);
+  auto load = [&](int tile) {
+    const int stage = tile % kBwdWgStages;
+    const uint32_t st = sStream + stage * S::kStageBytes;
+    load_tile_sw128_async<BN, DS, kThreads>(st, x, tile * BN, T);
+    load_tile_sw128_async<BN, DT, kThreads>(st + BN * DS * 2, y, tile * BN, T);
+    if constexpr (COLUMNS) {
+      for (int j = threadIdx.x; j < BN; j += kThreads) {
+        const int row = tile * BN + j;
+        cp_async_16(sSt + stage * BN + j, row_stats + (row < T ? row : 0), row < T ? 16 : 0);
+      }
+    } else {
+      for (int j = threadIdx.x; j < BN; j += kThreads) {
+        const int col = tile * BN + j;
+        sKv[stage * BN + j] = col < T && (km == nullptr || km[col] != 0);
+      }
+    }
+    cp_async_commit();
+  };
+  load(t_begin);
+  if (t_begin + 1 < t_end) load(t_begin + 1);
+
+  auto issue_logits = [&](int tile, auto& s, auto& t) {
+    const uint32_t st = sStream + (tile % kBwdWgStages) * S::kStageBytes;
+    fence_regs(s);
+    fence_regs(t);
+    wgmma_fence();
+    wgmma_logits<Elem, DS, kA, BN>(s, sXa + 64 * wg * kSw128RowBytes, st);
+    wgmma_logits<Elem, DT, kA, BN>(t, sYa + 64 * wg * kSw128RowBytes, st + BN * DS * 2);
+    wgmma_commit();
+  };
+
+  // (64 anchors x DS) per warpgroup in 64-column blocks, accumulator layout; the first gradient
+  // wgmma overwrites instead of adding (no zeroing by ordinary instructions).
+  float acc[DS / 64][32];
+  uint32_t ga[BN / 16][4];  // G of the last tile as A fragments, read by its in-flight wgmma
+  const float sc_s = p.scale_s_log2, sc_t = p.scale_t_log2;
+
+  // Before tile n + 1's logits: it has landed for every thread, and every warpgroup is done with
+  // tile n - 2's stage (its gradient wgmma was waited for in step n - 1), which n + 2 loads into.
+  auto sync_and_load = [&](int n) {
+    cp_async_wait<0>();  // tile n + 1 (the only group in flight)
+    fence_async_shared();
+    __syncthreads();
+    if (n + 2 < t_end) load(n + 2);
+  };
+  // Tile n: G from its logits (cs, ct; read only, an ordinary write to a wgmma's accumulator
+  // registers would serialize the wgmma), then acc += G O as one more wgmma group. MASKED (a
+  // template constant): tiles with padded keys, out-of-range rows or causal cut-offs.
+  auto process_impl = [&](int n, auto& cs, auto& ct, auto masked_c) {
+    constexpr bool kMasked = decltype(masked_c)::value;
+    const int stage = n % kBwdWgStages;
+    const int col0 = n * BN;
+    auto grad = [&](int c, int e) {
+      const int r = e >> 1, j = c * 8 + 2 * q + (e & 1);
+      float4 st;
+      bool keep = true;
+      if constexpr (COLUMNS) {
+        st = sSt[stage * BN + j];  // the streamed query's (lse_s, lse_t, g scale_s)
+        if constexpr (kMasked) keep = col0 + j >= key_lim[r];
+      } else {
+        st = ast[r];
+        if constexpr (kMasked)
+          keep = sKv[stage * BN + j] && (!p.causal || col0 + j <= warp_a0 + g + 8 * r);
+      }
+      const float ps = exp2f(fmaf(cs[4 * c + e], sc_s, -st.x));
+      const float pt = exp2f(fmaf(ct[4 * c + e], sc_t, -st.y));
+      const float v = st.z * (ps - pt);
+      return kMasked && !keep ? 0.f : v;  // a select: masked logits may overflow exp2 to inf
+    };
+    // G straight into the A fragments (16 streamed rows each).
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      ga[kk][0] = MmaType<Elem>::pack(grad(2 * kk, 0), grad(2 * kk, 1));
+      ga[kk][1] = MmaType<Elem>::pack(grad(2 * kk, 2), grad(2 * kk, 3));
+      ga[kk][2] = MmaType<Elem>::pack(grad(2 * kk + 1, 0), grad(2 * kk + 1, 1));
+      ga[kk][3] = MmaType<Elem>::pack(grad(2 * kk + 1, 2), grad(2 * kk + 1, 3));
+    }
+  };
+  // The streamed rows' G never needs a mask when the tile is inside T, (ROWS) no key is padded and
+  // all its keys are <= the warp's first anchor row, (COLUMNS) all its queries are >= the warp's
+  // last anchor key and no anchor key is padded.
+  bool anchors_unpadded = true;
+  if (COLUMNS && km != nullptr)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) anchors_unpadded &= key_lim[r] != INT_MAX || warp_a0 + g + 8 * r >= T;
+  anchors_unpadded = __all_sync(0xffffffffu, anchors_unpadded) && warp_a0 + 16 <= T;
+  auto process = [&](int n, auto& cs, auto& ct) {
+    fence_regs(cs);
+    fence_regs(ct);
+#pragma unroll
+    for (int dc = 0; dc < DS / 64; ++dc) fence_regs(acc[dc]);
+    const int col0 = n * BN;
+    const bool masked = col0 + BN > T || (COLUMNS ? !anchors_unpadded || (p.causal && col0 < warp_a0 + 16)
+                                                  : km != nullptr || (p.causal && col0 + BN - 1 > warp_a0));
+    if (masked)
+      process_impl(n, cs, ct, std::true_type{});
+    else
+      process_impl(n, cs, ct, std::false_type{});
+    // acc += G O: K = the tile's 64 streamed rows (MN-major rows of the swizzled tile), N = 64 dims.
+    const uint32_t so = sStream + (n % kBwdWgStages) * S::kStageBytes;
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk)
+#pragma unroll
+      for (int dc = 0; dc < DS / 64; ++dc)
+        wgmma_64x64_rs<Elem, 1>(acc[dc], ga[kk], sw128_desc(so + dc * BN * kSw128RowBytes + kk * 16 * kSw128RowBytes),
+                                n > t_begin || kk > 0);
+    wgmma_commit();
+  };
+
+  float sA[32], tA[32], sB[32], tB[32];  // logit tiles (64 anchors x 64 streamed) per warpgroup
+  cp_async_wait<0>();
+  fence_async_shared();
+  __syncthreads();
+  issue_logits(t_begin, sA, tA);
+  int n = t_begin;
+  for (; n + 2 < t_end; n += 2) {  // tiles n, n + 1; tile n + 2's logits issued at the end
+    sync_and_load(n);
+    issue_logits(n + 1, sB, tB);
+    wgmma_wait<1>();  // tile n's logits and tile n - 1's gradient done; n + 1's logits in flight
+    process(n, sA, tA);
+    sync_and_load(n + 1);
+    issue_logits(n + 2, sA, tA);
+    wgmma_wait<1>();
+    process(n + 1, sB, tB);
+  }
+  if (n + 1 < t_end) {  // two tiles left
+    sync_and_load(n);
+    issue_logits(n + 1, sB, tB);
+    wgmma_wait<1>();
+    process(n, sA, tA);
+    wgmma_wait<1>();  // tile n + 1's logits (tile n's gradient may still run)
+    process(n + 1, sB, tB);
+  } else {
+    wgmma_wait<0>();
+    process(n, sA, tA);
+  }
+  wgmma_wait<0>();
+#pragma unroll
+  for (int dc = 0; dc < DS / 64; ++dc) fence_regs(acc[dc]);
+
+  float* rows = p.self_rows + static_cast<int64_t>(bh) * T * DS;
+  Elem* out = static_cast<Elem*>(p.d_out) + static_cast<int64_t>(bh) * T * DS;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = warp_a0 + g + 8 * r;
+    if (row >= T) continue;
+#pragma unroll
+    for (int dc = 0; dc < DS / 64; ++dc)
+#pragma unroll
+      for (int c = 0; c < NT; ++c) {
+        const int64_t o = static_cast<int64_t>(row) * DS + dc * 64 + c * 8 + 2 * q;
+        const float v0 = acc[dc][4 * c + 2 * r], v1 = acc[dc][4 * c + 2 * r + 1];
+        if constexpr (COLUMNS) {
+          const float2 rv = *reinterpret_cast<const float2*>(rows + o);
+          MmaType<Elem>::store2(out + o, v0 + rv.x, v1 + rv.y);
+        } else {
+          *reinterpret_cast<float2*>(rows + o) = make_float2(v0, v1);
+        }
+      }
+  }
+#endif
+}
+
+}  // namespace linearard::ops::rkl
