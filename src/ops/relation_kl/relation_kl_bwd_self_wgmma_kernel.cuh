@@ -139,11 +139,14 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   // (64 anchors x DS) per warpgroup in 64-column blocks, accumulator layout; the first gradient
   // wgmma overwrites instead of adding (no zeroing by ordinary instructions).
   float acc[DS / 64][32];
-  uint32_t ga[BN / 16][4];  // G of the last tile as A fragments, read by its in-flight wgmma
+  // G of a tile as A fragments, two buffers: tile n - 1's gradient wgmma still reads its buffer
+  // while tile n's exponentials fill the other.
+  uint32_t ga0[BN / 16][4], ga1[BN / 16][4];
   const float sc_s = p.scale_s_log2, sc_t = p.scale_t_log2;
 
   // Before tile n + 1's logits: it has landed for every thread, and every warpgroup is done with
-  // tile n - 2's stage (its gradient wgmma was waited for in step n - 1), which n + 2 loads into.
+  // tile n - 2's stage (its gradient wgmma was waited for at the start of step n), which tile n + 2
+  // then loads into.
   auto sync_and_load = [&](int n) {
     cp_async_wait<0>();  // tile n + 1 (the only group in flight)
     fence_async_shared();
@@ -153,7 +156,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   // Tile n: G from its logits (cs, ct; read only, an ordinary write to a wgmma's accumulator
   // registers would serialize the wgmma), then acc += G O as one more wgmma group. MASKED (a
   // template constant): tiles with padded keys, out-of-range rows or causal cut-offs.
-  auto process_impl = [&](int n, auto& cs, auto& ct, auto masked_c) {
+  auto process_impl = [&](int n, auto& cs, auto& ct, auto& ga, auto masked_c) {
     constexpr bool kMasked = decltype(masked_c)::value;
     const int stage = n % kBwdWgStages;
     const int col0 = n * BN;
@@ -191,18 +194,17 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
 #pragma unroll
     for (int r = 0; r < 2; ++r) anchors_unpadded &= key_lim[r] != INT_MAX || warp_a0 + g + 8 * r >= T;
   anchors_unpadded = __all_sync(0xffffffffu, anchors_unpadded) && warp_a0 + 16 <= T;
-  auto process = [&](int n, auto& cs, auto& ct) {
+  // (acc is not fenced here: the previous tile's gradient wgmma may still be adding into it.)
+  auto process = [&](int n, auto& cs, auto& ct, auto& ga) {
     fence_regs(cs);
     fence_regs(ct);
-#pragma unroll
-    for (int dc = 0; dc < DS / 64; ++dc) fence_regs(acc[dc]);
     const int col0 = n * BN;
     const bool masked = col0 + BN > T || (COLUMNS ? !anchors_unpadded || (p.causal && col0 < warp_a0 + 16)
                                                   : km != nullptr || (p.causal && col0 + BN - 1 > warp_a0));
     if (masked)
-      process_impl(n, cs, ct, std::true_type{});
+      process_impl(n, cs, ct, ga, std::true_type{});
     else
-      process_impl(n, cs, ct, std::false_type{});
+      process_impl(n, cs, ct, ga, std::false_type{});
     // acc += G O: K = the tile's 64 streamed rows (MN-major rows of the swizzled tile), N = 64 dims.
     const uint32_t so = sStream + (n % kBwdWgStages) * S::kStageBytes;
     wgmma_fence();
@@ -220,27 +222,28 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   fence_async_shared();
   __syncthreads();
   issue_logits(t_begin, sA, tA);
-  int n = t_begin;
-  for (; n + 2 < t_end; n += 2) {  // tiles n, n + 1; tile n + 2's logits issued at the end
-    sync_and_load(n);
-    issue_logits(n + 1, sB, tB);
-    wgmma_wait<1>();  // tile n's logits and tile n - 1's gradient done; n + 1's logits in flight
-    process(n, sA, tA);
-    sync_and_load(n + 1);
-    issue_logits(n + 2, sA, tA);
+  wgmma_commit();  // an empty group in place of "the previous tile's gradient": uniform waits below
+  // Step n: tile n's logits are done (and tile n - 2's gradient: its stage may be reloaded), tile
+  // n - 1's gradient may still run; then tile n + 1's logits are issued and tile n's exponentials
+  // run under those two groups on the tensor cores.
+  auto step = [&](int n, auto& cs, auto& ct, auto& ns, auto& nt_, auto& ga) {
     wgmma_wait<1>();
-    process(n + 1, sB, tB);
+    sync_and_load(n);
+    issue_logits(n + 1, ns, nt_);
+    process(n, cs, ct, ga);
+  };
+  int n = t_begin;
+  for (; n + 2 < t_end; n += 2) {
+    step(n, sA, tA, sB, tB, ga0);
+    step(n + 1, sB, tB, sA, tA, ga1);
   }
   if (n + 1 < t_end) {  // two tiles left
-    sync_and_load(n);
-    issue_logits(n + 1, sB, tB);
+    step(n, sA, tA, sB, tB, ga0);
     wgmma_wait<1>();
-    process(n, sA, tA);
-    wgmma_wait<1>();  // tile n + 1's logits (tile n's gradient may still run)
-    process(n + 1, sB, tB);
+    process(n + 1, sB, tB, ga1);
   } else {
-    wgmma_wait<0>();
-    process(n, sA, tA);
+    wgmma_wait<1>();
+    process(n, sA, tA, ga0);
   }
   wgmma_wait<0>();
 #pragma unroll
