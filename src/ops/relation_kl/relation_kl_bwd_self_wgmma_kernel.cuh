@@ -33,28 +33,35 @@ struct BwdSelfWgmmaSmem {
   static constexpr int kAnchorBytes = kBwdWgAnchors * (DS + DT) * 2;  // swizzled Xa, Ya
   static constexpr int kStageBytes = kBwdWgStream * (DS + DT) * 2;    // swizzled Xo, Yo of one tile
   static constexpr int kStatOffset = kAnchorBytes + kBwdWgStages * kStageBytes;
-  static constexpr int kMaskOffset = kStatOffset + kBwdWgStages * kBwdWgStream * 16;
+  static constexpr int kMaskOffset = kStatOffset + kBwdWgStages * 3 * kBwdWgStream * 4;
   static constexpr int kBytes = kMaskOffset + kBwdWgStages * kBwdWgStream + kSw128AtomBytes;
 };
 
-// Per-row statistics of the backward in log2 units, (B H, T) float4: (lse_s log2 e, lse_t log2 e,
-// g scale_s, 0); rows that are padded or have no valid key get (inf, inf, 0, 0), so p = 0, G = 0.
+// Per-row statistics of the backward in log2 units, (B H, 3, stats_pitch) fp32 structure of arrays:
+// lse_s log2 e, lse_t log2 e, g scale_s. Rows that are padded, have no valid key or lie in
+// [T, stats_pitch) get (inf, inf, 0), so p = 0 and G = 0 there. The pitch is T rounded up to the
+// streamed tile, so a tile's 64 values of each array are four whole 16-byte copies; a thread then
+// reads its two adjacent columns as one float2 per array (an array of float4 rows cost the
+// column kernel 16 x 4 registers per tile and spilled).
 // (A template, like every kernel in these headers: one instantiation per translation unit's Elem.)
 template <typename Elem>
 __global__ void relation_kl_self_row_stats_kernel(const __grid_constant__ RelationKLParams p) {
-  const int64_t n = static_cast<int64_t>(p.B) * p.H * p.T;
+  const int pitch = p.stats_pitch;
+  const int64_t n = static_cast<int64_t>(p.B) * p.H * pitch;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t b = i / (static_cast<int64_t>(p.H) * p.T), t = i % p.T;
-    const bool valid = (p.key_mask == nullptr || p.key_mask[b * p.T + t] != 0) && p.lse_s[i] != -INFINITY;
-    reinterpret_cast<float4*>(p.row_stats)[i] =
-        valid ? make_float4(p.lse_s[i] * kLog2e, p.lse_t[i] * kLog2e, p.grad_kl[i] * p.scale_s, 0.f)
-              : make_float4(INFINITY, INFINITY, 0.f, 0.f);
+    const int64_t bh = i / pitch, t = i % pitch, b = bh / p.H, o = bh * p.T + t;
+    const bool valid = t < p.T && (p.key_mask == nullptr || p.key_mask[b * p.T + t] != 0) &&
+                       p.lse_s[o] != -INFINITY;
+    float* dst = p.col_stats + bh * 3 * pitch + t;
+    dst[0] = valid ? p.lse_s[o] * kLog2e : INFINITY;
+    dst[pitch] = valid ? p.lse_t[o] * kLog2e : INFINITY;
+    dst[2 * pitch] = valid ? p.grad_kl[o] * p.scale_s : 0.f;
   }
 }
 
 // grid (B * H, ceil(T / kBwdWgAnchors)), kBwdWgThreads threads, BwdSelfWgmmaSmem::kBytes dynamic
-// shared memory. Reads p.xq (= x), p.yq (= y), p.row_stats; ROWS writes p.self_rows (B, H, T, Ds)
+// shared memory. Reads p.xq (= x), p.yq (= y), p.col_stats; ROWS writes p.self_rows (B, H, T, Ds)
 // fp32, COLUMNS reads it and writes p.d_out (B, H, T, Ds).
 template <typename Elem, int DS, int DT, bool COLUMNS>
 __global__ void __launch_bounds__(kBwdWgThreads, 1)
@@ -69,7 +76,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   const uint32_t sYa = sXa + kA * DS * 2;          // (kA, DT) teacher
   const uint32_t sStream = base + S::kAnchorBytes;  // (stages) x [(BN, DS) Xo, (BN, DT) Yo]
   unsigned char* smem = smem_raw + (base - raw);
-  float4* sSt = reinterpret_cast<float4*>(smem + S::kStatOffset);  // (stages, BN) streamed-row stats
+  float* sSt = reinterpret_cast<float*>(smem + S::kStatOffset);  // (stages, 3, BN) streamed-row stats
   uint8_t* sKv = smem + S::kMaskOffset;                              // (stages, BN) streamed key valid
 
   const int T = p.T, bh = blockIdx.x, b = bh / p.H;
@@ -78,7 +85,8 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   const int a0 = blk * kA;
   const Elem* x = static_cast<const Elem*>(p.xq) + static_cast<int64_t>(bh) * T * DS;
   const Elem* y = static_cast<const Elem*>(p.yq) + static_cast<int64_t>(bh) * T * DT;
-  const float4* row_stats = reinterpret_cast<const float4*>(p.row_stats) + static_cast<int64_t>(bh) * T;
+  const int pitch = p.stats_pitch;
+  const float* stats = p.col_stats + static_cast<int64_t>(bh) * 3 * pitch;  // (3, pitch)
   const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
 
   const int wg = warpgroup_index(), warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -93,12 +101,13 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
 
   // ROWS: the anchors' own statistics; COLUMNS: the anchor key's mask as one compare per element
   // (query >= key_lim: INT_MIN without causality, INT_MAX for a padded key).
-  float4 ast[2];
+  float3 ast[2];
   int key_lim[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int row = warp_a0 + g + 8 * r;
-    ast[r] = row < T ? row_stats[row] : make_float4(INFINITY, INFINITY, 0.f, 0.f);
+    ast[r] = row < T ? make_float3(stats[row], stats[pitch + row], stats[2 * pitch + row])
+                     : make_float3(INFINITY, INFINITY, 0.f);
     const bool valid = row < T && (km == nullptr || km[row] != 0);
     key_lim[r] = !valid ? INT_MAX : p.causal ? row : INT_MIN;
   }
@@ -111,9 +120,11 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
     load_tile_sw128_async<BN, DS, kThreads>(st, x, tile * BN, T);
     load_tile_sw128_async<BN, DT, kThreads>(st + BN * DS * 2, y, tile * BN, T);
     if constexpr (COLUMNS) {
-      for (int j = threadIdx.x; j < BN; j += kThreads) {
-        const int row = tile * BN + j;
-        cp_async_16(sSt + stage * BN + j, row_stats + (row < T ? row : 0), row < T ? 16 : 0);
+      // 3 arrays x BN / 4 16-byte pieces; tile * BN + BN <= pitch
+      if (threadIdx.x < 3 * BN / 4) {
+        const int arr = threadIdx.x / (BN / 4), piece = threadIdx.x % (BN / 4);
+        cp_async_16(sSt + (stage * 3 + arr) * BN + piece * 4,
+                    stats + static_cast<int64_t>(arr) * pitch + tile * BN + piece * 4, 16);
       }
     } else {
       for (int j = threadIdx.x; j < BN; j += kThreads) {
@@ -160,12 +171,15 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
     constexpr bool kMasked = decltype(masked_c)::value;
     const int stage = n % kBwdWgStages;
     const int col0 = n * BN;
+    // Statistics of the two streamed rows of column pair c (j = 8 c + 2 q, + 1): (lse_s, lse_t,
+    // g scale_s) per array, read where used.
     auto grad = [&](int c, int e) {
       const int r = e >> 1, j = c * 8 + 2 * q + (e & 1);
-      float4 st;
+      float3 st;
       bool keep = true;
       if constexpr (COLUMNS) {
-        st = sSt[stage * BN + j];  // the streamed query's (lse_s, lse_t, g scale_s)
+        const float* col = sSt + stage * 3 * BN + j;
+        st = make_float3(col[0], col[BN], col[2 * BN]);  // the streamed query's statistics
         if constexpr (kMasked) keep = col0 + j >= key_lim[r];
       } else {
         st = ast[r];
@@ -180,6 +194,9 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
     // G straight into the A fragments (16 streamed rows each).
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
+      // COLUMNS: keeps the compiler from hoisting all 48 statistics loads of the tile to its top
+      // (register spills); a 16-column slice's loads are hidden by the previous slice's exp2.
+      if constexpr (COLUMNS) asm volatile("" ::: "memory");
       ga[kk][0] = MmaType<Elem>::pack(grad(2 * kk, 0), grad(2 * kk, 1));
       ga[kk][1] = MmaType<Elem>::pack(grad(2 * kk, 2), grad(2 * kk, 3));
       ga[kk][2] = MmaType<Elem>::pack(grad(2 * kk + 1, 0), grad(2 * kk + 1, 1));

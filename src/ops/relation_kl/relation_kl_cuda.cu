@@ -234,11 +234,13 @@ at::Tensor relation_kl_self_backward_cuda(const at::Tensor& grad_kl, const at::T
     auto out = at::empty({B, H, T, Ds}, in.xq.options());
     if (out.numel() == 0) return out;
     auto rows = at::empty({B, H, T, Ds}, in.xq.options().dtype(at::kFloat));   // (B, H, T, Ds)
-    auto row_stats = at::empty({B * H, T, 4}, in.xq.options().dtype(at::kFloat));  // (B H, T, 4)
+    const int64_t pitch = (T + kRelationKLWgmmaTile - 1) / kRelationKLWgmmaTile * kRelationKLWgmmaTile;
+    auto stats = at::empty({B * H, 3, pitch}, in.xq.options().dtype(at::kFloat));  // (B H, 3, pitch)
     p.mode = RelationKLBwdMode::kSelf;
     p.d_out = out.data_ptr();
     p.self_rows = rows.data_ptr<float>();
-    p.row_stats = row_stats.data_ptr<float>();
+    p.col_stats = stats.data_ptr<float>();
+    p.stats_pitch = static_cast<int>(pitch);
     launch(in, p, /*backward=*/true);
     return out;
   }

@@ -18,6 +18,8 @@ inline bool relation_kl_tensor_core_dims(int Ds, int Dt) {
 // shared memory: 197 KB at Ds = Dt = 256.
 constexpr int kRelationKLSimtMaxDim = 256;
 
+// Streamed rows per tile of the sm_90a self backward (kBwdWgStream): the statistics' row pitch unit.
+constexpr int kRelationKLWgmmaTile = 64;
 // The sm_90a warpgroup-MMA kernels take these head dims exactly (one 128-byte swizzle chunk or two).
 inline bool relation_kl_wgmma_dims(int Ds, int Dt) {
   return (Ds == 64 || Ds == 128) && (Dt == 64 || Dt == 128);

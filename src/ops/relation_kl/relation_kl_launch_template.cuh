@@ -62,9 +62,10 @@ cudaError_t launch_fwd_wgmma(const RelationKLParams& p, cudaStream_t stream) {
 
 // sm_90a self backward: row statistics, the row-term kernel into p.self_rows, the column-term
 // kernel adding it into p.d_out (relation_kl_bwd_self_wgmma_kernel.cuh).
+static_assert(kBwdWgStream == kRelationKLWgmmaTile, "the statistics pitch is a whole number of streamed tiles");
 template <typename Elem, int DS, int DT>
 cudaError_t launch_self_bwd_wgmma(const RelationKLParams& p, cudaStream_t stream) {
-  const int64_t rows = static_cast<int64_t>(p.B) * p.H * p.T;
+  const int64_t rows = static_cast<int64_t>(p.B) * p.H * p.stats_pitch;
   const int stat_blocks = static_cast<int>(std::min<int64_t>((rows + 255) / 256, 132 * 8));
   relation_kl_self_row_stats_kernel<Elem><<<stat_blocks, 256, 0, stream>>>(p);
   constexpr int smem = BwdSelfWgmmaSmem<Elem, DS, DT>::kBytes;

@@ -44,8 +44,11 @@ struct RelationKLParams {
   bool causal = true;
 
   float* row_stats = nullptr;  // (B * H, T, 4) tensor-core kSelf, see accum above
-  // wgmma kSelf (relation_kl_bwd_self_wgmma_kernel.cuh): the row term, fp32 (B, H, T, Ds).
+  // wgmma kSelf (relation_kl_bwd_self_wgmma_kernel.cuh): the row term, fp32 (B, H, T, Ds), and
+  // the per-row statistics, fp32 (B * H, 3, stats_pitch), stats_pitch = T rounded up to 64.
   float* self_rows = nullptr;
+  float* col_stats = nullptr;
+  int stats_pitch = 0;
 
   // sm_90a warpgroup-MMA kernels (relation_kl_fwd_wgmma_kernel.cuh, relation_kl_bwd_self_wgmma_
   // kernel.cuh) for Ds, Dt in {64, 128}: set by relation_kl_cuda.cu on compute capability 9.0
