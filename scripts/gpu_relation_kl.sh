@@ -98,10 +98,10 @@ if [ "$what" = test ] || [ "$what" = all ]; then
   grep "^\[  FAILED" "$out/test.log" | head -30
 fi
 # ab: same-binary A/B of the kernel versions (LINEARARD_RKL_* switches, relation_kl_cuda.cu):
-# the legacy kernels as the baseline, the default, then each variant named in $RKL_AB
+# the mma.sync kernels (LINEARARD_RKL_WGMMA=0) as the baseline, the default, then each variant named in $RKL_AB
 # (space-separated VAR=value lists joined by commas, e.g. "LINEARARD_RKL_KEY_MAJOR=1").
 if [ "$what" = ab ] && [ -x "$bin/linearard" ]; then
-  for v in LINEARARD_RKL_LEGACY=1 default ${RKL_AB:-}; do
+  for v in LINEARARD_RKL_WGMMA=0 default ${RKL_AB:-}; do
     envs=(); [ "$v" = default ] || IFS=, read -ra envs <<< "$v"
     echo "== $v $*" | tee -a "$out/ab.log"
     env "${envs[@]}" "$bin/linearard" bench relation-kl "$@" 2>&1 | grep -v "^D=" | tee -a "$out/ab.log" || rc=1

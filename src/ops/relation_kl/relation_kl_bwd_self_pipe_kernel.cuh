@@ -1,9 +1,7 @@
-// Self-relation backward, the default since 2026-11-27 (relation_kl_bwd_self_kernel.cuh stays as
-// the LINEARARD_RKL_LEGACY=1 baseline and holds the shared pieces: shared-memory layout, the row
-// term GEMM, fixed-point helpers, finalize kernel).
-//
-// Same decomposition, accumulator and determinism argument as relation_kl_bwd_self_kernel.cuh
-// (CTA per 128 keys, one recompute per score element, int64 fixed-point sums). What differs:
+// mma.sync self-relation backward (sm_80, and sm_90 head dims other than 64 / 128 or with
+// LINEARARD_RKL_WGMMA=0; the sm_90a kernels are relation_kl_bwd_self_wgmma_kernel.cuh). Shared
+// pieces and the design (CTA per 128 keys, one recompute per score element, int64 fixed-point sums)
+// are in relation_kl_bwd_self_kernel.cuh. What this version changed against the first one:
 //  - the per-tile body is one basic block (masking is a select per element, no branch on a
 //    "masked" tile; the head-dim bound is a template constant), with the exponentials of each
 //    16-query slice written right before that slice's column-term mma, so the scheduler can run
@@ -225,8 +223,12 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
   }
 }
 
-// relation_kl_self_quantum_kernel (same outputs, same bound, same reduction order for every run)
-// with 16-byte loads of x and 1024 threads: one CTA per (b, h) still, but ~10x the bytes in flight.
+// One CTA per (b, h): writes p.row_stats of its rows, and the fixed-point quantum from
+// bound = 4 scale_s max|x| (2 max|g| + sum|g|), which covers every partial sum of dX (row term
+// <= 2 scale_s |g_i| max|x|, column term <= scale_s max|x| sum_i |g_i|, x4 for the operand rounding
+// and exp2 approximations); quantum[2 bh] = 2^(60 - E), quantum[2 bh + 1] = 2^(E - 60) with
+// bound < 2^E (E clamped to [-60, 127] so both fit in fp32). 16-byte loads of x, 1024 threads, the
+// same reduction order in every run.
 // Ds is a multiple of 16 on the tensor-core path, so each (b, h) slice of x is 16-byte aligned.
 constexpr int kQuantumWideThreads = 1024;
 template <typename Elem>

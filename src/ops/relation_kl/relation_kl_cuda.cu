@@ -34,7 +34,6 @@ constexpr double kLog2e = 1.4426950408889634;
 enum class Path { kTensorCore, kSimt };
 
 // Kernel-version switches for same-binary A/B timing (relation_kl_params.h), read once:
-//   LINEARARD_RKL_LEGACY=1       the tensor-core kernels before the pipelined versions
 //   LINEARARD_RKL_CHUNK=n        self backward (b, h) per accumulator chunk (default: <= 1x inputs)
 //   LINEARARD_RKL_FWD_CFG=0|1|2  pipelined forward CTA shape (default 1, measured; launch template)
 //   LINEARARD_RKL_FWD_PIPE64=1   pipelined forward also at Ds = Dt = 64
@@ -45,7 +44,6 @@ int env_int(const char* name, int fallback) {
   return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
 }
 struct KernelSwitches {
-  bool legacy = env_int("LINEARARD_RKL_LEGACY", 0) != 0;
   int chunk = env_int("LINEARARD_RKL_CHUNK", 0);
   int fwd_cfg = env_int("LINEARARD_RKL_FWD_CFG", 1);
   bool fwd_pipe_d64 = env_int("LINEARARD_RKL_FWD_PIPE64", 0) != 0;
@@ -119,10 +117,9 @@ RelationKLParams make_params(const Inputs& in, const RelationKLOptions& o) {
   p.scale_s_log2 = static_cast<float>(o.scale_s * kLog2e);
   p.scale_t_log2 = static_cast<float>(o.scale_t * kLog2e);
   p.causal = o.causal;
-  p.legacy = switches().legacy;
   p.fwd_cfg = switches().fwd_cfg;
   p.fwd_pipe_d64 = switches().fwd_pipe_d64;
-  p.wgmma = in.path == Path::kTensorCore && !p.legacy && env_int("LINEARARD_RKL_WGMMA", 1) != 0 &&
+  p.wgmma = in.path == Path::kTensorCore && env_int("LINEARARD_RKL_WGMMA", 1) != 0 &&
             relation_kl_wgmma_dims(p.Ds, p.Dt) && is_sm90(in.xq.device());
   return p;
 }

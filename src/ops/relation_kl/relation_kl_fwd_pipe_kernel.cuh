@@ -1,5 +1,6 @@
-// Software-pipelined tensor-core forward of the relation KL (the default since 2026-11-27; the
-// plain version in relation_kl_fwd_kernel.cuh stays as the LINEARARD_RKL_LEGACY=1 baseline).
+// Software-pipelined mma.sync forward of the relation KL (sm_80, and sm_90 head dims other than
+// 64 / 128 or with LINEARARD_RKL_WGMMA=0; the plain relation_kl_fwd_kernel.cuh serves Ds = Dt = 64,
+// where it measured faster).
 //
 // Same math, tiles and outputs as relation_kl_fwd_kernel.cuh (one CTA per (b h, 16 WARPS query
 // rows), online LSEs of both distributions and the KL cross term, anchors §2.5). What differs is

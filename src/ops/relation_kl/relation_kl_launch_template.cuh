@@ -27,20 +27,12 @@ cudaError_t launch_tc_self_bwd(const RelationKLParams& p, cudaStream_t stream) {
   constexpr int smem = BwdSelfSmem<Elem, DS, DT>::kBytes;
   const int key_blocks = ceil_div(p.T, kSelfKeys);
   cudaError_t e = cudaSuccess;
-  if (p.legacy) {
-    if (p.bh0 == 0) relation_kl_self_quantum_kernel<Elem><<<p.B * p.H, kQuantumThreads, 0, stream>>>(p);
-    auto kernel = relation_kl_bwd_self_kernel<Elem, DS, DT>;
-    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    if (e != cudaSuccess) return e;
-    kernel<<<dim3(p.n_bh, key_blocks), kSelfThreads, smem, stream>>>(p);
-  } else {
-    if (p.bh0 == 0)
-      relation_kl_self_quantum_wide_kernel<Elem><<<p.B * p.H, kQuantumWideThreads, 0, stream>>>(p);
-    auto kernel = relation_kl_bwd_self_pipe_kernel<Elem, DS, DT>;
-    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    if (e != cudaSuccess) return e;
-    kernel<<<dim3(p.n_bh, key_blocks), kSelfThreads, smem, stream>>>(p);
-  }
+  if (p.bh0 == 0)
+    relation_kl_self_quantum_wide_kernel<Elem><<<p.B * p.H, kQuantumWideThreads, 0, stream>>>(p);
+  auto kernel = relation_kl_bwd_self_pipe_kernel<Elem, DS, DT>;
+  e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  kernel<<<dim3(p.n_bh, key_blocks), kSelfThreads, smem, stream>>>(p);
   const int64_t pairs = static_cast<int64_t>(p.n_bh) * p.T * p.Ds / 2;
   const int fin_blocks = static_cast<int>(std::min<int64_t>((pairs + 255) / 256, 132 * 16));
   relation_kl_self_finalize_kernel<Elem><<<fin_blocks, 256, 0, stream>>>(p);
@@ -102,7 +94,7 @@ cudaError_t launch_tc(const RelationKLParams& p, bool backward, cudaStream_t str
   }
   if (backward && p.mode == RelationKLBwdMode::kSelf) return launch_tc_self_bwd<Elem, DS, DT>(p, stream);
   const int blocks = ceil_div(p.T, kBlockM);
-  if (!backward && !p.legacy && (DS > 64 || DT > 64 || p.fwd_pipe_d64)) {
+  if (!backward && (DS > 64 || DT > 64 || p.fwd_pipe_d64)) {
     // (warps, key tile, CTAs per SM): 8 x 64 x 1 (shared memory and registers allow one CTA),
     // 8 x 32 x 2 and 4 x 32 x 3 (smaller key tiles, more warps per SM): p.fwd_cfg 0, 1, 2.
     const cudaError_t e = p.fwd_cfg == 1   ? launch_fwd_pipe<Elem, DS, DT, 8, 32, 2>(p, stream)

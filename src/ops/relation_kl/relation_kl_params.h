@@ -52,13 +52,10 @@ struct RelationKLParams {
 
   // sm_90a warpgroup-MMA kernels (relation_kl_fwd_wgmma_kernel.cuh, relation_kl_bwd_self_wgmma_
   // kernel.cuh) for Ds, Dt in {64, 128}: set by relation_kl_cuda.cu on compute capability 9.0
-  // unless LINEARARD_RKL_WGMMA=0 or legacy.
+  // unless LINEARARD_RKL_WGMMA=0.
   bool wgmma = false;
 
-  // Tensor-core kernel versions (relation_kl_cuda.cu reads them from the environment once):
-  // legacy = true runs the kernels of the 2026-11-27 morning (relation_kl_fwd_kernel.cuh,
-  // relation_kl_bwd_self_kernel.cuh), kept as the same-binary baseline for `bench relation-kl`.
-  bool legacy = false;
+  // mma.sync kernel variants (relation_kl_cuda.cu reads them from the environment once).
   // Pipelined forward: CTA shape (relation_kl_launch_template.cuh), and whether Ds = Dt = 64 uses
   // it (at D = 64 the exponentials dominate and the plain kernel measured faster, docs/perf.md).
   int fwd_cfg = 1;
