@@ -99,8 +99,9 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   const int t_begin = COLUMNS && p.causal ? a0 / BN : 0;
   const int t_end = !COLUMNS && p.causal ? (min(T, a0 + kA) + BN - 1) / BN : n_all;
 
-  // ROWS: the anchors' own statistics; COLUMNS: the anchor key's mask as one compare per element
-  // (query >= key_lim: INT_MIN without causality, INT_MAX for a padded key).
+  // ROWS: the anchors' own statistics; COLUMNS: the causal mask as one compare per element (query
+  // >= key_lim, INT_MIN without causality). A padded anchor key needs no mask here: its column term
+  // is dropped in the epilogue (its row term is 0: its g is 0), which keeps registers for the loop.
   float3 ast[2];
   int key_lim[2];
 #pragma unroll
@@ -108,8 +109,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
     const int row = warp_a0 + g + 8 * r;
     ast[r] = row < T ? make_float3(stats[row], stats[pitch + row], stats[2 * pitch + row])
                      : make_float3(INFINITY, INFINITY, 0.f);
-    const bool valid = row < T && (km == nullptr || km[row] != 0);
-    key_lim[r] = !valid ? INT_MAX : p.causal ? row : INT_MIN;
+    key_lim[r] = p.causal ? row : INT_MIN;
   }
 
   load_tile_sw128_async<kA, DS, kThreads>(sXa, x, a0, T);
@@ -203,20 +203,15 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
       ga[kk][3] = MmaType<Elem>::pack(grad(2 * kk + 1, 2), grad(2 * kk + 1, 3));
     }
   };
-  // The streamed rows' G never needs a mask when the tile is inside T, (ROWS) no key is padded and
-  // all its keys are <= the warp's first anchor row, (COLUMNS) all its queries are >= the warp's
-  // last anchor key and no anchor key is padded.
-  bool anchors_unpadded = true;
-  if (COLUMNS && km != nullptr)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) anchors_unpadded &= key_lim[r] != INT_MAX || warp_a0 + g + 8 * r >= T;
-  anchors_unpadded = __all_sync(0xffffffffu, anchors_unpadded) && warp_a0 + 16 <= T;
+  // The streamed rows' G never needs a mask when the tile is inside T and (ROWS) no key is padded
+  // and all its keys are <= the warp's first anchor row, (COLUMNS) all its queries are >= the
+  // warp's last anchor key.
   // (acc is not fenced here: the previous tile's gradient wgmma may still be adding into it.)
   auto process = [&](int n, auto& cs, auto& ct, auto& ga) {
     fence_regs(cs);
     fence_regs(ct);
     const int col0 = n * BN;
-    const bool masked = col0 + BN > T || (COLUMNS ? !anchors_unpadded || (p.causal && col0 < warp_a0 + 16)
+    const bool masked = col0 + BN > T || (COLUMNS ? p.causal && col0 < warp_a0 + 16
                                                   : km != nullptr || (p.causal && col0 + BN - 1 > warp_a0));
     if (masked)
       process_impl(n, cs, ct, ga, std::true_type{});
@@ -268,6 +263,12 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
 
   float* rows = p.self_rows + static_cast<int64_t>(bh) * T * DS;
   Elem* out = static_cast<Elem*>(p.d_out) + static_cast<int64_t>(bh) * T * DS;
+  bool anchor_valid[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = warp_a0 + g + 8 * r;
+    anchor_valid[r] = row < T && (km == nullptr || km[row] != 0);
+  }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int row = warp_a0 + g + 8 * r;
@@ -280,7 +281,10 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
         const float v0 = acc[dc][4 * c + 2 * r], v1 = acc[dc][4 * c + 2 * r + 1];
         if constexpr (COLUMNS) {
           const float2 rv = *reinterpret_cast<const float2*>(rows + o);
-          MmaType<Elem>::store2(out + o, v0 + rv.x, v1 + rv.y);
+          if (anchor_valid[r])
+            MmaType<Elem>::store2(out + o, v0 + rv.x, v1 + rv.y);
+          else  // a padded key: no column term (and rv = 0, its own g being 0)
+            MmaType<Elem>::store2(out + o, rv.x, rv.y);
         } else {
           *reinterpret_cast<float2*>(rows + o) = make_float2(v0, v1);
         }
