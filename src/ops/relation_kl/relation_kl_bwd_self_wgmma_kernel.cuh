@@ -24,8 +24,9 @@ namespace linearard::ops::rkl {
 constexpr int kBwdWgAnchors = 128;  // anchor rows per CTA: 2 warpgroups x 64
 constexpr int kBwdWgStream = 64;    // streamed rows per tile (the logit wgmma N, the gradient wgmma K)
 constexpr int kBwdWgThreads = 256;
-// Streamed tiles in shared memory: n + 2 is loading while n + 1's logits and tile n - 1's
-// gradient wgmma (in flight until step n's wait) may still read theirs.
+// Streamed tiles in shared memory, four live during step n: n - 1 (its gradient wgmma runs until
+// step n + 1's wait), n (read by the exponentials' masks/statistics and its gradient wgmma), n + 1
+// (its logit wgmma) and n + 2 (loading).
 constexpr int kBwdWgStages = 4;
 
 template <typename Elem, int DS, int DT>
@@ -40,9 +41,9 @@ struct BwdSelfWgmmaSmem {
 // Per-row statistics of the backward in log2 units, (B H, 3, stats_pitch) fp32 structure of arrays:
 // lse_s log2 e, lse_t log2 e, g scale_s. Rows that are padded, have no valid key or lie in
 // [T, stats_pitch) get (inf, inf, 0), so p = 0 and G = 0 there. The pitch is T rounded up to the
-// streamed tile, so a tile's 64 values of each array are four whole 16-byte copies; a thread then
-// reads its two adjacent columns as one float2 per array (an array of float4 rows cost the
-// column kernel 16 x 4 registers per tile and spilled).
+// streamed tile, so a tile's 64 values of each array are four whole 16-byte copies; a thread reads
+// the values of its columns where it uses them (an array of float4 rows cost the column kernel
+// 16 x 4 registers per tile and spilled).
 // (A template, like every kernel in these headers: one instantiation per translation unit's Elem.)
 template <typename Elem>
 __global__ void relation_kl_self_row_stats_kernel(const __grid_constant__ RelationKLParams p) {
@@ -94,7 +95,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   const int wg_a0 = a0 + 64 * wg, warp_a0 = wg_a0 + 16 * (warp % 4);
   const int n_all = (T + BN - 1) / BN;
   // Streamed tiles [t_begin, t_end), the same for both warpgroups (causal: one of them has a fully
-  // masked first or last tile, G = 0 there) so that every wgmma is issued on one straight path, which
+  // masked first or last tile, G = 0 there; 32 of 2112 warpgroup tiles per head at T = 4096) so that every wgmma is issued on one straight path, which
   // ptxas needs to overlap them with the exponentials.
   const int t_begin = COLUMNS && p.causal ? a0 / BN : 0;
   const int t_end = !COLUMNS && p.causal ? (min(T, a0 + kA) + BN - 1) / BN : n_all;
@@ -290,6 +291,8 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
         }
       }
   }
+#else
+  __trap();  // dispatched only on compute capability 9.0, whose cubin is sm_90a: never reached
 #endif
 }
 

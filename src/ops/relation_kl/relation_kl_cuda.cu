@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <string>
@@ -61,7 +62,16 @@ struct Inputs {
 
 Inputs prepare(const at::Tensor& xq, const at::Tensor& xk, const at::Tensor& yq, const at::Tensor& yk,
                const std::optional<at::Tensor>& key_mask, const RelationKLOptions& o) {
-  Inputs in{xq.contiguous(), xk.contiguous(), yq.contiguous(), yk.contiguous(), {}, Path::kSimt};
+  // The kernels copy rows in 16-byte pieces (cp.async): a contiguous view whose storage offset
+  // leaves its data off a 16-byte boundary gets an aligned copy (the same tensor stays one tensor).
+  auto aligned = [](const at::Tensor& t) {
+    at::Tensor c = t.contiguous();
+    return reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 == 0 ? c : c.clone();
+  };
+  Inputs in{aligned(xq), xk.is_same(xq) ? at::Tensor() : aligned(xk), aligned(yq),
+            yk.is_same(yq) ? at::Tensor() : aligned(yk), {}, Path::kSimt};
+  if (!in.xk.defined()) in.xk = in.xq;
+  if (!in.yk.defined()) in.yk = in.yq;
   const auto dt = xq.scalar_type();
   const bool half_type = dt == at::kBFloat16 || dt == at::kHalf;
   if (yq.scalar_type() != dt) {  // mixed student/teacher dtypes: run the fp32 kernels
@@ -232,11 +242,11 @@ at::Tensor relation_kl_self_backward_cuda(const at::Tensor& grad_kl, const at::T
     if (out.numel() == 0) return out;
     auto rows = at::empty({B, H, T, Ds}, in.xq.options().dtype(at::kFloat));   // (B, H, T, Ds)
     const int64_t pitch = (T + kRelationKLWgmmaTile - 1) / kRelationKLWgmmaTile * kRelationKLWgmmaTile;
-    auto stats = at::empty({B * H, 3, pitch}, in.xq.options().dtype(at::kFloat));  // (B H, 3, pitch)
+    auto row_stats = at::empty({B * H, 3, pitch}, in.xq.options().dtype(at::kFloat));  // (B H, 3, pitch)
     p.mode = RelationKLBwdMode::kSelf;
     p.d_out = out.data_ptr();
     p.self_rows = rows.data_ptr<float>();
-    p.col_stats = stats.data_ptr<float>();
+    p.col_stats = row_stats.data_ptr<float>();
     p.stats_pitch = static_cast<int>(pitch);
     launch(in, p, /*backward=*/true);
     return out;

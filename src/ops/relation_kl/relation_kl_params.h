@@ -30,7 +30,7 @@ struct RelationKLParams {
   const float* grad_kl = nullptr;  // (B, H, T) dL/dKL_i
   void* d_out = nullptr;           // kRows: (B, H, T, Ds); kColumns: (B, Hk, T, Ds); kSelf: (B, H, T, Ds)
   RelationKLBwdMode mode = RelationKLBwdMode::kRows;
-  // Tensor-core kSelf only (relation_kl_bwd_self_kernel.cuh): the launch covers the flattened
+  // mma.sync kSelf only (relation_kl_bwd_self_pipe_kernel.cuh): the launch covers the flattened
   // (b, h) in [bh0, bh0 + n_bh); accum is that chunk's zeroed fixed-point dX; quantum the per-(b, h)
   // (1 / q, q) pairs and row_stats the per-row (lse_s log2 e, lse_t log2 e, g scale_s, 0), both
   // filled when bh0 == 0 (16-byte rows, so the kernel fetches them with cp.async).

@@ -183,7 +183,7 @@ __device__ __forceinline__ void wgmma_64x64_rs(float (&d)[32], const uint32_t (&
 #undef RKL_WGMMA_OUT32
 
 // acc (64 rows x 64 columns) = A B^T over the head dim D (64 or 128), both K-major swizzled tiles:
-// A = rows [0, 64) at a_tile (a tile of A_ROWS rows), B = N_ROWS rows at b_tile, rows [0, 64).
+// A = rows [0, 64) at a_tile (a tile of A_ROWS rows), B = B_ROWS rows at b_tile, rows [0, 64).
 // Issues D / 16 wgmma (no commit).
 template <typename Elem, int D, int A_ROWS, int B_ROWS>
 __device__ __forceinline__ void wgmma_logits(float (&acc)[32], uint32_t a_tile, uint32_t b_tile) {
