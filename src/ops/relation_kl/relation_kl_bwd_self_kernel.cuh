@@ -73,10 +73,6 @@ __device__ __forceinline__ void bulk_wait_read_all() {
 __device__ __forceinline__ void bulk_wait_all() {
   asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
 }
-// Orders this thread's ordinary shared-memory stores before the copy engine's reads (HOPPER.md).
-__device__ __forceinline__ void fence_proxy_async_shared() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-}
 #endif
 
 // racc (16 queries x DS/2 dims, C fragments) = G (16 queries at q0 x kSelfKeys keys; stored

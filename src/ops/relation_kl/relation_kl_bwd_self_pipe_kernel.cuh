@@ -15,28 +15,6 @@
 
 namespace linearard::ops::rkl {
 
-// One 16-query k-step of the column term: acc (16 x D_MAX) += G (16 x 16, C fragments nt = 2 ks,
-// 2 ks + 1 cast to Elem) * O (queries ks*16.. at sO, D_MAX dims).
-template <typename Elem, int D_MAX, bool FULL>
-__device__ __forceinline__ void warp_grad_gemm_kstep(float (&acc)[D_MAX / 8][4], const float (&g)[kBlockN / 8][4],
-                                                     const Elem* sO, int D, int lane, int ks) {
-  constexpr int P = pitch_of(D_MAX);
-  const uint32_t a[4] = {MmaType<Elem>::pack(g[2 * ks][0], g[2 * ks][1]),
-                         MmaType<Elem>::pack(g[2 * ks][2], g[2 * ks][3]),
-                         MmaType<Elem>::pack(g[2 * ks + 1][0], g[2 * ks + 1][1]),
-                         MmaType<Elem>::pack(g[2 * ks + 1][2], g[2 * ks + 1][3])};
-#pragma unroll
-  for (int dp = 0; dp < D_MAX / 16; ++dp) {
-    if (FULL || dp * 16 < D) {
-      uint32_t b[4];
-      ldmatrix_x4_trans(b, smem_addr(sO + (ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * P + dp * 16 +
-                                     (lane >> 4) * 8));
-      mma16816<Elem>(acc[2 * dp], a, b[0], b[1]);
-      mma16816<Elem>(acc[2 * dp + 1], a, b[2], b[3]);
-    }
-  }
-}
-
 // grid (p.n_bh, ceil(T / kSelfKeys)), kSelfThreads threads, BwdSelfSmem::kBytes shared memory.
 // p.accum holds this chunk's (n_bh, T, Ds) sums.
 template <typename Elem, int DS, int DT>

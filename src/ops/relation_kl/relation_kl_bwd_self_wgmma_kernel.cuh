@@ -139,13 +139,8 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   if (t_begin + 1 < t_end) load(t_begin + 1);
 
   auto issue_logits = [&](int tile, auto& s, auto& t) {
-    const uint32_t st = sStream + (tile % kBwdWgStages) * S::kStageBytes;
-    fence_regs(s);
-    fence_regs(t);
-    wgmma_fence();
-    wgmma_logits<Elem, DS, kA, BN>(s, sXa + 64 * wg * kSw128RowBytes, st);
-    wgmma_logits<Elem, DT, kA, BN>(t, sYa + 64 * wg * kSw128RowBytes, st + BN * DS * 2);
-    wgmma_commit();
+    wgmma_logit_pair<Elem, DS, DT, kA, BN>(s, t, sXa + 64 * wg * kSw128RowBytes, sYa + 64 * wg * kSw128RowBytes,
+                                           sStream + (tile % kBwdWgStages) * S::kStageBytes);
   };
 
   // (64 anchors x DS) per warpgroup in 64-column blocks, accumulator layout; the first gradient
@@ -161,7 +156,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   // then loads into.
   auto sync_and_load = [&](int n) {
     cp_async_wait<0>();  // tile n + 1 (the only group in flight)
-    fence_async_shared();
+    fence_proxy_async_shared();
     __syncthreads();
     if (n + 2 < t_end) load(n + 2);
   };
@@ -232,7 +227,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
 
   float sA[32], tA[32], sB[32], tB[32];  // logit tiles (64 anchors x 64 streamed) per warpgroup
   cp_async_wait<0>();
-  fence_async_shared();
+  fence_proxy_async_shared();
   __syncthreads();
   issue_logits(t_begin, sA, tA);
   wgmma_commit();  // an empty group in place of "the previous tile's gradient": uniform waits below

@@ -121,19 +121,7 @@ __global__ void __launch_bounds__(32 * WARPS) relation_kl_fwd_kernel(const __gri
     }
   }
 
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    st[r].merge_quad();
-    const int row = warp_row0 + g + 8 * r;
-    if (q == 0 && row < T) {
-      const bool valid = st[r].l_s > 0.f && (km == nullptr || km[row] != 0);
-      const int64_t o = static_cast<int64_t>(b * p.H + h) * T + row;
-      const float log2_ls = __log2f(st[r].l_s), log2_lt = __log2f(st[r].l_t);
-      p.kl[o] = valid ? kLn2 * (st[r].a / st[r].l_t + __log2f(st[r].l_s / st[r].l_t)) : 0.f;
-      p.lse_s[o] = valid ? kLn2 * (st[r].m_s + log2_ls) : -INFINITY;
-      p.lse_t[o] = valid ? kLn2 * (st[r].m_t + log2_lt) : -INFINITY;
-    }
-  }
+  store_row_outputs(st, p, static_cast<int64_t>(b * p.H + h) * T, warp_row0, km, lane);
 }
 
 }  // namespace linearard::ops::rkl

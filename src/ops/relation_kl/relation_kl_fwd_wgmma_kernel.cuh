@@ -82,19 +82,14 @@ __global__ void __launch_bounds__(128 * WG, 1)
 
   // Issues tile `tile`'s logits (student into s, teacher into t) as one wgmma group.
   auto issue = [&](int tile, auto& s, auto& t) {
-    const uint32_t st = sKeys + (tile % kFwdWgStages) * S::kStageBytes;
-    fence_regs(s);
-    fence_regs(t);
-    wgmma_fence();
-    wgmma_logits<Elem, DS, kRows, BN>(s, sXq + 64 * wg * kSw128RowBytes, st);
-    wgmma_logits<Elem, DT, kRows, BN>(t, sYq + 64 * wg * kSw128RowBytes, st + BN * DS * 2);
-    wgmma_commit();
+    wgmma_logit_pair<Elem, DS, DT, kRows, BN>(s, t, sXq + 64 * wg * kSw128RowBytes, sYq + 64 * wg * kSw128RowBytes,
+                                              sKeys + (tile % kFwdWgStages) * S::kStageBytes);
   };
   // Before tile n + 1's logits: it has landed for every thread, and every warpgroup is done with
   // tile n - 1's stage, which tile n + 2 then loads into.
   auto sync_and_load = [&](int n) {
     cp_async_wait<0>();  // tile n + 1 (the only group in flight)
-    fence_async_shared();
+    fence_proxy_async_shared();
     __syncthreads();
     if (n + 2 < n_tiles) load_keys(n + 2);
   };
@@ -173,7 +168,7 @@ __global__ void __launch_bounds__(128 * WG, 1)
 
   float sA[32], tA[32], sB[32], tB[32];  // (64 rows x 64 keys) per warpgroup, accumulator layout
   cp_async_wait<0>();
-  fence_async_shared();
+  fence_proxy_async_shared();
   __syncthreads();
   issue(0, sA, tA);
   int n = 0;
@@ -199,19 +194,7 @@ __global__ void __launch_bounds__(128 * WG, 1)
     process(n, sA, tA);
   }
 
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    st[r].merge_quad();
-    const int row = warp_row0 + g + 8 * r;
-    if (q == 0 && row < T) {
-      const bool valid = st[r].l_s > 0.f && (km == nullptr || km[row] != 0);
-      const int64_t o = static_cast<int64_t>(b * p.H + h) * T + row;
-      const float log2_ls = __log2f(st[r].l_s), log2_lt = __log2f(st[r].l_t);
-      p.kl[o] = valid ? kLn2 * (st[r].a / st[r].l_t + __log2f(st[r].l_s / st[r].l_t)) : 0.f;
-      p.lse_s[o] = valid ? kLn2 * (st[r].m_s + log2_ls) : -INFINITY;
-      p.lse_t[o] = valid ? kLn2 * (st[r].m_t + log2_lt) : -INFINITY;
-    }
-  }
+  store_row_outputs(st, p, static_cast<int64_t>(b * p.H + h) * T, warp_row0, km, lane);
 #else
   __trap();  // dispatched only on compute capability 9.0, whose cubin is sm_90a: never reached
 #endif

@@ -101,29 +101,35 @@ __device__ __forceinline__ void warp_logits_pair(float (&s)[kBlockN / 8][4], flo
     warp_logits_pair_impl<Elem, DS, DT, false>(s, t, sXa, sXo, sYa, sYo, Ds, Dt, lane);
 }
 
+// One 16-row k-step of acc (16 x D_MAX) += G (16 x 16, C fragments nt = 2 ks, 2 ks + 1 cast to
+// Elem) * O (rows ks*16.. at sO, D_MAX dims).
+template <typename Elem, int D_MAX, bool FULL>
+__device__ __forceinline__ void warp_grad_gemm_kstep(float (&acc)[D_MAX / 8][4], const float (&g)[kBlockN / 8][4],
+                                                     const Elem* sO, int D, int lane, int ks) {
+  constexpr int P = pitch_of(D_MAX);
+  const uint32_t a[4] = {MmaType<Elem>::pack(g[2 * ks][0], g[2 * ks][1]),
+                         MmaType<Elem>::pack(g[2 * ks][2], g[2 * ks][3]),
+                         MmaType<Elem>::pack(g[2 * ks + 1][0], g[2 * ks + 1][1]),
+                         MmaType<Elem>::pack(g[2 * ks + 1][2], g[2 * ks + 1][3])};
+#pragma unroll
+  for (int dp = 0; dp < D_MAX / 16; ++dp) {
+    if (FULL || dp * 16 < D) {
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, smem_addr(sO + (ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * P + dp * 16 +
+                                     (lane >> 4) * 8));
+      mma16816<Elem>(acc[2 * dp], a, b[0], b[1]);
+      mma16816<Elem>(acc[2 * dp + 1], a, b[2], b[3]);
+    }
+  }
+}
+
 // acc (16 x D_MAX fp32) += G (16 x kBlockN, fp32 C fragments, cast to Elem) * O (kBlockN rows at sO).
 template <typename Elem, int D_MAX, bool FULL>
 __device__ __forceinline__ void warp_grad_gemm_impl(float (&acc)[D_MAX / 8][4],
                                                     const float (&g)[kBlockN / 8][4],
                                                     const Elem* sO, int D, int lane) {
-  constexpr int P = pitch_of(D_MAX);
 #pragma unroll
-  for (int ks = 0; ks < kBlockN / 16; ++ks) {
-    const uint32_t a[4] = {MmaType<Elem>::pack(g[2 * ks][0], g[2 * ks][1]),
-                           MmaType<Elem>::pack(g[2 * ks][2], g[2 * ks][3]),
-                           MmaType<Elem>::pack(g[2 * ks + 1][0], g[2 * ks + 1][1]),
-                           MmaType<Elem>::pack(g[2 * ks + 1][2], g[2 * ks + 1][3])};
-#pragma unroll
-    for (int dp = 0; dp < D_MAX / 16; ++dp) {
-      if (FULL || dp * 16 < D) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, smem_addr(sO + (ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * P +
-                                       dp * 16 + (lane >> 4) * 8));
-        mma16816<Elem>(acc[2 * dp], a, b[0], b[1]);
-        mma16816<Elem>(acc[2 * dp + 1], a, b[2], b[3]);
-      }
-    }
-  }
+  for (int ks = 0; ks < kBlockN / 16; ++ks) warp_grad_gemm_kstep<Elem, D_MAX, FULL>(acc, g, sO, D, lane, ks);
 }
 template <typename Elem, int D_MAX>
 __device__ __forceinline__ void warp_grad_gemm(float (&acc)[D_MAX / 8][4],
@@ -192,5 +198,26 @@ struct RowStatsT {
   }
 };
 using RowStats = RowStatsT<float>;
+
+// The forward's outputs for the warp's rows warp_row0 + g and + 8 (lane = 4 g + q): merges the
+// quad's statistics, then lane q = 0 writes KL and both LSEs at bh_row0 + row (row < T); padded
+// rows and rows without a valid key get KL 0 and LSE -inf.
+__device__ __forceinline__ void store_row_outputs(RowStats (&st)[2], const RelationKLParams& p,
+                                                  int64_t bh_row0, int warp_row0, const uint8_t* km,
+                                                  int lane) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    st[r].merge_quad();
+    const int row = warp_row0 + lane / 4 + 8 * r;
+    if (lane % 4 == 0 && row < p.T) {
+      const bool valid = st[r].l_s > 0.f && (km == nullptr || km[row] != 0);
+      const int64_t o = bh_row0 + row;
+      const float log2_ls = __log2f(st[r].l_s), log2_lt = __log2f(st[r].l_t);
+      p.kl[o] = valid ? kLn2 * (st[r].a / st[r].l_t + __log2f(st[r].l_s / st[r].l_t)) : 0.f;
+      p.lse_s[o] = valid ? kLn2 * (st[r].m_s + log2_ls) : -INFINITY;
+      p.lse_t[o] = valid ? kLn2 * (st[r].m_t + log2_lt) : -INFINITY;
+    }
+  }
+}
 
 }  // namespace linearard::ops::rkl

@@ -61,8 +61,8 @@ __device__ __forceinline__ void load_tile_sw128_async(uint32_t tile, const Elem*
 #pragma unroll
   for (int i = 0; i < ROWS / kRowsPerPass; ++i) {
     const bool in = row0 + r0 + i * kRowsPerPass < T;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst + i * kRowsPerPass * kSw128RowBytes),
-                 "l"(in ? src + static_cast<int64_t>(i) * kRowsPerPass * D : gmem), "r"(in ? 16 : 0));
+    cp_async_16(dst + i * kRowsPerPass * kSw128RowBytes,
+                in ? src + static_cast<int64_t>(i) * kRowsPerPass * D : gmem, in ? 16 : 0);
   }
 }
 
@@ -102,25 +102,6 @@ __device__ __forceinline__ void fence_regs(float (&d)[N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
-
-// Orders this thread's generic-proxy shared-memory writes (cp.async, st.shared) before later
-// async-proxy reads (wgmma operands, bulk copies) after a barrier.
-__device__ __forceinline__ void fence_async_shared() {
-#ifdef RKL_WGMMA_ENABLED
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#endif
-}
-
-template <typename Elem>
-struct WgmmaType;
-template <>
-struct WgmmaType<__nv_bfloat16> {
-  static constexpr const char* kName = "bf16";
-};
-template <>
-struct WgmmaType<__half> {
-  static constexpr const char* kName = "f16";
-};
 
 #define RKL_WGMMA_D32                                                                                    \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
@@ -193,6 +174,20 @@ __device__ __forceinline__ void wgmma_logits(float (&acc)[32], uint32_t a_tile, 
     const uint32_t b = b_tile + (kk / 4) * B_ROWS * kSw128RowBytes + (kk % 4) * 32;
     wgmma_64x64_ss<Elem, 0, 0>(acc, sw128_desc(a), sw128_desc(b), kk > 0);
   }
+}
+
+// The student and teacher logit tiles of one streamed tile as one wgmma group: s = Xa Xo^T over
+// DS, t = Ya Yo^T over DT; the anchors' K-major tiles at a_x / a_y (A_ROWS rows each, this
+// warpgroup's 64 from there), the streamed stage at b_tile ((B_ROWS, DS) then (B_ROWS, DT)).
+template <typename Elem, int DS, int DT, int A_ROWS, int B_ROWS>
+__device__ __forceinline__ void wgmma_logit_pair(float (&s)[32], float (&t)[32], uint32_t a_x, uint32_t a_y,
+                                                 uint32_t b_tile) {
+  fence_regs(s);
+  fence_regs(t);
+  wgmma_fence();
+  wgmma_logits<Elem, DS, A_ROWS, B_ROWS>(s, a_x, b_tile);
+  wgmma_logits<Elem, DT, A_ROWS, B_ROWS>(t, a_y, b_tile + B_ROWS * DS * 2);
+  wgmma_commit();
 }
 
 }  // namespace linearard::ops::rkl
