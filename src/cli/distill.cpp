@@ -10,6 +10,7 @@
 #include "cli/train_flags.h"
 #include "common/error.h"
 #include "model/llama.h"
+#include "train/recipes.h"
 #include "train/tasks.h"
 #include "train/trainer.h"
 
@@ -61,15 +62,18 @@ cli::CommandRegistration distill_command(
       auto flags = std::make_shared<DistillFlags>();
       flags->options.command = "distill";
       auto config_path = std::make_shared<std::string>();
+      auto recipe = std::make_shared<std::string>(train::kDefaultRecipe);
       cli::add_config_flag(sub, *config_path);
+      cli::add_recipe_flag(sub, *recipe);
       cli::add_run_flags(sub, flags->options, /*needs_model=*/true);
       cli::add_optim_flags(sub, flags->options.optim);
       cli::add_adapter_flags(sub, flags->options.adapter);
       cli::add_objective_flags(sub, flags->options.objective, flags->layers, flags->relations);
       cli::add_overwrite_flag(sub, flags->overwrite, cli::kTrainingOverwriteHelp);
       CLI::App* app = &sub;
-      sub.callback([flags, config_path, app] {
+      sub.callback([flags, config_path, recipe, app] {
         cli::apply_config(*app, *config_path);
+        cli::apply_recipe(*app, *recipe);
         run_distill(*flags);
       });
     });

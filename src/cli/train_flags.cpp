@@ -6,21 +6,16 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "train/recipes.h"
 
 namespace linearard::cli {
 namespace {
 
-// The values of a JSON config, flattened to the strings CLI11 options parse.
-std::vector<std::pair<std::string, std::vector<std::string>>> read_json_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail("--config", "cannot open " + path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("invalid JSON: ") + e.what());
-  }
-  if (!j.is_object()) fail(path, "expected a JSON object of option names to values");
+using FlatOptions = std::vector<std::pair<std::string, std::vector<std::string>>>;
+
+// The values of a JSON object of options, flattened to the strings CLI11 options parse.
+FlatOptions flatten_options(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object()) fail(where, "expected a JSON object of option names to values");
   auto text = [](const nlohmann::json& v) {
     return v.is_string() ? v.get<std::string>() : v.is_boolean() ? (v.get<bool>() ? "true" : "false") : v.dump();
   };
@@ -37,6 +32,34 @@ std::vector<std::pair<std::string, std::vector<std::string>>> read_json_config(c
   return items;
 }
 
+FlatOptions read_json_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("--config", "cannot open " + path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, std::string("invalid JSON: ") + e.what());
+  }
+  return flatten_options(j, path);
+}
+
+// Gives every option not set yet (command line, then config) its value from `items`.
+void apply_values(CLI::App& sub, const FlatOptions& items, const std::string& where) {
+  for (const auto& [key, inputs] : items) {
+    CLI::Option* opt = nullptr;
+    try {
+      opt = sub.get_option("--" + key);
+    } catch (const CLI::OptionNotFound&) {
+      fail(where, "unknown option '" + key + "'");
+    }
+    if (key == "config" || key == "recipe") fail(where, "cannot name another config file or recipe");
+    if (opt->count() > 0) continue;  // the command line (then the config file) wins
+    opt->add_result(inputs);
+    opt->run_callback();
+  }
+}
+
 }  // namespace
 
 void add_config_flag(CLI::App& sub, std::string& config_path) {
@@ -45,18 +68,15 @@ void add_config_flag(CLI::App& sub, std::string& config_path) {
 
 void apply_config(CLI::App& sub, const std::string& config_path) {
   if (config_path.empty()) return;
-  for (const auto& [key, inputs] : read_json_config(config_path)) {
-    CLI::Option* opt = nullptr;
-    try {
-      opt = sub.get_option("--" + key);
-    } catch (const CLI::OptionNotFound&) {
-      fail(config_path, "unknown option '" + key + "'");
-    }
-    if (key == "config") fail(config_path, "a config file cannot name another config file");
-    if (opt->count() > 0) continue;  // the command line wins
-    opt->add_result(inputs);
-    opt->run_callback();
-  }
+  apply_values(sub, read_json_config(config_path), config_path);
+}
+
+void add_recipe_flag(CLI::App& sub, std::string& recipe) {
+  sub.add_option("--recipe", recipe, train::recipe_help())->capture_default_str();
+}
+
+void apply_recipe(CLI::App& sub, const std::string& recipe) {
+  apply_values(sub, flatten_options(train::distill_recipe(recipe), "--recipe " + recipe), "--recipe " + recipe);
 }
 
 void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model) {
@@ -126,7 +146,11 @@ void add_objective_flags(CLI::App& sub, train::ObjectiveOptions& o, std::string&
                  "query-heads (reference: K/V divided by valid tokens x H) or kv-heads (x Hk)")
       ->capture_default_str();
   sub.add_option("--logits-kl-weight", o.logits_kl_weight, "weight of the logits KL")->capture_default_str();
-  sub.add_option("--logits-kl-last", o.logits_kl_last, "logits KL on the last k positions")->capture_default_str();
+  sub.add_option("--logits-kl-last", o.logits_kl_last, "logits KL on the last k positions (0: all)")
+      ->capture_default_str();
+  sub.add_option("--hidden-weight", o.hidden_weight,
+                 "weight of 1 - cos(student, teacher) of each aligned layer's output (LongReD)")
+      ->capture_default_str();
   sub.add_option("--temperature", o.temperature, "logits KL temperature (no T^2)")->capture_default_str();
   sub.add_option("--lm-weight", o.lm_weight, "weight of the student's LM cross-entropy")->capture_default_str();
 }

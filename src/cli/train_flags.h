@@ -16,6 +16,10 @@ namespace linearard::cli {
 // an error. apply_config() runs at the start of the subcommand's callback.
 void add_config_flag(CLI::App& sub, std::string& config_path);
 void apply_config(CLI::App& sub, const std::string& config_path);
+// --recipe NAME (train/recipes.h): option values below the command line and --config; run after
+// apply_config().
+void add_recipe_flag(CLI::App& sub, std::string& recipe);
+void apply_recipe(CLI::App& sub, const std::string& recipe);
 void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model);
 void add_optim_flags(CLI::App& sub, train::OptimOptions& o);
 void add_adapter_flags(CLI::App& sub, train::AdapterOptions& o);

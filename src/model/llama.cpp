@@ -152,6 +152,7 @@ ForwardResult DecoderModel::forward(const at::Tensor& tokens, const ForwardReque
   at::Tensor h = at::embedding(weights_.embed, tokens);  // (B, T, C)
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const DecoderLayerWeights& lw = weights_.layers[l];
+    bool captured = false;
     at::Tensor x = rms_norm(h, lw.input_norm, c.rms_norm_eps);
     at::Tensor q = split_heads(project(x, lw.q, lw.q_bias, request.adapter, l, QkvProjection::kQuery), H, D);
     at::Tensor k = split_heads(project(x, lw.k, lw.k_bias, request.adapter, l, QkvProjection::kKey), Hk, D);
@@ -159,8 +160,10 @@ ForwardResult DecoderModel::forward(const at::Tensor& tokens, const ForwardReque
     q = apply_rope(q, *request.rope);  // (B, H, T, D)
     k = apply_rope(k, *request.rope);  // (B, Hk, T, D)
     if (std::find(request.capture_layers.begin(), request.capture_layers.end(), l) !=
-        request.capture_layers.end())
-      result.captures.push_back({l, q, k, v});
+        request.capture_layers.end()) {
+      result.captures.push_back({l, q, k, v, at::Tensor()});
+      captured = true;
+    }
     if (request.stop == ForwardStop::kLastCapture && l == last_capture) return result;
 
     // CUDA: repeat K/V for GQA so SDPA keeps its flash kernel; CPU: let SDPA broadcast.
@@ -174,6 +177,7 @@ ForwardResult DecoderModel::forward(const at::Tensor& tokens, const ForwardReque
     x = rms_norm(h, lw.post_attention_norm, c.rms_norm_eps);
     at::Tensor gated = at::silu(linear(x, lw.gate, lw.gate_bias)) * linear(x, lw.up, lw.up_bias);
     h = h + linear(gated, lw.down, lw.down_bias);
+    if (captured) result.captures.back().hidden = h;
   }
   result.hidden = rms_norm(h, weights_.final_norm, c.rms_norm_eps);
   if (request.stop == ForwardStop::kLogits) result.logits = at::linear(result.hidden, weights_.lm_head);

@@ -56,6 +56,7 @@ struct LayerCapture {
   at::Tensor q;  // (B, H, T, D) post-RoPE
   at::Tensor k;  // (B, Hk, T, D) post-RoPE, not repeated for GQA
   at::Tensor v;  // (B, Hk, T, D)
+  at::Tensor hidden;  // (B, T, C) the layer's output (residual stream), unless the forward stopped inside it
 };
 
 struct ForwardResult {

@@ -13,12 +13,12 @@ namespace linearard::train {
 namespace {
 
 constexpr const char* kInjectVar = "LINEARARD_TEST_INJECT_NAN";
-const char* const kPartNames[] = {"loss", "q", "k", "v", "logits", "lm"};  // the trainer's order
+const char* const kPartNames[] = {"loss", "q", "k", "v", "logits", "lm", "hidden"};  // the trainer's order
 
 }  // namespace
 
 std::string nonfinite_term(const std::vector<double>& parts, const std::vector<bool>& present, double grad_norm) {
-  for (size_t i = 1; i < parts.size() && i < 6; ++i)
+  for (size_t i = 1; i < parts.size() && i < 7; ++i)
     if (present[i] && !std::isfinite(parts[i])) return kPartNames[i];
   if (!parts.empty() && present[0] && !std::isfinite(parts[0])) return "loss";
   if (!std::isfinite(grad_norm)) return "grad_norm";
@@ -45,7 +45,7 @@ NonfiniteInjection NonfiniteInjection::from_environment() {
     }
     bool known = item.term == "grad_norm";
     for (const char* name : kPartNames) known = known || item.term == name;
-    if (!known) fail(kInjectVar, "unknown term '" + item.term + "' (loss, q, k, v, logits, lm, grad_norm)");
+    if (!known) fail(kInjectVar, "unknown term '" + item.term + "' (loss, q, k, v, logits, lm, hidden, grad_norm)");
     out.items_.push_back(item);
   }
   return out;
@@ -60,6 +60,7 @@ void NonfiniteInjection::apply_to_loss(int64_t step, int rank, LossParts& parts)
                        : item.term == "v"      ? &parts.v
                        : item.term == "logits" ? &parts.logits
                        : item.term == "lm"     ? &parts.lm
+                       : item.term == "hidden" ? &parts.hidden
                                                : nullptr;
     if (term) {
       if (!term->defined()) fail(kInjectVar, "this run's objective has no '" + item.term + "' term");

@@ -50,6 +50,13 @@ void DistillObjective::add_layer(const model::LayerCapture& s, const model::Laye
   if (options_.relation_q) parts_.q = sum_terms(parts_.q, term(s.q, t.q, options_.weight_q, H));
   if (options_.relation_k) parts_.k = sum_terms(parts_.k, term(s.k, t.k, options_.weight_k, Hk));
   if (options_.relation_v) parts_.v = sum_terms(parts_.v, term(s.v, t.v, options_.weight_v, Hk));
+  if (needs_layer_hidden()) {
+    if (!s.hidden.defined() || !t.hidden.defined())
+      fail("objective", "layer " + std::to_string(s.layer) + " has no captured output for the hidden-state term");
+    const at::Tensor cos = at::cosine_similarity(s.hidden.to(at::kFloat), t.hidden.detach().to(at::kFloat), -1,
+                                                 1e-8);  // (B, T)
+    parts_.hidden = sum_terms(parts_.hidden, (1.0 - cos).sum() * (options_.hidden_weight * per_layer / valid_tokens_));
+  }
 }
 
 at::Tensor logits_kl(const at::Tensor& student_logits, const at::Tensor& teacher_logits, double temperature) {
@@ -62,7 +69,7 @@ void DistillObjective::add_outputs(const at::Tensor& student_hidden, const at::T
                                    const at::Tensor& lm_head, const at::Tensor& tokens, int64_t lm_chunk_rows) {
   const int64_t B = student_hidden.size(0), T = student_hidden.size(1), C = student_hidden.size(2);
   if (options_.logits_kl_weight != 0) {
-    const int64_t k = std::min(options_.logits_kl_last, T);
+    const int64_t k = options_.logits_kl_last == 0 ? T : std::min(options_.logits_kl_last, T);
     auto last = [&](const at::Tensor& h) { return h.narrow(1, T - k, k).reshape({B * k, C}); };  // (B k, C)
     const at::Tensor s = at::linear(last(student_hidden), lm_head);
     const at::Tensor t = at::linear(last(teacher_hidden.detach()), lm_head);
@@ -73,7 +80,7 @@ void DistillObjective::add_outputs(const at::Tensor& student_hidden, const at::T
 
 LossParts DistillObjective::finish() {
   at::Tensor total;
-  for (const at::Tensor* t : {&parts_.q, &parts_.k, &parts_.v})
+  for (const at::Tensor* t : {&parts_.q, &parts_.k, &parts_.v, &parts_.hidden})
     if (t->defined()) total = sum_terms(total, *t);
   if (parts_.logits.defined()) total = sum_terms(total, parts_.logits * options_.logits_kl_weight);
   if (parts_.lm.defined()) total = sum_terms(total, parts_.lm * options_.lm_weight);

@@ -5,9 +5,12 @@
 //   relations = sum_X w_X R_l^X / denom_X, averaged over the selected layers;
 //   denom_X = valid tokens x H for all three (the reference, "query-heads"), or valid tokens x Hk
 //   for K and V ("kv-heads": a per-head mean on GQA models);
-//   total = relations + w_logits * logits KL + w_lm * LM cross-entropy.
+//   hidden = w_hidden * mean over the selected layers and tokens of (1 - cos(h_s, h_t)), h the layer's
+//   output (LongReD's short-text term, arXiv 2502.07365; paper.md §4.2);
+//   total = relations + hidden + w_logits * logits KL + w_lm * LM cross-entropy.
 // Logits KL = KL(teacher || student) of log_softmax(logits / temperature) over the vocabulary on
-// the last k positions, summed over the vocabulary and averaged over the B k positions; no T^2.
+// the last k positions (k = 0: all), summed over the vocabulary and averaged over the B k positions;
+// no T^2.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -24,6 +27,7 @@ struct LossParts {
   at::Tensor total;
   at::Tensor q, k, v;     // weighted relation terms, already averaged over layers
   at::Tensor logits, lm;  // unweighted
+  at::Tensor hidden;      // weighted hidden-state term, already averaged over layers
 };
 
 class DistillObjective {
@@ -32,6 +36,8 @@ class DistillObjective {
 
   const std::vector<int64_t>& layers() const { return layers_; }  // ascending
   bool needs_relations() const;
+  bool needs_captures() const { return needs_relations() || needs_layer_hidden(); }
+  bool needs_layer_hidden() const { return options_.hidden_weight != 0; }
   bool needs_hidden() const { return options_.logits_kl_weight != 0 || options_.lm_weight != 0; }
 
   // Starts a new loss for a batch with `valid_tokens` real tokens.

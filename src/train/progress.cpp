@@ -58,7 +58,8 @@ void ProgressLog::log(const StepMetrics& m) {
   j["step"] = m.step;
   j["lr"] = m.lr;
   j["loss"] = m.loss;
-  for (auto [name, v] : {std::pair{"q", m.q}, {"k", m.k}, {"v", m.v}, {"logits", m.logits}, {"lm", m.lm}})
+  for (auto [name, v] : {std::pair{"q", m.q}, {"k", m.k}, {"v", m.v}, {"logits", m.logits}, {"lm", m.lm},
+                           {"hidden", m.hidden}})
     if (!std::isnan(v)) j[name] = v;
   j["grad_norm"] = m.grad_norm;
   if (!m.nonfinite.empty()) j["nonfinite"] = m.nonfinite;  // the optimiser step was skipped
@@ -72,7 +73,8 @@ void ProgressLog::log(const StepMetrics& m) {
   const double mean = seconds_ / double(m.step - first_step_);
   std::string parts;
   char buf[64];
-  for (auto [name, v] : {std::pair{"q", m.q}, {"k", m.k}, {"v", m.v}, {"logits", m.logits}, {"lm", m.lm}}) {
+  for (auto [name, v] : {std::pair{"q", m.q}, {"k", m.k}, {"v", m.v}, {"logits", m.logits}, {"lm", m.lm},
+                           {"hidden", m.hidden}}) {
     if (std::isnan(v)) continue;
     std::snprintf(buf, sizeof buf, " %s %.4g", name, v);
     parts += buf;

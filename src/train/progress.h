@@ -11,7 +11,7 @@ namespace linearard::train {
 struct StepMetrics {
   int64_t step = 0;  // 1-based: optimiser steps done
   double lr = 0, loss = 0, grad_norm = 0;
-  double q = NAN, k = NAN, v = NAN, logits = NAN, lm = NAN;  // NaN = not part of the objective
+  double q = NAN, k = NAN, v = NAN, logits = NAN, lm = NAN, hidden = NAN;  // NaN = not part of the objective
   std::string nonfinite;      // the term that was not finite (nonfinite.h); "" = step taken
   int64_t skipped_steps = 0;  // non-finite steps skipped so far in the run
   int64_t tokens = 0;         // tokens in this step

@@ -201,7 +201,7 @@ model::ForwardResult StudentStack::forward(const at::Tensor& tokens, const Stack
     }
     if (capture) {
       const size_t o = need_output ? 1 : 0;
-      model::LayerCapture cap{l, outs[o], outs[o + 1], outs[o + 2]};
+      model::LayerCapture cap{l, outs[o], outs[o + 1], outs[o + 2], need_output ? outs[0] : at::Tensor()};
       if (request.on_capture) request.on_capture(cap);
       else result.captures.push_back(cap);
     }

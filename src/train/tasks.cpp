@@ -88,10 +88,12 @@ const model::RopeTables& DistillTask::tables(bool student, int64_t T) {
 
 LossParts DistillTask::loss(const at::Tensor& tokens) {
   const int64_t B = tokens.size(0), T = tokens.size(1);
-  const bool relations = objective_.needs_relations();
+  const bool captures = objective_.needs_captures();
   const bool hidden = objective_.needs_hidden();
-  const std::vector<int64_t> layers = relations ? objective_.layers() : std::vector<int64_t>{};
-  const auto stop = hidden ? model::ForwardStop::kHidden : model::ForwardStop::kLastCapture;
+  const std::vector<int64_t> layers = captures ? objective_.layers() : std::vector<int64_t>{};
+  // Layer outputs (the hidden-state term) exist only where the forward runs through the layer.
+  const auto stop = hidden || objective_.needs_layer_hidden() ? model::ForwardStop::kHidden
+                                                              : model::ForwardStop::kLastCapture;
   auto t0 = std::chrono::steady_clock::now();
 
   model::ForwardResult teacher;

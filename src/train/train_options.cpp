@@ -55,6 +55,7 @@ nlohmann::json to_json(const TrainOptions& o) {
     j["logits-kl-last"] = b.logits_kl_last;
     j["temperature"] = b.temperature;
     j["lm-weight"] = b.lm_weight;
+    if (b.hidden_weight != 0) j["hidden-weight"] = b.hidden_weight;  // absent: older runs' options hash
   }
   if (!o.architecture.is_null()) j["architecture"] = o.architecture;
   return j;
@@ -92,10 +93,11 @@ void validate(const TrainOptions& o) {
     if (b.kv_normalization != "query-heads" && b.kv_normalization != "kv-heads")
       fail("--kv-normalization", "expected query-heads or kv-heads, got '" + b.kv_normalization + "'");
     if (!(b.temperature > 0)) fail("--temperature", "must be > 0");
-    if (b.logits_kl_last < 1) fail("--logits-kl-last", "must be >= 1");
+    if (b.logits_kl_last < 0) fail("--logits-kl-last", "must be >= 0 (0 = all positions)");
+    if (!(b.hidden_weight >= 0)) fail("--hidden-weight", "must be >= 0");
     const bool any_relation = b.relation_q || b.relation_k || b.relation_v;
-    if (!any_relation && b.logits_kl_weight == 0 && b.lm_weight == 0)
-      fail("--relations", "no loss term left: give relations or a logits/LM weight");
+    if (!any_relation && b.logits_kl_weight == 0 && b.lm_weight == 0 && b.hidden_weight == 0)
+      fail("--relations", "no loss term left: give relations or a logits/LM/hidden weight");
   }
 }
 

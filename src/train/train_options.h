@@ -36,7 +36,9 @@ struct ObjectiveOptions {
   // down-weights K/K and V/V by Hk/H on GQA models. kv-heads: K/K and V/V divide by Hk instead.
   std::string kv_normalization = "query-heads";
   double logits_kl_weight = 0.0;  // KL(teacher || student) of the logits, reference weight 0
-  int64_t logits_kl_last = 512;   // on the last k positions (reference logits_to_keep = 512)
+  int64_t logits_kl_last = 512;   // on the last k positions (reference logits_to_keep = 512); 0 = all
+  // 1 - cos of each selected layer's output, as LongReD's short-text distillation (paper.md §4.2).
+  double hidden_weight = 0.0;
   double temperature = 1.0;       // logits only; no T^2 factor (reference)
   double lm_weight = 0.0;         // next-token cross-entropy of the student
 };

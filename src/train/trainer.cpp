@@ -193,17 +193,18 @@ static TrainResult train_loop(TrainTask& task, const TrainOptions& o, const Toke
       if (reducer && micro == o.optim.grad_accum - 1) reducer->arm();  // all-reduce overlaps this backward
       (parts.total / double(o.optim.grad_accum)).backward();
       for (auto [acc, t] : {std::pair{&sum.total, &parts.total}, {&sum.q, &parts.q}, {&sum.k, &parts.k},
-                            {&sum.v, &parts.v}, {&sum.logits, &parts.logits}, {&sum.lm, &parts.lm}})
+                            {&sum.v, &parts.v}, {&sum.logits, &parts.logits}, {&sum.lm, &parts.lm},
+                            {&sum.hidden, &parts.hidden}})
         accumulate(*acc, *t);
     }
     sampler.set_position(step_start + blocks_per_step);
-    std::vector<double> parts_sum;  // total, q, k, v, logits, lm: summed over micro-batches
+    std::vector<double> parts_sum;  // total, q, k, v, logits, lm, hidden: summed over micro-batches
     std::vector<bool> present;      // which parts the objective has
-    for (const at::Tensor* t : {&sum.total, &sum.q, &sum.k, &sum.v, &sum.logits, &sum.lm}) {
+    for (const at::Tensor* t : {&sum.total, &sum.q, &sum.k, &sum.v, &sum.logits, &sum.lm, &sum.hidden}) {
       parts_sum.push_back(item_or_nan(*t));
       present.push_back(t->defined());
     }
-    parts_sum.push_back(StopSignals::pending() != 0 ? 1.0 : 0.0);  // [6]: a rank wants to stop
+    parts_sum.push_back(StopSignals::pending() != 0 ? 1.0 : 0.0);  // [7]: a rank wants to stop
     if (group) {
       reducer->finish();
       at::Tensor all = at::tensor(parts_sum, at::kDouble);
@@ -221,7 +222,7 @@ static TrainResult train_loop(TrainTask& task, const TrainOptions& o, const Toke
       ++nonfinite.total;
       ++nonfinite.in_a_row;
     }
-    const bool stop_requested = parts_sum[6] > 0;
+    const bool stop_requested = parts_sum[7] > 0;
     ++step;
     const double accum = double(o.optim.grad_accum);
     StepMetrics m;
@@ -233,6 +234,7 @@ static TrainResult train_loop(TrainTask& task, const TrainOptions& o, const Toke
     m.v = parts_sum[3] / accum;
     m.logits = parts_sum[4] / accum;
     m.lm = parts_sum[5] / accum;
+    m.hidden = parts_sum[6] / accum;
     m.grad_norm = grad_norm;
     m.nonfinite = bad;
     m.skipped_steps = nonfinite.total;

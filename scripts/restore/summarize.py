@@ -1,0 +1,59 @@
+"""The table of a scripts/gpu_restore.sh run, from what it wrote to OUT:
+check_<scaling>.json (scripts/restore/fidelity_check.py, transformers) and metrics_<id>.jsonl (the
+trainer's). Prints markdown: per scaling, one row per model: perplexity and gap recovered at each
+short context (on NLL: (nll_scaled - nll_model) / (nll_scaled - nll_teacher)), KL(teacher || model)
+and top-1 agreement at each short context, perplexity at the long contexts, tokens trained.
+
+  python summarize.py OUT
+"""
+import glob
+import json
+import math
+import os
+import sys
+
+
+def tokens_trained(out, name):
+    path = os.path.join(out, f"metrics_{name}.jsonl")
+    if not os.path.exists(path):
+        return "", ""
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    toks = sum(r.get("tokens", 0) for r in rows)
+    secs = sum(r.get("step_seconds", 0) for r in rows)
+    return f"{toks / 1e6:.2f}M", f"{toks / secs / 1e3:.1f}K" if secs else ""
+
+
+def main():
+    out = sys.argv[1]
+    for path in sorted(glob.glob(os.path.join(out, "check_*.json"))):
+        scaling = os.path.basename(path)[len("check_"):-len(".json")]
+        res = json.load(open(path))
+        models = res["models"]
+        teacher = models["teacher"]
+        scaled = models.get(f"{scaling}_scaled")
+        shorts = [c for c in teacher if "kl" in teacher[c]]
+        longs = [c for c in teacher if "kl" not in teacher[c]]
+        print(f"\n### {scaling} ({res['tokens']} held-out tokens)\n")
+        head = ["model"] + [f"ppl@{c}" for c in shorts] + [f"gap rec.@{c}" for c in shorts]
+        head += [f"KL@{c}" for c in shorts] + [f"top-1@{c}" for c in shorts] + [f"ppl@{c}" for c in longs]
+        head += ["tokens", "tok/s"]
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for name, rows in models.items():
+            cells = [name.removeprefix(scaling + "_")]
+            cells += [f"{rows[c]['ppl']:.3f}" for c in shorts]
+            for c in shorts:
+                if scaled is None or name == "teacher":
+                    cells.append("")
+                    continue
+                ns, nt, nm = (math.log(m[c]["ppl"]) for m in (scaled, teacher, rows))
+                cells.append(f"{100 * (ns - nm) / (ns - nt):.1f} %" if ns != nt else "")
+            cells += [f"{rows[c]['kl']:.4f}" for c in shorts]
+            cells += [f"{100 * rows[c]['top1']:.1f} %" for c in shorts]
+            cells += [f"{rows[c]['ppl']:.3f}" for c in longs]
+            cells += list(tokens_trained(out, name))
+            print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
