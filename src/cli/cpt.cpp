@@ -8,6 +8,7 @@
 #include "cli/output_guard.h"
 #include "cli/train_flags.h"
 #include "common/error.h"
+#include "io/model_path.h"
 #include "model/llama.h"
 #include "train/tasks.h"
 #include "train/trainer.h"
@@ -25,6 +26,7 @@ void run_cpt(CptFlags& f) {
   train::TrainOptions& o = f.options;
   train::validate(o);
   cli::prepare_training_out({"--out", o.run.out_dir, f.overwrite, {{"--model", o.run.model_dir}}}, o.run.resume);
+  o.run.model_dir = io::resolve_model_path(o.run.model_dir);  // a .gguf file -> its imported directory
   if (cli::run_nproc_workers(o.run.nproc)) return;
   const cli::ProcessSetup processes = cli::setup_processes(o.run.device);
   const at::Device device = processes.device;

@@ -7,6 +7,7 @@
 #include "cli/command.h"
 #include "common/error.h"
 #include "io/export.h"
+#include "io/model_path.h"
 
 namespace {
 
@@ -28,7 +29,7 @@ void run_export(const ExportOptions& o) {
   r.protected_dirs = {o.checkpoint_dir};
   const io::AdapterCheckpoint ckpt = io::load_adapter_checkpoint(o.checkpoint_dir);
   // --base overrides the recorded path (the checkpoint may have moved between machines).
-  r.base_model_dir = o.base_dir.empty() ? ckpt.base_model_dir : o.base_dir;
+  r.base_model_dir = io::resolve_model_path(o.base_dir.empty() ? ckpt.base_model_dir : o.base_dir);
   const model::ModelConfig base = model::load_model_config(r.base_model_dir);
   const model::RopeParams rope =
       model::parse_rope_override(ckpt.student_rope.dump(), base, o.checkpoint_dir + "/adapter.json student_rope");

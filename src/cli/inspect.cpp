@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "common/error.h"
 #include "io/checkpoint.h"
+#include "io/model_path.h"
 #include "model/llama.h"
 
 namespace {
@@ -26,7 +27,8 @@ at::ScalarType stored_dtype(const io::CheckpointWeights& ckpt) {
   return io::to_scalar_type(ckpt.info("model.embed_tokens.weight").dtype);
 }
 
-void run_inspect(const InspectOptions& o) {
+void run_inspect(InspectOptions o) {
+  o.model_dir = io::resolve_model_path(o.model_dir);  // a .gguf file -> its imported directory
   // Everything is validated before anything is printed, so a bad input gives one line.
   const model::ModelConfig c = model::load_model_config(o.model_dir);
   io::CheckpointWeights ckpt(o.model_dir);
@@ -87,7 +89,7 @@ cli::CommandRegistration inspect_command(
     "inspect", "print architecture, parameters, RoPE and dtypes of a HF checkpoint directory",
     [](CLI::App& sub) {
       auto o = std::make_shared<InspectOptions>();
-      sub.add_option("model_dir", o->model_dir, "HF model directory")->required();
+      sub.add_option("model_dir", o->model_dir, "HF model directory or .gguf file")->required();
       sub.add_option("--rope-scaling", o->rope_scaling, "RoPE scaling to apply (JSON or file)");
       sub.add_option("--forward-tokens", o->forward_tokens, "run one forward pass over N tokens");
       sub.callback([o] { run_inspect(*o); });

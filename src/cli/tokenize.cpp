@@ -17,6 +17,7 @@
 
 #include "cli/command.h"
 #include "cli/output_guard.h"
+#include "io/model_path.h"
 #include "common/error.h"
 
 #ifdef LINEARARD_WITH_TOKENIZER
@@ -100,10 +101,11 @@ void remove_earlier_shards(const std::string& dir) {
       fail(e.path().string(), "cannot remove the earlier shard for --overwrite: " + ec.message());
 }
 
-void run_tokenize(const TokenizeOptions& o) {
+void run_tokenize(TokenizeOptions o) {
   const auto start = Clock::now();
   cli::check_output_dir({"--out", o.out_dir, o.overwrite, {{"--tokenizer", o.tokenizer_dir}}});
   if (o.overwrite) remove_earlier_shards(o.out_dir);
+  o.tokenizer_dir = io::resolve_model_path(o.tokenizer_dir);  // a .gguf file -> its imported directory
   const auto tok = tok::load_tokenizer(o.tokenizer_dir);
   if (!tok->adds_eos() && tok->eos_id() < 0)
     fail(o.tokenizer_dir, "the tokenizer has no EOS token to separate documents (eos_token in tokenizer_config.json)");
