@@ -25,12 +25,12 @@ struct EvalCliOptions {
 };
 
 inline void add_eval_options(CLI::App& sub, EvalCliOptions& o, const std::string& task_flag) {
-  sub.add_option(task_flag, o.tasks, "ppl, passkey, mc (comma-separated or repeated)")->delimiter(',');
+  sub.add_option(task_flag, o.tasks, "ppl, fidelity, passkey, mc (comma-separated or repeated)")->delimiter(',');
   sub.add_option("--device", o.device, "cpu, cuda or cuda:N (default cpu)");
   sub.add_option("--dtype", o.dtype, "bf16, fp16 or fp32 (default: bf16 on CUDA, fp32 on CPU)");
   sub.add_option("--batch-size", o.batch_size, "sequences per forward (ppl windows, mc requests)");
   sub.add_option("--tokenizer", o.tokenizer, "tokenizer directory (default: the (teacher) model directory)");
-  auto* g = sub.add_option_group("ppl", "perplexity");
+  auto* g = sub.add_option_group("ppl", "perplexity and fidelity (the same windows)");
   g->add_option("--text", o.text, "text inputs: files, folders, .jsonl (through the tokenizer)");
   g->add_option("--tokens", o.tokens, "token shards instead: a `linearard tokenize` directory or shard file");
   g->add_option("--jsonl-field", o.jsonl_field, "field of .jsonl text inputs (default text)");
@@ -80,7 +80,8 @@ inline at::ScalarType eval_dtype(const EvalCliOptions& o, at::Device device) {
 
 // The tokenizer the plan needs, or null when it needs none (perplexity on token shards only).
 inline std::unique_ptr<tok::Tokenizer> eval_tokenizer(const eval::TaskPlan& plan, const std::string& dir) {
-  const bool needed = plan.has("passkey") || plan.has("mc") || (plan.has("ppl") && !plan.text_inputs.empty());
+  const bool needed = plan.has("passkey") || plan.has("mc") ||
+                      ((plan.has("ppl") || plan.has("fidelity")) && !plan.text_inputs.empty());
   return needed ? eval::load_eval_tokenizer(dir) : nullptr;
 }
 

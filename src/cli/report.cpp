@@ -2,6 +2,7 @@
 // same evaluations on the teacher, the scaled model (the teacher's weights with a RoPE scaling, or a
 // checkpoint of its own) and the restored model, and writes report.json, report.md and the SVG
 // charts (eval/report.h says what each number means). `--from-json report.json` redraws md and svg.
+// The fidelity task compares each model with the teacher, which then stays loaded throughout.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -10,8 +11,10 @@
 #include "cli/command.h"
 #include "cli/eval_options.h"
 #include "cli/output_guard.h"
+#include "eval/fidelity.h"
 #include "eval/report.h"
 #include "io/atomic_file.h"
+#include "io/model_path.h"
 
 namespace linearard::cli {
 namespace {
@@ -46,7 +49,7 @@ void rebuild_from_json(const ReportOptions& o) {
   std::cout << eval::report_markdown(report) << "\nwrote " << o.out_dir << std::endl;
 }
 
-void run(const ReportOptions& o) {
+void run(ReportOptions o) {
   if (o.out_dir.empty()) fail("--out", "required");
   if (!o.from_json.empty()) return rebuild_from_json(o);
   if (o.teacher.empty() || o.scaled.empty() || o.restored.empty())
@@ -54,8 +57,10 @@ void run(const ReportOptions& o) {
   const eval::TaskPlan plan = make_plan(o.tasks);
   std::vector<GuardedInput> guarded = {{"--teacher", o.teacher}, {"--restored", o.restored},
                                        {"--tokenizer", o.tasks.tokenizer}};
-  if (std::filesystem::is_directory(o.scaled)) guarded.push_back({"--scaled", o.scaled});
+  if (std::filesystem::is_directory(o.scaled) || io::is_gguf_path(o.scaled)) guarded.push_back({"--scaled", o.scaled});
   check_output_dir({"--out", o.out_dir, o.overwrite, guarded});
+  // .gguf files -> their imported directories
+  for (std::string* p : {&o.teacher, &o.scaled, &o.restored, &o.tasks.tokenizer}) *p = io::resolve_model_path(*p);
   const at::Device device = eval::parse_device(o.tasks.device, "--device");
   const at::ScalarType dtype = eval_dtype(o.tasks, device);
   const auto tokenizer = eval_tokenizer(plan, o.tasks.tokenizer.empty() ? o.teacher : o.tasks.tokenizer);
@@ -64,7 +69,9 @@ void run(const ReportOptions& o) {
   std::filesystem::create_directories(o.out_dir, ec);
   if (ec) fail(o.out_dir, "cannot create the report directory: " + ec.message());
 
+  const bool fidelity = plan.has("fidelity");
   nlohmann::json models;
+  eval::EvalModel teacher_eval;  // fidelity's reference, set once the teacher is loaded
   auto evaluate = [&](const std::string& role, const model::DecoderModel& model, const std::string& dir,
                       const std::string& rope_override, const std::string& flag) {
     eval::EvalModel m;
@@ -73,17 +80,27 @@ void run(const ReportOptions& o) {
     m.name = role;
     m.dir = dir;
     m.rope_override = rope_override;
-    models[role] = eval::run_tasks(m, plan, inputs, tokenizer.get(), &std::cout);
+    if (role == "teacher") teacher_eval = m;
+    models[role] = eval::run_tasks(m, plan, inputs, tokenizer.get(), &std::cout, fidelity ? &teacher_eval : nullptr);
     // Each model's results as soon as they exist: a long run that fails later keeps them.
     io::write_file_atomic(o.out_dir + "/results_" + role + ".json", models[role].dump(1) + "\n");
   };
   const bool scaled_is_dir = std::filesystem::is_directory(o.scaled);
-  {
-    // The scaled model shares the teacher's weights unless it is a checkpoint of its own.
-    const auto teacher = model::DecoderModel::load(o.teacher, dtype, device);
-    evaluate("teacher", teacher, o.teacher, "", "--teacher");
-    if (!scaled_is_dir) evaluate("scaled", teacher, o.teacher, o.scaled, "--scaled");
+  // The scaled model shares the teacher's weights unless it is a checkpoint of its own. Without
+  // fidelity the teacher is freed before the other checkpoints are loaded.
+  std::optional<model::DecoderModel> teacher(model::DecoderModel::load(o.teacher, dtype, device));
+  if (fidelity) {
+    // Vocabulary sizes checked before the first (long) evaluation, from the other config.json files.
+    auto check = [&](const std::string& flag, const std::string& dir) {
+      if (std::filesystem::exists(std::filesystem::path(dir) / "config.json"))
+        eval::check_same_vocabulary(teacher->config(), o.teacher, model::load_model_config(dir), flag + " " + dir);
+    };
+    if (scaled_is_dir) check("--scaled", o.scaled);
+    check("--restored", o.restored);
   }
+  evaluate("teacher", *teacher, o.teacher, "", "--teacher");
+  if (!scaled_is_dir) evaluate("scaled", *teacher, o.teacher, o.scaled, "--scaled");
+  if (!fidelity) teacher.reset();
   if (scaled_is_dir) {
     const auto scaled = model::DecoderModel::load(o.scaled, dtype, device);
     evaluate("scaled", scaled, o.scaled, "", "--scaled");

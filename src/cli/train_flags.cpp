@@ -134,6 +134,10 @@ void add_adapter_flags(CLI::App& sub, train::AdapterOptions& o) {
   sub.add_option("--lora-rank", o.rank, "LoRA r")->capture_default_str();
   sub.add_option("--lora-alpha", o.alpha, "LoRA alpha (scaling alpha / r)")->capture_default_str();
   sub.add_option("--lora-dropout", o.dropout, "dropout on the LoRA input")->capture_default_str();
+  sub.add_option_function<std::vector<std::string>>(
+      "--lora-targets", [&o](const std::vector<std::string>& items) { o.targets = train::parse_lora_targets(items); },
+      "LoRA modules: comma list of q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (or q,k,v,o,gate,up,down), "
+      "or all (default q_proj,k_proj,v_proj)");
 }
 
 void add_objective_flags(CLI::App& sub, train::ObjectiveOptions& o, std::string& layers, std::string& relations) {

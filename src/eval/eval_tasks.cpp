@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "data/shard.h"
+#include "eval/fidelity.h"
 #include "eval/perplexity.h"
 
 #ifdef LINEARARD_WITH_TOKENIZER
@@ -19,7 +20,7 @@ namespace {
 
 using nlohmann::json;
 
-const std::vector<std::string> kTasks = {"ppl", "passkey", "mc"};
+const std::vector<std::string> kTasks = {"ppl", "fidelity", "passkey", "mc"};
 
 // Token shards -> streams: one packed stream (separators included) or one per document.
 std::vector<std::vector<int32_t>> read_shards(const std::string& path, bool per_document, int64_t max_tokens) {
@@ -80,6 +81,12 @@ json ppl_json(const PerplexityResult& r) {
           {"nll", r.nll}, {"nll_sum", r.nll_sum}, {"perplexity", r.perplexity}, {"seconds", r.seconds}};
 }
 
+json fidelity_json(const FidelityResult& r) {
+  return {{"context", r.context}, {"stride", r.stride}, {"windows", r.windows}, {"positions", r.positions},
+          {"kl", r.kl}, {"kl_sum", r.kl_sum}, {"top1_agreement", r.top1_agreement}, {"agree", r.agree},
+          {"teacher_accuracy", r.teacher_accuracy}, {"model_accuracy", r.model_accuracy}, {"seconds", r.seconds}};
+}
+
 json passkey_json(const PasskeyResult& r) {
   return {{"lengths", r.params.lengths}, {"depths", r.params.depths}, {"trials", r.params.trials},
           {"seed", r.params.seed}, {"accuracy", r.accuracy}, {"accuracy_by_length", r.accuracy_by_length},
@@ -94,7 +101,7 @@ bool TaskPlan::has(const std::string& task) const {
 
 json TaskPlan::to_json() const {
   json j = {{"tasks", tasks}, {"batch_size", batch_size}};
-  if (has("ppl"))
+  if (has("ppl") || has("fidelity"))
     j["ppl"] = {{"text", text_inputs}, {"tokens", token_inputs}, {"per_document", per_document},
                 {"contexts", contexts}, {"stride", stride}, {"max_tokens", max_tokens}};
   if (has("passkey"))
@@ -120,15 +127,16 @@ int64_t parse_length(const std::string& s, const std::string& flag) {
 }
 
 void validate_plan(const TaskPlan& plan) {
-  if (plan.tasks.empty()) fail("--task", "no task given (ppl, passkey, mc)");
+  if (plan.tasks.empty()) fail("--task", "no task given (ppl, fidelity, passkey, mc)");
   for (const auto& t : plan.tasks)
     if (std::find(kTasks.begin(), kTasks.end(), t) == kTasks.end())
-      fail("--task", "unknown task '" + t + "' (expected ppl, passkey or mc)");
+      fail("--task", "unknown task '" + t + "' (expected ppl, fidelity, passkey or mc)");
   if (plan.batch_size < 1) fail("--batch-size", "must be at least 1");
-  if (plan.has("ppl")) {
+  if (plan.has("ppl") || plan.has("fidelity")) {
+    const std::string task = plan.has("ppl") ? "ppl" : "fidelity";
     if (plan.text_inputs.empty() == plan.token_inputs.empty())
-      fail("ppl", "give either --text FILE... or --tokens DIR (exactly one)");
-    if (plan.contexts.empty()) fail("--contexts", "ppl needs at least one context length");
+      fail(task, "give either --text FILE... or --tokens DIR (exactly one)");
+    if (plan.contexts.empty()) fail("--contexts", task + " needs at least one context length");
     for (int64_t T : plan.contexts) {
       if (T < 2) fail("--contexts", "a context must be at least 2 tokens");
       if (plan.stride > T) fail("--stride", "must not exceed the context " + std::to_string(T));
@@ -161,7 +169,7 @@ PreparedTasks prepare_tasks(const TaskPlan& plan, const tok::Tokenizer* tok) {
     return *tok;
   };
   PreparedTasks p;
-  if (plan.has("ppl")) {
+  if (plan.has("ppl") || plan.has("fidelity")) {
     if (!plan.token_inputs.empty()) {
       p.ppl_streams = read_shards(plan.token_inputs, plan.per_document, plan.max_tokens);
       p.ppl_source = plan.token_inputs;
@@ -190,7 +198,7 @@ PreparedTasks prepare_tasks(const TaskPlan& plan, const tok::Tokenizer* tok) {
 }
 
 json run_tasks(const EvalModel& m, const TaskPlan& plan, const PreparedTasks& in, const tok::Tokenizer* tok,
-               std::ostream* log) {
+               std::ostream* log, const EvalModel* teacher) {
   json out;
   out["model"] = describe_model(m);
   out["plan"] = plan.to_json();
@@ -210,6 +218,24 @@ json run_tasks(const EvalModel& m, const TaskPlan& plan, const PreparedTasks& in
     }
     out["ppl"] = {{"source", in.ppl_source}, {"per_document", plan.per_document},
                   {"stream_tokens", in.ppl_tokens}, {"results", results}};
+  }
+  if (plan.has("fidelity")) {
+    if (!teacher) fail("--teacher", "the fidelity task needs a teacher model (--teacher DIR)");
+    json results = json::array();
+    for (int64_t T : plan.contexts) {
+      FidelityParams fp;
+      fp.context = T;
+      fp.stride = plan.stride;
+      fp.batch_size = plan.batch_size;
+      const FidelityResult r = evaluate_fidelity(*teacher, m, in.ppl_streams, fp);
+      if (log)
+        *log << tag << "fidelity T=" << T << " stride=" << r.stride << ": KL(teacher||model) " << r.kl
+             << " top-1 agreement " << r.top1_agreement << " (" << r.positions << " positions, " << r.windows
+             << " windows, " << r.seconds << " s)" << std::endl;
+      results.push_back(fidelity_json(r));
+    }
+    out["fidelity"] = {{"teacher", describe_model(*teacher)}, {"source", in.ppl_source},
+                       {"per_document", plan.per_document}, {"stream_tokens", in.ppl_tokens}, {"results", results}};
   }
   if (plan.has("passkey")) {
     if (!tok) fail("passkey", "needs a tokenizer");

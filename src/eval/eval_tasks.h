@@ -1,6 +1,7 @@
 // The evaluations `linearard eval` and `linearard report` run: what to run (TaskPlan), the inputs
 // made once from the plan and the tokenizer and shared by every model (PreparedTasks), and one
 // model's results as JSON (the format of `eval --json` and of each model in report.json).
+// "fidelity" (fidelity.h) reads the ppl inputs and windows and needs a teacher model.
 #pragma once
 #include <iosfwd>
 #include <memory>
@@ -16,10 +17,10 @@
 namespace linearard::eval {
 
 struct TaskPlan {
-  std::vector<std::string> tasks;  // any of "ppl", "passkey", "mc"
+  std::vector<std::string> tasks;  // any of "ppl", "fidelity", "passkey", "mc"
   int64_t batch_size = 1;
 
-  // ppl: text (files/folders/.jsonl, through the tokenizer) or token shards (dir or file)
+  // ppl and fidelity: text (files/folders/.jsonl, through the tokenizer) or token shards (dir or file)
   std::vector<std::string> text_inputs;
   std::string token_inputs;
   std::string jsonl_field = "text";
@@ -49,7 +50,7 @@ struct McTaskInput {
 };
 
 struct PreparedTasks {
-  std::vector<std::vector<int32_t>> ppl_streams;
+  std::vector<std::vector<int32_t>> ppl_streams;  // also fidelity's
   std::string ppl_source;
   int64_t ppl_tokens = 0;
   std::vector<PasskeyPrompt> passkey_prompts;
@@ -62,9 +63,10 @@ std::unique_ptr<tok::Tokenizer> load_eval_tokenizer(const std::string& dir);
 // `tok` may be null when only token shards are used.
 PreparedTasks prepare_tasks(const TaskPlan& plan, const tok::Tokenizer* tok);
 
-// Runs the plan on one model; progress lines go to `log` (may be null).
+// Runs the plan on one model; progress lines go to `log` (may be null). `teacher` is fidelity's
+// reference (required when the plan has fidelity; it may be `m` itself or share its DecoderModel).
 nlohmann::json run_tasks(const EvalModel& m, const TaskPlan& plan, const PreparedTasks& inputs,
-                         const tok::Tokenizer* tok, std::ostream* log);
+                         const tok::Tokenizer* tok, std::ostream* log, const EvalModel* teacher = nullptr);
 
 // "4096", "4k", "32K" -> tokens (K = 1024); `flag` names the option in errors.
 int64_t parse_length(const std::string& s, const std::string& flag);

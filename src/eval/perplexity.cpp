@@ -29,43 +29,53 @@ std::vector<Window> plan_windows(int64_t n, int64_t T, int64_t stride, int64_t s
   return windows;
 }
 
-namespace {
+std::vector<std::vector<Window>> plan_batches(const std::vector<std::vector<int32_t>>& streams, int64_t T,
+                                              int64_t stride, int64_t batch_size) {
+  if (batch_size < 1) fail("--batch-size", "must be at least 1");
+  if (stride <= 0) stride = T;
+  std::map<int64_t, std::vector<Window>, std::greater<int64_t>> by_length;
+  for (size_t s = 0; s < streams.size(); ++s)
+    for (const Window& w : plan_windows(static_cast<int64_t>(streams[s].size()), T, stride, static_cast<int64_t>(s)))
+      by_length[w.end - w.begin].push_back(w);
+  std::vector<std::vector<Window>> batches;
+  for (const auto& [length, windows] : by_length)
+    for (size_t i = 0; i < windows.size(); i += batch_size)
+      batches.emplace_back(windows.begin() + i, windows.begin() + std::min(windows.size(), i + batch_size));
+  return batches;
+}
 
-// One forward over `batch` windows of the same length; adds their scored NLLs to *sum.
-int64_t score_batch(const EvalModel& m, const std::vector<std::vector<int32_t>>& streams,
-                    const std::vector<Window>& batch, double* sum) {
-  const model::DecoderModel& model = *m.model;
+WindowBatch gather_batch(const std::vector<std::vector<int32_t>>& streams, const std::vector<Window>& batch) {
   const int64_t B = static_cast<int64_t>(batch.size());
   const int64_t L = batch[0].end - batch[0].begin;
-  at::Tensor tokens = at::empty({B, L}, at::kLong);  // (B, L) on the CPU, then moved
-  auto acc = tokens.accessor<int64_t, 2>();
-  std::vector<int64_t> rows, cols;  // hidden positions whose next token is scored
-  std::vector<int64_t> targets;
+  WindowBatch out;
+  out.tokens = at::empty({B, L}, at::kLong);  // (B, L)
+  auto acc = out.tokens.accessor<int64_t, 2>();
+  std::vector<int64_t> positions, targets;
   for (int64_t b = 0; b < B; ++b) {
     const Window& w = batch[b];
     const auto& s = streams[w.stream];
     for (int64_t t = 0; t < L; ++t) acc[b][t] = s[w.begin + t];
     for (int64_t i = w.score_from; i < w.end; ++i) {  // token i is predicted at position i - 1
-      rows.push_back(b);
-      cols.push_back(i - 1 - w.begin);
+      positions.push_back(b * L + (i - 1 - w.begin));
       targets.push_back(s[i]);
     }
   }
+  out.positions = at::tensor(positions, at::kLong);  // (N)
+  out.targets = at::tensor(targets, at::kLong);      // (N)
+  return out;
+}
+
+at::Tensor predicting_hidden(const EvalModel& m, const WindowBatch& batch) {
+  const model::DecoderModel& model = *m.model;
   const at::Device device = model.device();
+  const int64_t L = batch.tokens.size(1);
   const auto tables = model.rope_tables_for(m.rope, L);
   model::ForwardRequest request;
   request.rope = &tables;
   request.stop = model::ForwardStop::kHidden;
-  at::Tensor hidden = model.forward(tokens.to(device), request).hidden;  // (B, L, C)
-  auto index = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(device); };
-  at::Tensor flat = hidden.view({B * L, hidden.size(2)});
-  at::Tensor picked = flat.index_select(0, index(rows) * L + index(cols));  // (N, C)
-  TokenScores scores = score_tokens(picked, model.weights().lm_head, index(targets));
-  *sum += scores.nll.to(at::kDouble).sum().item<double>();
-  return static_cast<int64_t>(targets.size());
+  at::Tensor hidden = model.forward(batch.tokens.to(device), request).hidden;  // (B, L, C)
+  return hidden.reshape({-1, hidden.size(2)}).index_select(0, batch.positions.to(device));  // (N, C)
 }
-
-}  // namespace
 
 PerplexityResult evaluate_perplexity(const EvalModel& m, const std::vector<std::vector<int32_t>>& streams,
                                      const PerplexityParams& p) {
@@ -73,23 +83,17 @@ PerplexityResult evaluate_perplexity(const EvalModel& m, const std::vector<std::
   if (p.batch_size < 1) fail("--batch-size", "must be at least 1");
   const int64_t stride = p.stride > 0 ? std::min(p.stride, p.context) : p.context;
   const auto t0 = std::chrono::steady_clock::now();
-  // Group windows by length, longest first; order within a length follows the streams.
-  std::map<int64_t, std::vector<Window>, std::greater<int64_t>> by_length;
-  for (size_t s = 0; s < streams.size(); ++s)
-    for (const Window& w : plan_windows(static_cast<int64_t>(streams[s].size()), p.context, stride,
-                                        static_cast<int64_t>(s)))
-      by_length[w.end - w.begin].push_back(w);
   at::NoGradGuard no_grad;
   PerplexityResult r;
   r.context = p.context;
   r.stride = stride;
-  for (const auto& [length, windows] : by_length) {
-    for (size_t i = 0; i < windows.size(); i += p.batch_size) {
-      const size_t n = std::min<size_t>(p.batch_size, windows.size() - i);
-      std::vector<Window> batch(windows.begin() + i, windows.begin() + i + n);
-      r.tokens += score_batch(m, streams, batch, &r.nll_sum);
-      r.windows += static_cast<int64_t>(n);
-    }
+  for (const auto& batch : plan_batches(streams, p.context, stride, p.batch_size)) {
+    const WindowBatch wb = gather_batch(streams, batch);
+    const at::Tensor hidden = predicting_hidden(m, wb);  // (N, C)
+    TokenScores scores = score_tokens(hidden, m.model->weights().lm_head, wb.targets.to(hidden.device()));
+    r.nll_sum += scores.nll.to(at::kDouble).sum().item<double>();
+    r.tokens += wb.targets.size(0);
+    r.windows += static_cast<int64_t>(batch.size());
   }
   if (r.tokens == 0) fail("perplexity", "no tokens to score (every stream is shorter than 2 tokens)");
   r.nll = r.nll_sum / static_cast<double>(r.tokens);

@@ -25,6 +25,23 @@ struct Window {
 // Every token but the first is scored exactly once.
 std::vector<Window> plan_windows(int64_t n, int64_t T, int64_t stride, int64_t stream = 0);
 
+// Every stream's windows, grouped into batches of at most batch_size windows of equal length
+// (no padding), longest first; order within a length follows the streams. stride 0 = T.
+std::vector<std::vector<Window>> plan_batches(const std::vector<std::vector<int32_t>>& streams, int64_t T,
+                                              int64_t stride, int64_t batch_size);
+
+// One batch as tensors on the CPU: the model input and, for each scored token, the hidden row that
+// predicts it and its id. Rows are batch-major, in token order within a window.
+struct WindowBatch {
+  at::Tensor tokens;     // (B, L) int64
+  at::Tensor positions;  // (N) int64: b * L + (i - 1 - begin) for scored token i of window b
+  at::Tensor targets;    // (N) int64: the scored token ids
+};
+WindowBatch gather_batch(const std::vector<std::vector<int32_t>>& streams, const std::vector<Window>& batch);
+
+// The final hidden states (after the final norm) of the batch's predicting positions, (N, C).
+at::Tensor predicting_hidden(const EvalModel& m, const WindowBatch& batch);
+
 struct PerplexityResult {
   int64_t context = 0;    // T
   int64_t stride = 0;

@@ -1,9 +1,12 @@
 #include "eval/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
+#include <tuple>
+#include <vector>
 
 #include "common/error.h"
 #include "eval/svg_chart.h"
@@ -22,6 +25,14 @@ json opt(std::optional<double> v) { return v ? json(*v) : json(nullptr); }
 const json* ppl_at(const json& results, int64_t T) {
   if (!results.contains("ppl")) return nullptr;
   for (const auto& r : results["ppl"]["results"])
+    if (r["context"].get<int64_t>() == T) return &r;
+  return nullptr;
+}
+
+// The fidelity result of `results` at context T, or null.
+const json* fidelity_at(const json& results, int64_t T) {
+  if (!results.contains("fidelity")) return nullptr;
+  for (const auto& r : results["fidelity"]["results"])
     if (r["context"].get<int64_t>() == T) return &r;
   return nullptr;
 }
@@ -106,6 +117,55 @@ json build_report(const json& models, int64_t native_context) {
       }
     }
   }
+  // Fidelity: KL(teacher || model) and top-1 agreement at every context all three models ran (the
+  // teacher's own row is its self-comparison: KL 0, agreement 1).
+  json fidelity_rows = json::array();
+  if (teacher.contains("fidelity")) {
+    for (const auto& tr : teacher["fidelity"]["results"]) {
+      const int64_t T = tr["context"];
+      const json* v[3];
+      bool all = true;
+      for (int i = 0; i < 3; ++i) all &= (v[i] = fidelity_at(models[kRoles[i]], T)) != nullptr;
+      if (!all) continue;
+      for (const auto& [field, name, direction] :
+           {std::tuple{"kl", "kl@", "lower is better"}, std::tuple{"top1_agreement", "top1@", "higher is better"}}) {
+        json row = {{"metric", name + std::to_string(T)}, {"kind", field}, {"context", T},
+                    {"direction", direction}, {"short", T <= native_context}, {"positions", (*v[2])["positions"]}};
+        for (int i = 0; i < 3; ++i) row[kRoles[i]] = (*v[i])[field];
+        row["recovery"] = opt(recovery((*v[0])[field], (*v[1])[field], (*v[2])[field]));
+        fidelity_rows.push_back(row);
+      }
+    }
+  }
+  // The headline: per short context, perplexity (gap recovered on NLL) and fidelity side by side.
+  std::vector<int64_t> short_contexts;
+  for (const char* task : {"ppl", "fidelity"})
+    if (teacher.contains(task))
+      for (const auto& r : teacher[task]["results"]) {
+        const int64_t T = r["context"];
+        if (T <= native_context && std::find(short_contexts.begin(), short_contexts.end(), T) == short_contexts.end())
+          short_contexts.push_back(T);
+      }
+  std::sort(short_contexts.begin(), short_contexts.end());
+  json headline = json::array();
+  for (int64_t T : short_contexts) {
+    const json* p[3];
+    const json* f[3];
+    bool all_ppl = true, all_fid = true;
+    for (int i = 0; i < 3; ++i) {
+      all_ppl &= (p[i] = ppl_at(models[kRoles[i]], T)) != nullptr;
+      all_fid &= (f[i] = fidelity_at(models[kRoles[i]], T)) != nullptr;
+    }
+    if (!all_ppl && !all_fid) continue;
+    json row = {{"context", T}};
+    for (int i = 0; i < 3; ++i) {
+      row[std::string(kRoles[i]) + "_ppl"] = all_ppl ? (*p[i])["perplexity"] : json(nullptr);
+      row[std::string(kRoles[i]) + "_kl"] = all_fid ? (*f[i])["kl"] : json(nullptr);
+      row[std::string(kRoles[i]) + "_top1_agreement"] = all_fid ? (*f[i])["top1_agreement"] : json(nullptr);
+    }
+    row["ppl_recovery"] = all_ppl ? opt(recovery((*p[0])["nll"], (*p[1])["nll"], (*p[2])["nll"])) : json(nullptr);
+    headline.push_back(row);
+  }
   // Passkey: accuracy per length (mean over depths), at lengths all three ran.
   if (teacher.contains("passkey")) {
     const auto& lengths = teacher["passkey"]["lengths"];
@@ -132,13 +192,31 @@ json build_report(const json& models, int64_t native_context) {
                   {"mean_recovery_of", n},
                   {"mean_relative_to_teacher", rel_n > 0 ? json(rel_sum / rel_n) : json(nullptr)}};
   return {{"format", "linearard-report"}, {"version", kReportVersion}, {"native_context", native_context},
-          {"models", models}, {"short_text", short_rows}, {"long_context", long_rows}, {"summary", summary}};
+          {"models", models}, {"headline", headline}, {"short_text", short_rows}, {"long_context", long_rows},
+          {"fidelity", fidelity_rows}, {"summary", summary}};
 }
 
 std::string report_markdown(const json& report) {
   std::ostringstream md;
   const json& models = report.at("models");
   md << "# Restoration report\n\n";
+  const json headline = report.value("headline", json::array());
+  bool headline_fidelity = false;
+  for (const auto& row : headline) headline_fidelity |= row["restored_kl"].is_number();
+  if (headline_fidelity) {
+    md << "| context | ppl teacher | ppl scaled | ppl restored | ppl gap recovered | KL scaled | KL restored "
+          "| top-1 scaled | top-1 restored |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    for (const auto& row : headline)
+      md << "| " << row["context"].get<int64_t>() << " | " << fmt_value(row["teacher_ppl"], 3) << " | "
+         << fmt_value(row["scaled_ppl"], 3) << " | " << fmt_value(row["restored_ppl"], 3) << " | "
+         << fmt_percent(row["ppl_recovery"]) << " | " << fmt_value(row["scaled_kl"], 4) << " | "
+         << fmt_value(row["restored_kl"], 4) << " | " << fmt_percent(row["scaled_top1_agreement"]) << " | "
+         << fmt_percent(row["restored_top1_agreement"]) << " |\n";
+    md << "\nContexts up to the native " << report["native_context"].get<int64_t>() << " tokens. ppl gap recovered = (scaled - restored) / (scaled - teacher) on the NLL per token; "
+          "KL = KL(teacher‖model) of the next-token distributions (nats per token, 0 = the teacher); top-1 = "
+          "share of positions where the model's most likely next token is the teacher's (100% = the teacher).\n\n"
+       << "## Models\n\n";
+  }
   md << "| model | checkpoint | RoPE | dtype |\n| --- | --- | --- | --- |\n";
   for (const char* role : kRoles) {
     const json& m = models.at(role).at("model");
@@ -164,6 +242,19 @@ std::string report_markdown(const json& report) {
         "than the scaled model; for perplexity it is computed on the NLL per token. restored vs teacher = "
         "restored / teacher for accuracies and teacher ppl / restored ppl for perplexity (higher is better, "
         "1 = the teacher).\n";
+  const json fidelity = report.value("fidelity", json::array());
+  if (!fidelity.empty()) {
+    md << "\n## Fidelity to the teacher\n\n| metric | teacher | scaled | restored | recovery | positions |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: |\n";
+    for (const auto& row : fidelity) {
+      const bool kl = row["kind"] == "kl";
+      auto cell = [&](const json& v) { return kl ? fmt_value(v, 4) : fmt_percent(v); };
+      md << "| " << row["metric"].get<std::string>()
+         << (kl ? " (KL(teacher‖model), lower is better)" : " (top-1 agreement)") << " | " << cell(row["teacher"])
+         << " | " << cell(row["scaled"]) << " | " << cell(row["restored"]) << " | " << fmt_percent(row["recovery"])
+         << " | " << row["positions"].get<int64_t>() << " |\n";
+    }
+  }
   if (!report["long_context"].empty()) {
     md << "\n## Long context\n\n| metric | teacher | scaled | restored |\n| --- | ---: | ---: | ---: |\n";
     for (const auto& row : report["long_context"]) {
@@ -180,8 +271,10 @@ std::string report_markdown(const json& report) {
     has_ppl |= row["kind"] == "perplexity";
     has_passkey |= row["kind"] == "passkey";
   }
-  if (has_ppl || has_passkey) md << "\n## Charts\n\n";
+  const bool has_fidelity = !fidelity.empty();
+  if (has_ppl || has_passkey || has_fidelity) md << "\n## Charts\n\n";
   if (has_ppl) md << "![perplexity by context length](ppl_by_length.svg)\n\n";
+  if (has_fidelity) md << "![top-1 agreement with the teacher by context length](top1_agreement.svg)\n\n";
   if (has_passkey) md << "![passkey accuracy by length and depth](passkey.svg)\n";
   return md.str();
 }
@@ -194,7 +287,9 @@ void write_report(const json& report, const std::string& out_dir, bool write_jso
   if (write_json) io::write_file_atomic(dir + "report.json", report.dump(1) + "\n");
   io::write_file_atomic(dir + "report.md", report_markdown(report));
   const std::string ppl = ppl_chart_svg(report), passkey = passkey_chart_svg(report);
+  const std::string top1 = top1_chart_svg(report);
   if (!ppl.empty()) io::write_file_atomic(dir + "ppl_by_length.svg", ppl);
+  if (!top1.empty()) io::write_file_atomic(dir + "top1_agreement.svg", top1);
   if (!passkey.empty()) io::write_file_atomic(dir + "passkey.svg", passkey);
 }
 

@@ -11,6 +11,10 @@
 //   relative_to_teacher = restored / teacher for accuracies and teacher_ppl / restored_ppl for
 //                         perplexity (higher is better, 1 = as good as the teacher).
 // Long-context metrics (perplexity past the native length, passkey accuracy) are listed as values.
+// Fidelity (fidelity.h: KL(teacher || model), top-1 agreement; the teacher's own values are its
+// self-comparison, 0 and 1) gets rows of its own ("fidelity", with recovery, not in the mean), and
+// "headline" puts, per short context, perplexity (gap recovered on NLL), KL and top-1 agreement of
+// every model in one row: the table report.md opens with when fidelity was run.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -31,8 +35,8 @@ nlohmann::json build_report(const nlohmann::json& models, int64_t native_context
 // report.md text (also printed to the terminal).
 std::string report_markdown(const nlohmann::json& report);
 
-// Writes report.json (unless from_json), report.md, ppl_by_length.svg and passkey.svg (when the
-// report has them) into out_dir, atomically each.
+// Writes report.json (unless from_json), report.md, ppl_by_length.svg, top1_agreement.svg and
+// passkey.svg (when the report has them) into out_dir, atomically each.
 void write_report(const nlohmann::json& report, const std::string& out_dir, bool write_json = true);
 
 }  // namespace linearard::eval

@@ -169,6 +169,65 @@ std::string ppl_chart_svg(const json& report) {
   return s.str();
 }
 
+std::string top1_chart_svg(const json& report) {
+  // series[i] = (context, agreement in %) points of model i, from the report's fidelity rows.
+  std::vector<std::vector<std::pair<double, double>>> series(3);
+  std::vector<int64_t> contexts;
+  for (const auto& row : report.value("fidelity", json::array())) {
+    if (row["kind"] != "top1_agreement") continue;
+    contexts.push_back(row["context"]);
+    for (int i = 0; i < 3; ++i)
+      if (row[kRoles[i]].is_number()) series[i].push_back({row["context"].get<double>(), 100 * row[kRoles[i]].get<double>()});
+  }
+  if (contexts.empty()) return "";
+  std::sort(contexts.begin(), contexts.end());
+  contexts.erase(std::unique(contexts.begin(), contexts.end()), contexts.end());
+  for (auto& points : series) std::sort(points.begin(), points.end());
+  const double W = 720, H = 420, left = 70, right = 150, top = 40, bottom = 55;
+  const double pw = W - left - right, ph = H - top - bottom;
+  const double xlo = std::log2(double(contexts.front())), xhi = std::log2(double(contexts.back()));
+  const double xspan = xhi > xlo ? xhi - xlo : 1.0;
+  auto X = [&](double T) {
+    return contexts.size() == 1 ? left + pw / 2 : left + (std::log2(T) - xlo) / xspan * pw;
+  };
+  auto Y = [&](double a) { return top + ph - a / 100.0 * ph; };  // 0..100 %
+
+  std::ostringstream s;
+  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W
+    << " " << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+  s << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  s << text(left + pw / 2, 22, "Top-1 agreement with the teacher by context length",
+            "text-anchor=\"middle\" font-size=\"15\"");
+  s << "<rect x=\"" << num(left) << "\" y=\"" << num(top) << "\" width=\"" << num(pw) << "\" height=\"" << num(ph)
+    << "\" fill=\"none\" stroke=\"#444\"/>\n";
+  for (int v = 0; v <= 100; v += 20) {
+    s << line(left, Y(v), left + pw, Y(v), "stroke=\"#ddd\"");
+    s << text(left - 6, Y(v) + 4, std::to_string(v) + "%", "text-anchor=\"end\"");
+  }
+  for (int64_t T : contexts) {
+    s << line(X(T), top, X(T), top + ph, "stroke=\"#eee\"");
+    s << text(X(T), top + ph + 16, length_label(T), "text-anchor=\"middle\"");
+  }
+  s << text(left + pw / 2, H - 12, "context length (tokens, log scale)", "text-anchor=\"middle\"");
+  s << text(18, top + ph / 2, "next tokens equal to the teacher's top-1",
+            "text-anchor=\"middle\" transform=\"rotate(-90 18 " + num(top + ph / 2) + ")\"");
+  for (int i = 0; i < 3; ++i) {
+    if (series[i].empty()) continue;
+    s << "<polyline fill=\"none\" stroke=\"" << kColors[i] << "\" stroke-width=\"2\" points=\"";
+    for (const auto& [T, a] : series[i]) s << num(X(T)) << "," << num(Y(a)) << " ";
+    s << "\"/>\n";
+    for (const auto& [T, a] : series[i])
+      s << "<circle cx=\"" << num(X(T)) << "\" cy=\"" << num(Y(a)) << "\" r=\"3.5\" fill=\"" << kColors[i]
+        << "\"><title>" << kRoles[i] << " " << length_label(static_cast<int64_t>(T)) << ": " << label(a)
+        << "%</title></circle>\n";
+    const double ly = top + 20 + 22 * i;
+    s << line(left + pw + 16, ly, left + pw + 40, ly, std::string("stroke=\"") + kColors[i] + "\" stroke-width=\"2\"");
+    s << text(left + pw + 46, ly + 4, kRoles[i]);
+  }
+  s << "</svg>\n";
+  return s.str();
+}
+
 std::string passkey_chart_svg(const json& report) {
   const json& models = report["models"];
   std::vector<int> present;

@@ -25,10 +25,22 @@ constexpr const char* kCheckpointFormat = "linearard.trained_adapter";
 // PEFT release whose adapter_config.json fields we write (the venv's peft, scripts/setup.sh).
 constexpr const char* kPeftVersion = "0.21.0";
 
-bool is_target(const std::string& m) { return m == "q_proj" || m == "k_proj" || m == "v_proj"; }
+// The linears of a LLaMA layer that an adapter may target (transformers' modeling_llama.py).
+bool is_attention(const std::string& m) { return m == "q_proj" || m == "k_proj" || m == "v_proj" || m == "o_proj"; }
+bool is_target(const std::string& m) { return is_attention(m) || m == "gate_proj" || m == "up_proj" || m == "down_proj"; }
+bool is_qkv(const std::string& m) { return m == "q_proj" || m == "k_proj" || m == "v_proj"; }
 
-int64_t out_features(const model::ModelConfig& c, const std::string& module) {
-  return (module == "q_proj" ? c.num_attention_heads : c.num_key_value_heads) * c.head_dim;
+// "self_attn.q_proj", "mlp.down_proj", ...: the module's path inside a layer.
+std::string module_path(const std::string& m) { return (is_attention(m) ? "self_attn." : "mlp.") + m; }
+
+// (out, in) of the module's weight.
+std::pair<int64_t, int64_t> weight_shape(const model::ModelConfig& c, const std::string& m) {
+  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+  if (m == "q_proj") return {c.num_attention_heads * D, C};
+  if (m == "k_proj" || m == "v_proj") return {c.num_key_value_heads * D, C};
+  if (m == "o_proj") return {C, c.num_attention_heads * D};
+  if (m == "down_proj") return {C, F};
+  return {F, C};  // gate_proj, up_proj
 }
 
 std::string shape_of(const at::Tensor& t) { return format_shape(t.sizes().vec()); }
@@ -224,11 +236,11 @@ void write_merged_into(const fs::path& dir, const ExportRequest& r, const Traine
   for (const auto& n : names) total_bytes += weights.info(n).nbytes();
   check_free_space(dir.string(), total_bytes + (1 << 20));
 
-  // Which base tensors receive a delta: model.layers.{i}.self_attn.{m}.weight.
+  // Which base tensors receive a delta: model.layers.{i}.{self_attn,mlp}.{m}.weight.
   std::map<std::string, std::pair<int64_t, std::string>> merged_at;
   for (int64_t l = 0; l < base.num_hidden_layers; ++l)
     for (const auto& m : adapter.target_modules)
-      merged_at["model.layers." + std::to_string(l) + ".self_attn." + m + ".weight"] = {l, m};
+      merged_at["model.layers." + std::to_string(l) + "." + module_path(m) + ".weight"] = {l, m};
 
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   tensors.reserve(names.size());
@@ -274,7 +286,7 @@ void write_merged_into(const fs::path& dir, const ExportRequest& r, const Traine
 }  // namespace
 
 std::string lora_key(int64_t layer, const std::string& module, char which) {
-  return "base_model.model.model.layers." + std::to_string(layer) + ".self_attn." + module + ".lora_" +
+  return "base_model.model.model.layers." + std::to_string(layer) + "." + module_path(module) + ".lora_" +
          std::string(1, which) + ".weight";
 }
 
@@ -288,7 +300,11 @@ void validate_adapter(const TrainedAdapter& a, const model::ModelConfig& c, cons
   if (a.target_modules.empty()) fail(where, "no target modules");
   std::set<std::string> seen;
   for (const auto& m : a.target_modules) {
-    if (!is_target(m)) fail(where, "target module '" + m + "' is not one of q_proj, k_proj, v_proj");
+    if (!is_target(m))
+      fail(where, "target module '" + m +
+                      "' is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+    if (a.kind == "qkv_delta" && !is_qkv(m))
+      fail(where, "target module '" + m + "' of a qkv_delta adapter is not one of q_proj, k_proj, v_proj");
     if (!seen.insert(m).second) fail(where, "target module '" + m + "' listed twice");
   }
   if (a.kind == "lora") {
@@ -299,11 +315,12 @@ void validate_adapter(const TrainedAdapter& a, const model::ModelConfig& c, cons
   std::map<std::string, std::vector<int64_t>> expected;  // key -> shape
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
     for (const auto& m : a.target_modules) {
+      const auto [out, in] = weight_shape(c, m);
       if (a.kind == "lora") {
-        expected[lora_key(l, m, 'A')] = {a.rank, c.hidden_size};
-        expected[lora_key(l, m, 'B')] = {out_features(c, m), a.rank};
+        expected[lora_key(l, m, 'A')] = {a.rank, in};
+        expected[lora_key(l, m, 'B')] = {out, a.rank};
       } else {
-        expected[qkv_delta_key(l, m)] = {out_features(c, m), c.hidden_size};
+        expected[qkv_delta_key(l, m)] = {out, in};
       }
     }
   for (const auto& [name, t] : a.tensors)

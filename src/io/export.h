@@ -12,15 +12,18 @@
 //   DIR/adapter.json         {"format": "linearard.trained_adapter", "version": 1,
 //                             "kind": "lora" | "qkv_delta",
 //                             "rank": r, "alpha": a, "dropout": p,      (lora; 0 for qkv_delta)
-//                             "target_modules": ["q_proj", "k_proj", "v_proj"],
+//                             "target_modules": ["q_proj", "k_proj", "v_proj"],  (lora: any of
+//                                 q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)
 //                             "base_model": "<base model dir>",
 //                             "student_rope": {<rope_parameters dict, transformers v5 form>},
 //                             "tensors": "adapter.safetensors"}  (optional)
 //   adapter.json is written last, so its presence means the pair is complete.
-// Tensor keys and shapes (C = hidden_size, H/Hk = query/key-value heads, D = head_dim):
-//   lora       base_model.model.model.layers.{i}.self_attn.{q,k,v}_proj.lora_A.weight  (r, C)
-//              base_model.model.model.layers.{i}.self_attn.{q,k,v}_proj.lora_B.weight  (out, r)
-//              out = H*D for q_proj, Hk*D for k_proj and v_proj; delta W = (B @ A) * alpha / r
+// Tensor keys and shapes (C = hidden_size, F = intermediate_size, H/Hk = query/key-value heads,
+// D = head_dim; {path} = self_attn.{q,k,v,o}_proj or mlp.{gate,up,down}_proj):
+//   lora       base_model.model.model.layers.{i}.{path}.lora_A.weight  (r, in)
+//              base_model.model.model.layers.{i}.{path}.lora_B.weight  (out, r)
+//              (out, in) of the weight: q (H*D, C), k/v (Hk*D, C), o (C, H*D), gate/up (F, C),
+//              down (C, F); delta W = (B @ A) * alpha / r
 //   qkv_delta  model.layers.{i}.self_attn.{q,k,v}_proj.weight_delta                    (out, C)
 // Every layer must have every target module (both A and B for LoRA).
 #pragma once
@@ -45,7 +48,8 @@ struct TrainedAdapter {
   std::vector<std::string> target_modules = {"q_proj", "k_proj", "v_proj"};
 };
 
-// Key names, e.g. lora_key(3, "k_proj", 'B') = "base_model.model.model.layers.3.self_attn.k_proj.lora_B.weight".
+// Key names, e.g. lora_key(3, "k_proj", 'B') = "base_model.model.model.layers.3.self_attn.k_proj.lora_B.weight",
+// lora_key(0, "up_proj", 'A') = "base_model.model.model.layers.0.mlp.up_proj.lora_A.weight".
 std::string lora_key(int64_t layer, const std::string& module, char which);
 std::string qkv_delta_key(int64_t layer, const std::string& module);
 
@@ -111,7 +115,7 @@ void export_student(const ExportRequest& request, const TrainedAdapter& adapter,
 // float32 by default, autocast_adapter_dtype), student_config.json (student_config_json), README.md.
 void write_peft_adapter(const ExportRequest& request, const TrainedAdapter& adapter,
                         const model::RopeParams& student_rope);
-// Merged: every base tensor, q/k/v as W + delta W computed in float32 and cast back to the stored
+// Merged: every base tensor, the targeted ones as W + delta W computed in float32 and cast back to the stored
 // dtype; config.json = student_config_json; the base's other files (tokenizer, generation config,
 // license) copied; README.md.
 void write_merged_checkpoint(const ExportRequest& request, const TrainedAdapter& adapter,

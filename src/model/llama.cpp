@@ -13,7 +13,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
 }
 
 at::Tensor project(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                   const QkvAdapter* adapter, int64_t layer, QkvProjection which) {
+                   const ProjectionAdapter* adapter, int64_t layer, Projection which) {
   at::Tensor y = linear(x, weight, bias);
   if (adapter) {
     at::Tensor delta = adapter->delta(layer, which, x);
@@ -154,9 +154,9 @@ ForwardResult DecoderModel::forward(const at::Tensor& tokens, const ForwardReque
     const DecoderLayerWeights& lw = weights_.layers[l];
     bool captured = false;
     at::Tensor x = rms_norm(h, lw.input_norm, c.rms_norm_eps);
-    at::Tensor q = split_heads(project(x, lw.q, lw.q_bias, request.adapter, l, QkvProjection::kQuery), H, D);
-    at::Tensor k = split_heads(project(x, lw.k, lw.k_bias, request.adapter, l, QkvProjection::kKey), Hk, D);
-    at::Tensor v = split_heads(project(x, lw.v, lw.v_bias, request.adapter, l, QkvProjection::kValue), Hk, D);
+    at::Tensor q = split_heads(project(x, lw.q, lw.q_bias, request.adapter, l, Projection::kQuery), H, D);
+    at::Tensor k = split_heads(project(x, lw.k, lw.k_bias, request.adapter, l, Projection::kKey), Hk, D);
+    at::Tensor v = split_heads(project(x, lw.v, lw.v_bias, request.adapter, l, Projection::kValue), Hk, D);
     q = apply_rope(q, *request.rope);  // (B, H, T, D)
     k = apply_rope(k, *request.rope);  // (B, Hk, T, D)
     if (std::find(request.capture_layers.begin(), request.capture_layers.end(), l) !=
@@ -173,10 +173,11 @@ ForwardResult DecoderModel::forward(const at::Tensor& tokens, const ForwardReque
         mask, /*dropout_p=*/0.0, /*is_causal=*/!mask.has_value(), /*scale=*/1.0 / std::sqrt(double(D)),
         /*enable_gqa=*/group > 1 && !repeat_kv);  // (B, H, T, D)
     attn = attn.transpose(1, 2).reshape({B, T, H * D});
-    h = h + linear(attn, lw.o, lw.o_bias);
+    h = h + project(attn, lw.o, lw.o_bias, request.adapter, l, Projection::kOutput);
     x = rms_norm(h, lw.post_attention_norm, c.rms_norm_eps);
-    at::Tensor gated = at::silu(linear(x, lw.gate, lw.gate_bias)) * linear(x, lw.up, lw.up_bias);
-    h = h + linear(gated, lw.down, lw.down_bias);
+    at::Tensor gated = at::silu(project(x, lw.gate, lw.gate_bias, request.adapter, l, Projection::kGate)) *
+                       project(x, lw.up, lw.up_bias, request.adapter, l, Projection::kUp);  // (B, T, F)
+    h = h + project(gated, lw.down, lw.down_bias, request.adapter, l, Projection::kDown);
     if (captured) result.captures.back().hidden = h;
   }
   result.hidden = rms_norm(h, weights_.final_norm, c.rms_norm_eps);

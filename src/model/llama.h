@@ -1,6 +1,6 @@
 // The LLaMA-family decoder (llama, mistral, qwen2) in LibTorch. One copy of the base weights serves
-// the teacher and the student: they differ only by the RoPE tables and the q/k/v adapters that a
-// forward is given.
+// the teacher and the student: they differ only by the RoPE tables and the adapters that a forward is
+// given.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -29,14 +29,18 @@ struct DecoderWeights {
   at::Tensor lm_head;     // (V, C); the same tensor as embed when tied
 };
 
-enum class QkvProjection { kQuery = 0, kKey = 1, kValue = 2 };
+// The seven linear projections of a decoder layer, in the order of their checkpoint tensors
+// (transformers' LlamaAttention: q_proj, k_proj, v_proj, o_proj; LlamaMLP: gate_proj, up_proj, down_proj).
+enum class Projection { kQuery = 0, kKey = 1, kValue = 2, kOutput = 3, kGate = 4, kUp = 5, kDown = 6 };
+constexpr int kProjectionCount = 7;
 
-// Trainable additions to the q/k/v projections (LoRA, full q/k/v training...). delta() returns
-// what to add to the projection's output (B, T, out) for input x (B, T, C), or an undefined tensor.
-class QkvAdapter {
+// Trainable additions to the layers' projections (LoRA, full q/k/v training...). delta() returns
+// what to add to the projection's output (B, T, out) for its input x (B, T, in), or an undefined
+// tensor when the projection has no adapter.
+class ProjectionAdapter {
  public:
-  virtual ~QkvAdapter() = default;
-  virtual at::Tensor delta(int64_t layer, QkvProjection projection, const at::Tensor& x) const = 0;
+  virtual ~ProjectionAdapter() = default;
+  virtual at::Tensor delta(int64_t layer, Projection projection, const at::Tensor& x) const = 0;
 };
 
 // Where a forward may stop: after the q/k/v of the last captured layer, after the final norm, or
@@ -45,7 +49,7 @@ enum class ForwardStop { kLastCapture, kHidden, kLogits };
 
 struct ForwardRequest {
   const RopeTables* rope = nullptr;        // required: (T, D) tables for positions 0..T-1
-  const QkvAdapter* adapter = nullptr;     // optional
+  const ProjectionAdapter* adapter = nullptr;  // optional
   std::vector<int64_t> capture_layers;     // layers whose post-RoPE Q, K and V are returned
   ForwardStop stop = ForwardStop::kLogits;
   std::optional<at::Tensor> key_mask;      // (B, T) 1 = real token, 0 = padding

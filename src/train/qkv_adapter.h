@@ -1,9 +1,11 @@
-// The student's trainable q/k/v adapters (model::QkvAdapter): LoRA (PEFT semantics) or full
-// training of the q/k/v projections as float32 deltas. Trainable tensors are float32 leaves; the
-// adapter casts them to the activations' dtype (bf16 compute, float32 master weights).
+// The student's trainable adapters (model::ProjectionAdapter): LoRA (PEFT semantics) on any of the
+// seven projections of a layer, or full training of the q/k/v projections as float32 deltas.
+// Trainable tensors are float32 leaves; the adapter casts them to the activations' dtype (bf16
+// compute, float32 master weights).
 #pragma once
 #include <ATen/ATen.h>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,9 +17,9 @@ namespace linearard::train {
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
-class TrainableQkvAdapter : public model::QkvAdapter {
+class TrainableAdapter : public model::ProjectionAdapter {
  public:
-  // Trainable tensors with their checkpoint names, in a fixed order (layer, q/k/v, A/B).
+  // Trainable tensors with their checkpoint names, in a fixed order (layer, projection, A/B).
   virtual const NamedTensors& named_parameters() const = 0;
   // The trainable tensors that layer `layer` reads (the activation-checkpointing inputs).
   virtual std::vector<at::Tensor> layer_parameters(int64_t layer) const = 0;
@@ -35,47 +37,62 @@ struct LoraOptions {
   double alpha = 2048;
   double dropout = 0.05;
   uint64_t seed = 0;  // A's Kaiming-uniform init (B starts at zero)
+  // The projections that get a LoRA; kept in Projection order whatever the order given here.
+  std::vector<model::Projection> targets = {model::Projection::kQuery, model::Projection::kKey,
+                                            model::Projection::kValue};
 };
 
-// y += (B (A dropout(x))) * alpha / r on q_proj, k_proj, v_proj of every layer, as PEFT's
-// lora.Linear. A (r, in) ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_ with a = sqrt(5)),
-// B (out, r) = 0. Names: base_model.model.model.layers.{i}.self_attn.{q,k,v}_proj.lora_{A,B}.weight
-// (PEFT's adapter_model.safetensors keys).
-class LoraAdapter : public TrainableQkvAdapter {
+// y += (B (A dropout(x))) * alpha / r on the target projections of every layer, as PEFT's
+// lora.Linear (peft/tuners/lora/layer.py: Linear.forward, reset_lora_parameters). A (r, in) ~
+// U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_ with a = sqrt(5)), B (out, r) = 0; each projection
+// draws its own dropout mask, as each PEFT module has its own nn.Dropout. Names (PEFT's
+// adapter_model.safetensors keys): base_model.model.model.layers.{i}.self_attn.{q,k,v,o}_proj.lora_{A,B}.weight
+// and base_model.model.model.layers.{i}.mlp.{gate,up,down}_proj.lora_{A,B}.weight. A's are drawn
+// from one generator in (layer, projection) order, so q/k/v-only adapters keep their old init.
+class LoraAdapter : public TrainableAdapter {
  public:
   LoraAdapter(const model::ModelConfig& config, const LoraOptions& options, at::Device device);
-  at::Tensor delta(int64_t layer, model::QkvProjection projection, const at::Tensor& x) const override;
+  at::Tensor delta(int64_t layer, model::Projection projection, const at::Tensor& x) const override;
   const NamedTensors& named_parameters() const override { return named_; }
   std::vector<at::Tensor> layer_parameters(int64_t layer) const override;
   bool uses_rng() const override { return options_.dropout > 0 && training_; }
   const LoraOptions& options() const { return options_; }
   double scaling() const { return options_.alpha / double(options_.rank); }
-  at::Tensor& A(int64_t layer, model::QkvProjection p) { return a_[index(layer, p)]; }  // (r, C)
-  at::Tensor& B(int64_t layer, model::QkvProjection p) { return b_[index(layer, p)]; }  // (out, r)
+  // Undefined for a projection that is not a target.
+  at::Tensor& A(int64_t layer, model::Projection p) { return a_[index(layer, p)]; }  // (r, in)
+  at::Tensor& B(int64_t layer, model::Projection p) { return b_[index(layer, p)]; }  // (out, r)
 
  private:
-  static size_t index(int64_t layer, model::QkvProjection p) { return size_t(layer * 3 + int(p)); }
+  static size_t index(int64_t layer, model::Projection p) {
+    return size_t(layer * model::kProjectionCount + int(p));
+  }
   LoraOptions options_;
-  std::vector<at::Tensor> a_, b_;
+  std::vector<at::Tensor> a_, b_;  // per layer and Projection; undefined where not a target
   NamedTensors named_;
 };
 
 // y += x dW^T with dW (out, C) float32, zero at the start: full training of the q/k/v weights
 // without a second copy of them. Names: model.layers.{i}.self_attn.{q,k,v}_proj.weight_delta;
-// merged weight = W + dW.
-class FullQkvAdapter : public TrainableQkvAdapter {
+// merged weight = W + dW. The other projections get no delta.
+class FullQkvAdapter : public TrainableAdapter {
  public:
   FullQkvAdapter(const model::ModelConfig& config, at::Device device);
-  at::Tensor delta(int64_t layer, model::QkvProjection projection, const at::Tensor& x) const override;
+  at::Tensor delta(int64_t layer, model::Projection projection, const at::Tensor& x) const override;
   const NamedTensors& named_parameters() const override { return named_; }
   std::vector<at::Tensor> layer_parameters(int64_t layer) const override;
 
  private:
-  std::vector<at::Tensor> delta_;  // (out, C) per layer and projection
+  std::vector<at::Tensor> delta_;  // (out, C) per layer and q/k/v projection
   NamedTensors named_;
 };
 
-// "q_proj", "k_proj", "v_proj"
-const char* projection_name(model::QkvProjection p);
+// "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+const char* projection_name(model::Projection p);
+// The inverse of projection_name (long names only); nullopt for anything else.
+std::optional<model::Projection> projection_from_name(const std::string& name);
+// The module path inside a layer: "self_attn.q_proj" ... "mlp.down_proj".
+std::string projection_path(model::Projection p);
+// (out, in) of a projection's weight: q (H*D, C), k/v (Hk*D, C), o (C, H*D), gate/up (F, C), down (C, F).
+std::pair<int64_t, int64_t> projection_shape(const model::ModelConfig& config, model::Projection p);
 
 }  // namespace linearard::train

@@ -116,7 +116,7 @@ struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
 }  // namespace
 
 StudentStack::StudentStack(const model::ModelConfig& config, const model::DecoderWeights& weights,
-                           const TrainableQkvAdapter* adapter, at::ScalarType compute_dtype, bool checkpoint)
+                           const TrainableAdapter* adapter, at::ScalarType compute_dtype, bool checkpoint)
     : config_(config), weights_(weights), adapter_(adapter), dtype_(compute_dtype), checkpoint_(checkpoint) {}
 
 std::vector<at::Tensor> StudentStack::layer_parameters(int64_t layer) const {
@@ -141,19 +141,23 @@ std::vector<at::Tensor> StudentStack::run_layer(int64_t layer, const at::Tensor&
   auto linear = [&](const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
     return at::linear(x, cw(weight), bias.defined() ? std::optional<at::Tensor>(cw(bias)) : std::nullopt);
   };
-  auto project = [&](const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, model::QkvProjection p,
-                     int64_t heads) {
+  // A projection plus its adapter's delta (none when the adapter has no module there).
+  auto adapted = [&](const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, model::Projection p) {
     at::Tensor y = linear(x, weight, bias);
     if (adapter_) {
       at::Tensor d = adapter_->delta(layer, p, x);
       if (d.defined()) y = y + d;
     }
-    return y.view({B, T, heads, D}).transpose(1, 2);  // (B, heads, T, D)
+    return y;
+  };
+  auto project = [&](const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, model::Projection p,
+                     int64_t heads) {
+    return adapted(x, weight, bias, p).view({B, T, heads, D}).transpose(1, 2);  // (B, heads, T, D)
   };
   at::Tensor x = model::rms_norm(h, cw(w.input_norm), c.rms_norm_eps);
-  at::Tensor q = model::apply_rope(project(x, w.q, w.q_bias, model::QkvProjection::kQuery, H), rope);  // (B, H, T, D)
-  at::Tensor k = model::apply_rope(project(x, w.k, w.k_bias, model::QkvProjection::kKey, Hk), rope);   // (B, Hk, T, D)
-  at::Tensor v = project(x, w.v, w.v_bias, model::QkvProjection::kValue, Hk);                          // (B, Hk, T, D)
+  at::Tensor q = model::apply_rope(project(x, w.q, w.q_bias, model::Projection::kQuery, H), rope);  // (B, H, T, D)
+  at::Tensor k = model::apply_rope(project(x, w.k, w.k_bias, model::Projection::kKey, Hk), rope);   // (B, Hk, T, D)
+  at::Tensor v = project(x, w.v, w.v_bias, model::Projection::kValue, Hk);                          // (B, Hk, T, D)
   if (!need_output) return {q, k, v};
 
   const int64_t group = H / Hk;
@@ -163,9 +167,11 @@ std::vector<at::Tensor> StudentStack::run_layer(int64_t layer, const at::Tensor&
       /*dropout_p=*/0.0, /*is_causal=*/!mask.has_value(), /*scale=*/1.0 / std::sqrt(double(D)),
       /*enable_gqa=*/group > 1 && !repeat_kv);  // (B, H, T, D)
   attn = attn.transpose(1, 2).reshape({B, T, H * D});
-  at::Tensor out = h + linear(attn, w.o, w.o_bias);
+  at::Tensor out = h + adapted(attn, w.o, w.o_bias, model::Projection::kOutput);
   x = model::rms_norm(out, cw(w.post_attention_norm), c.rms_norm_eps);
-  out = out + linear(at::silu(linear(x, w.gate, w.gate_bias)) * linear(x, w.up, w.up_bias), w.down, w.down_bias);
+  at::Tensor gated = at::silu(adapted(x, w.gate, w.gate_bias, model::Projection::kGate)) *
+                     adapted(x, w.up, w.up_bias, model::Projection::kUp);  // (B, T, F)
+  out = out + adapted(gated, w.down, w.down_bias, model::Projection::kDown);
   if (!capture) return {out};
   return {out, q, k, v};
 }

@@ -33,7 +33,7 @@ class StudentStack {
  public:
   // `weights` and `adapter` must outlive every graph built by forward().
   StudentStack(const model::ModelConfig& config, const model::DecoderWeights& weights,
-               const TrainableQkvAdapter* adapter, at::ScalarType compute_dtype, bool checkpoint);
+               const TrainableAdapter* adapter, at::ScalarType compute_dtype, bool checkpoint);
 
   // tokens (B, T) int64 on the weights' device.
   model::ForwardResult forward(const at::Tensor& tokens, const StackRequest& request) const;
@@ -51,7 +51,7 @@ class StudentStack {
  private:
   const model::ModelConfig& config_;
   const model::DecoderWeights& weights_;
-  const TrainableQkvAdapter* adapter_;
+  const TrainableAdapter* adapter_;
   at::ScalarType dtype_;
   bool checkpoint_;
 };

@@ -25,7 +25,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 nlohmann::json adapter_json(const TrainOptions& o) {
   nlohmann::json j;
   j["kind"] = o.adapter.kind;
-  j["target_modules"] = {"q_proj", "k_proj", "v_proj"};
+  j["target_modules"] = o.adapter.targets;
   if (o.adapter.kind == "lora") {
     j["r"] = o.adapter.rank;
     j["lora_alpha"] = o.adapter.alpha;
@@ -45,6 +45,7 @@ std::string adapter_manifest(const TrainOptions& options, const NamedTensors& te
     adapter.alpha = options.adapter.alpha;
     adapter.dropout = options.adapter.dropout;
   }
+  adapter.target_modules = options.adapter.targets;
   for (const auto& [name, t] : tensors) adapter.tensors[name] = t;
   // An absolute base path, so the checkpoint can be exported from any working directory.
   const std::string base = std::filesystem::absolute(options.run.model_dir).lexically_normal().string();
@@ -55,21 +56,27 @@ std::string adapter_manifest(const TrainOptions& options, const NamedTensors& te
 
 }  // namespace
 
-std::unique_ptr<TrainableQkvAdapter> make_adapter(const TrainOptions& o, const model::ModelConfig& config,
-                                                  at::Device device) {
+std::unique_ptr<TrainableAdapter> make_adapter(const TrainOptions& o, const model::ModelConfig& config,
+                                               at::Device device) {
   if (o.adapter.kind == "full") return std::make_unique<FullQkvAdapter>(config, device);
   LoraOptions lora;
   lora.rank = o.adapter.rank;
   lora.alpha = o.adapter.alpha;
   lora.dropout = o.adapter.dropout;
   lora.seed = o.run.seed;
+  lora.targets.clear();
+  for (const auto& name : o.adapter.targets) {
+    const auto p = projection_from_name(name);
+    if (!p) fail("--lora-targets", "unknown module '" + name + "'");
+    lora.targets.push_back(*p);
+  }
   return std::make_unique<LoraAdapter>(config, lora, device);
 }
 
 // ---------------------------------------------------------------------------------------------
 
 DistillTask::DistillTask(const TrainOptions& options, const model::DecoderModel& model,
-                         model::RopeParams student_rope, std::unique_ptr<TrainableQkvAdapter> adapter)
+                         model::RopeParams student_rope, std::unique_ptr<TrainableAdapter> adapter)
     : options_(options),
       model_(model),
       student_rope_(std::move(student_rope)),
@@ -151,7 +158,7 @@ void DistillTask::write_final(const std::string& dir, const nlohmann::json& stat
 // ---------------------------------------------------------------------------------------------
 
 LmTask::LmTask(const TrainOptions& options, const model::DecoderModel& model, model::RopeParams rope,
-               std::unique_ptr<TrainableQkvAdapter> adapter, at::ScalarType compute_dtype)
+               std::unique_ptr<TrainableAdapter> adapter, at::ScalarType compute_dtype)
     : options_(options),
       model_(model),
       rope_(std::move(rope)),

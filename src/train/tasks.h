@@ -36,14 +36,14 @@ class TrainTask {
 };
 
 // The adapter chosen by the options (lora or full); seeded by options.run.seed.
-std::unique_ptr<TrainableQkvAdapter> make_adapter(const TrainOptions& options, const model::ModelConfig& config,
-                                                  at::Device device);
+std::unique_ptr<TrainableAdapter> make_adapter(const TrainOptions& options, const model::ModelConfig& config,
+                                               at::Device device);
 
 class DistillTask : public TrainTask {
  public:
   // `model` holds the frozen base weights in the compute dtype; student_rope is the scaled RoPE.
   DistillTask(const TrainOptions& options, const model::DecoderModel& model, model::RopeParams student_rope,
-              std::unique_ptr<TrainableQkvAdapter> adapter);
+              std::unique_ptr<TrainableAdapter> adapter);
   const NamedTensors& trainable() const override { return adapter_->named_parameters(); }
   LossParts loss(const at::Tensor& tokens) override;
   nlohmann::json describe() const override;
@@ -51,7 +51,7 @@ class DistillTask : public TrainTask {
   void set_training(bool training) override { adapter_->set_training(training); }
   const model::ModelConfig& model_config() const override { return model_.config(); }
   at::ScalarType compute_dtype() const override { return model_.dtype(); }
-  TrainableQkvAdapter& adapter() { return *adapter_; }
+  TrainableAdapter& adapter() { return *adapter_; }
 
   // Phase timings of the last loss() call for benchmarks, when enabled (synchronises the device).
   struct Timings { double teacher = 0, student_forward = 0; };
@@ -63,7 +63,7 @@ class DistillTask : public TrainTask {
   TrainOptions options_;
   const model::DecoderModel& model_;
   model::RopeParams student_rope_;
-  std::unique_ptr<TrainableQkvAdapter> adapter_;
+  std::unique_ptr<TrainableAdapter> adapter_;
   StudentStack stack_;
   DistillObjective objective_;
   int64_t tables_T_ = -1;
@@ -77,7 +77,7 @@ class LmTask : public TrainTask {
   // adapter == nullptr: every weight of `model` is trained (its tensors must require grad and be
   // float32); the compute dtype is then `compute_dtype`.
   LmTask(const TrainOptions& options, const model::DecoderModel& model, model::RopeParams rope,
-         std::unique_ptr<TrainableQkvAdapter> adapter, at::ScalarType compute_dtype);
+         std::unique_ptr<TrainableAdapter> adapter, at::ScalarType compute_dtype);
   const NamedTensors& trainable() const override { return trainable_; }
   LossParts loss(const at::Tensor& tokens) override;
   nlohmann::json describe() const override;
@@ -92,7 +92,7 @@ class LmTask : public TrainTask {
   TrainOptions options_;
   const model::DecoderModel& model_;
   model::RopeParams rope_;
-  std::unique_ptr<TrainableQkvAdapter> adapter_;
+  std::unique_ptr<TrainableAdapter> adapter_;
   at::ScalarType dtype_;
   StudentStack stack_;
   NamedTensors trainable_;

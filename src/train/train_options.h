@@ -22,11 +22,18 @@ struct OptimOptions {
 
 // What the student trains on top of the frozen base weights.
 struct AdapterOptions {
-  std::string kind = "lora";  // lora (q/k/v LoRA), full (trainable q/k/v deltas), none
+  std::string kind = "lora";  // lora (LoRA on `targets`), full (trainable q/k/v deltas), none
   int64_t rank = 1024;        // reference r = 1024, alpha = 2048, dropout 0.05 (§1.3)
   double alpha = 2048;
   double dropout = 0.05;
+  // --lora-targets: the LoRA's modules, canonical names in layer order (parse_lora_targets).
+  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj"};
 };
+
+// --lora-targets: a comma list (or several items) of q_proj, k_proj, v_proj, o_proj, gate_proj,
+// up_proj, down_proj, their short forms q, k, v, o, gate, up, down, or all; returns the canonical
+// names without repeats in that order. Errors name the flag.
+std::vector<std::string> parse_lora_targets(const std::vector<std::string>& items);
 
 struct ObjectiveOptions {
   std::vector<int64_t> layers;  // empty = all layers

@@ -366,6 +366,14 @@ def r_lora_rank(t, s):
     return distill_args(t, lora_rank=0), None
 
 
+def r_lora_targets(t, s):
+    return distill_args(t, lora_targets="q,x"), None
+
+
+def r_lora_targets_full(t, s):
+    return distill_args(t, lora_targets="all", train_qkv="full"), None
+
+
 def r_layers(t, s):
     return distill_args(t, extra=["--layers", "0,9"]), None
 
@@ -596,6 +604,8 @@ RECIPES = {
     "rope-missing": r_rope_missing,
     "steps-zero": r_steps_zero,
     "lora-rank": r_lora_rank,
+    "lora-targets": r_lora_targets,
+    "lora-targets-full": r_lora_targets_full,
     "layers": r_layers,
     "relations": r_relations,
     "dtype": r_dtype,

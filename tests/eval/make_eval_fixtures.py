@@ -6,6 +6,9 @@ Writes $LINEARARD_FIXTURES_DIR/eval/:
   zero_head/   the same with lm_head = 0 (every logit 0: perplexity = vocabulary size)
   restored/    perturbed weights with a linear RoPE x2 in config.json (a stand-in restored model)
   ppl.json     token streams and HF-recipe NLL sums per (RoPE, context, stride, streams) case
+  other_vocab/ the model with 300 of its ids (a teacher of another vocabulary for the fidelity errors)
+  fidelity.json  KL(teacher || model), top-1 agreement and gold accuracy over the ppl.json streams
+               and the HF recipe's windows, in float64 (transformers models in float64) per case
   generate.json  greedy continuations by transformers' generate() (KV cache) per RoPE
   mc.jsonl, mc_expected.json  multiple-choice docs and the harness rule's requests, LLs, acc, acc_norm
   passkey_keys.json  keys by an independent splitmix64, text.txt  text for the CLI tests
@@ -131,6 +134,57 @@ def ppl_cases(state, vocab):
         cases.append({"name": name, "rope_override": json.dumps(rope) if rope else "", "context": T,
                       "stride": stride, "streams": which, "nll_sum": nll, "tokens": count})
     return {"streams": streams, "cases": cases}
+
+
+def fidelity_cases(state, restored_state, vocab, streams):
+    """Next-token fidelity over the HF recipe's windows: for every scored token i of a window, the
+    distributions predicted at position i - 1 by the teacher and the model on the same ids, from
+    float64 models: KL(teacher || model) = sum_v p_t (log p_t - log p_m) (F.kl_div with
+    log_target), top-1 agreement (torch.argmax: first maximum), each model's top-1 vs gold."""
+    specs = [  # name, teacher RoPE override, model checkpoint, model RoPE override, T, stride, streams
+        ("linear4_nonoverlap", None, "model", {"rope_type": "linear", "factor": 4.0}, 32, 32, [0, 1]),
+        ("linear4_sliding", None, "model", {"rope_type": "linear", "factor": 4.0}, 48, 16, [0]),
+        ("yarn_teacher_restored", {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 64},
+         "restored", None, 40, 40, [0, 1]),
+    ]
+    cases = []
+    for name, teacher_rope, model_name, model_rope, T, stride, which in specs:
+        teacher = model_with(state, vocab, teacher_rope).double()
+        if model_name == "model":
+            model = model_with(state, vocab, model_rope).double()
+        else:
+            model = model_with(restored_state, vocab, model_rope or {"rope_type": "linear", "factor": 2.0},
+                               max_pos=128).double()
+        kl_sum, positions, agree, t_correct, m_correct = 0.0, 0, 0, 0, 0
+        for s in which:
+            ids, n, prev_end = streams[s], len(streams[s]), 0
+            for begin in range(0, n, stride):
+                end = min(begin + T, n)
+                first = max(prev_end, begin + 1)  # scored tokens [first, end), predicted at i - 1
+                window = torch.tensor(ids[begin:end])[None]
+                with torch.no_grad():
+                    reset_rope(teacher)
+                    reset_rope(model)
+                    lt = teacher(input_ids=window).logits[0, first - 1 - begin:end - 1 - begin]
+                    lm = model(input_ids=window).logits[0, first - 1 - begin:end - 1 - begin]
+                log_pt, log_pm = torch.log_softmax(lt, -1), torch.log_softmax(lm, -1)
+                kl = torch.nn.functional.kl_div(log_pm, log_pt, reduction="sum", log_target=True).item()
+                manual = (log_pt.exp() * (log_pt - log_pm)).sum().item()
+                assert abs(kl - manual) <= 1e-9 * max(1.0, abs(manual)), (kl, manual)
+                gold = torch.tensor(ids[first:end])
+                kl_sum += kl
+                positions += end - first
+                agree += int((lt.argmax(-1) == lm.argmax(-1)).sum())
+                t_correct += int((lt.argmax(-1) == gold).sum())
+                m_correct += int((lm.argmax(-1) == gold).sum())
+                prev_end = end
+                if end == n:
+                    break
+        cases.append({"name": name, "teacher_rope_override": json.dumps(teacher_rope) if teacher_rope else "",
+                      "model": model_name, "model_rope_override": json.dumps(model_rope) if model_rope else "",
+                      "context": T, "stride": stride, "streams": which, "kl_sum": kl_sum, "positions": positions,
+                      "agree": agree, "teacher_correct": t_correct, "model_correct": m_correct})
+    return {"cases": cases}
 
 
 def generate_cases(state, vocab):
@@ -266,8 +320,18 @@ def main():
     restored.save_pretrained(os.path.join(OUT, "restored"), safe_serialization=True)
     save_tokenizer(tok, os.path.join(OUT, "restored"))
 
+    other = transformers.LlamaForCausalLM(make_config(300)).float().eval()
+    with torch.no_grad():
+        for name, p in other.state_dict().items():
+            p.copy_(state[name][:300] if name in ("model.embed_tokens.weight", "lm_head.weight") else state[name])
+    other.save_pretrained(os.path.join(OUT, "other_vocab"), safe_serialization=True)
+
+    ppl = ppl_cases(state, vocab)
     with open(os.path.join(OUT, "ppl.json"), "w") as f:
-        json.dump(ppl_cases(state, vocab), f)
+        json.dump(ppl, f)
+    restored_state = {k: v.clone() for k, v in restored.state_dict().items()}
+    with open(os.path.join(OUT, "fidelity.json"), "w") as f:
+        json.dump(fidelity_cases(state, restored_state, vocab, ppl["streams"]), f)
     with open(os.path.join(OUT, "generate.json"), "w") as f:
         json.dump(generate_cases(state, vocab), f)
     with open(os.path.join(OUT, "mc.jsonl"), "w", encoding="utf-8") as f:

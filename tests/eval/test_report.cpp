@@ -1,8 +1,8 @@
 // The restoration report: the recovery formula, and an end-to-end `linearard report` on the
 // fixture models whose report.json is parsed back here and every derived number recomputed from
 // the raw per-model results (recovery on NLL for perplexity, on acc / acc_norm for multiple
-// choice, teacher/restored ratios, the short/long split, the mean); `--from-json` redraws the same
-// report.md.
+// choice, teacher/restored ratios, the short/long split, the mean, the fidelity rows and the
+// headline); `--from-json` redraws the same report.md.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -46,7 +46,7 @@ TEST(Report, EndToEndNumbersRecomputeFromJson) {
   const std::string out = ::testing::TempDir() + "/eval_report";
   std::filesystem::remove_all(out);
   const std::string cmd = test_env::linearard_bin() + " report --teacher " + d + "/model --scaled '{\"rope_type\": " +
-                          "\"linear\", \"factor\": 2.0}' --restored " + d + "/restored --tasks ppl,passkey,mc --text " +
+                          "\"linear\", \"factor\": 2.0}' --restored " + d + "/restored --tasks ppl,fidelity,passkey,mc --text " +
                           d + "/text.txt --contexts 32,64,128 --stride 16 --lengths 150,200 --depths 0,1 --trials 2 " +
                           "--mc qa=" + d + "/mc.jsonl --batch-size 3 --out " + out;
   const auto r = test_env::run_command(cmd);
@@ -121,9 +121,52 @@ TEST(Report, EndToEndNumbersRecomputeFromJson) {
   EXPECT_NE(find_model_result(models["teacher"]["ppl"]["results"], "context", 128)["nll"],
             find_model_result(models["scaled"]["ppl"]["results"], "context", 128)["nll"]);
 
+  // Fidelity: KL and top-1 rows at every context, the teacher's own row its self-comparison.
+  int fidelity_rows = 0;
+  for (const auto& row : report["fidelity"]) {
+    ++fidelity_rows;
+    const int64_t T = row["context"];
+    const std::string field = row["kind"];
+    ASSERT_TRUE(field == "kl" || field == "top1_agreement") << field;
+    double v[3];
+    for (int i = 0; i < 3; ++i) {
+      const json& x = find_model_result(models[roles[i]]["fidelity"]["results"], "context", T);
+      v[i] = x[field];
+      EXPECT_DOUBLE_EQ(row[roles[i]].get<double>(), v[i]);
+      EXPECT_EQ(x["positions"], find_model_result(models[roles[i]]["ppl"]["results"], "context", T)["tokens"]);
+    }
+    EXPECT_EQ(v[0], field == "kl" ? 0.0 : 1.0) << row["metric"];
+    EXPECT_EQ(row["short"].get<bool>(), T <= native);
+    if (field == "kl") EXPECT_GT(v[1], 0.0) << row["metric"];
+    if (std::abs(v[0] - v[1]) > 1e-12) EXPECT_NEAR(row["recovery"].get<double>(), (v[2] - v[1]) / (v[0] - v[1]), 1e-12);
+  }
+  EXPECT_EQ(fidelity_rows, 6);  // kl and top1 at 32, 64, 128
+  EXPECT_EQ(models["scaled"]["fidelity"]["teacher"]["rope"]["rope_type"], "default");
+  // Headline: one row per short context with perplexity, gap recovered and fidelity of each model.
+  ASSERT_EQ(report["headline"].size(), 2u);
+  for (const auto& row : report["headline"]) {
+    const int64_t T = row["context"];
+    double nll[3];
+    for (int i = 0; i < 3; ++i) {
+      const std::string role = roles[i];
+      const json& p = find_model_result(models[role]["ppl"]["results"], "context", T);
+      const json& f = find_model_result(models[role]["fidelity"]["results"], "context", T);
+      nll[i] = p["nll"];
+      EXPECT_EQ(row[role + "_ppl"], p["perplexity"]);
+      EXPECT_EQ(row[role + "_kl"], f["kl"]);
+      EXPECT_EQ(row[role + "_top1_agreement"], f["top1_agreement"]);
+    }
+    EXPECT_NEAR(row["ppl_recovery"].get<double>(), (nll[2] - nll[1]) / (nll[0] - nll[1]), 1e-12);
+  }
+
   const std::string md = slurp(out + "/report.md");
   EXPECT_NE(md.find("| ppl@32 (lower is better) |"), std::string::npos) << md;
-  for (const char* svg : {"/ppl_by_length.svg", "/passkey.svg"}) {
+  EXPECT_EQ(md.find("| context | ppl teacher | ppl scaled | ppl restored | ppl gap recovered | KL scaled"),
+            std::string("# Restoration report\n\n").size())
+      << "the headline table opens the report\n" << md;
+  EXPECT_NE(md.find("| kl@32 (KL(teacher‖model), lower is better) | 0.0000 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| top1@64 (top-1 agreement) | 100.0% |"), std::string::npos) << md;
+  for (const char* svg : {"/ppl_by_length.svg", "/passkey.svg", "/top1_agreement.svg"}) {
     const std::string s = slurp(out + svg);
     EXPECT_EQ(s.rfind("<svg", 0), 0u) << svg;
     EXPECT_NE(s.find("</svg>"), std::string::npos) << svg;
@@ -139,7 +182,24 @@ TEST(Report, EndToEndNumbersRecomputeFromJson) {
   ASSERT_EQ(r2.exit_code, 0) << r2.output;
   EXPECT_EQ(slurp(redo + "/report.md"), md);
   EXPECT_EQ(slurp(redo + "/ppl_by_length.svg"), slurp(out + "/ppl_by_length.svg"));
+  EXPECT_EQ(slurp(redo + "/top1_agreement.svg"), slurp(out + "/top1_agreement.svg"));
   EXPECT_EQ(eval_test::read_json(redo + "/report.json"), report);
+}
+
+TEST(Report, FidelityWithAnotherVocabularyFailsBeforeEvaluating) {
+  SKIP_WITHOUT_TOKENIZER();
+  const std::string d = eval_test::dir();
+  const std::string out = ::testing::TempDir() + "/eval_report_vocab";
+  std::filesystem::remove_all(out);
+  const auto r = test_env::run_command(test_env::linearard_bin() + " report --teacher " + d +
+                                       "/other_vocab --scaled '{\"rope_type\": \"linear\", \"factor\": 2.0}' --restored " +
+                                       d + "/restored --tasks fidelity --text " + d + "/text.txt --tokenizer " + d +
+                                       "/model --contexts 16 --out " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("linearard: error: --teacher " + d + "/other_vocab: vocab_size 300 differs from the "
+                          "vocab_size 320 of --restored " + d + "/restored"),
+            std::string::npos)
+      << r.output;
 }
 
 TEST(Report, MissingModelIsAnError) {

@@ -6,8 +6,8 @@ Called by test_export.cpp; exits 1 with a message on the first mismatch.
       student RoPE, adapter as a separate q/k/v delta). P is loaded the way its README says
       (base + student_config.json, then PeftModel.from_pretrained); M with AutoModelForCausalLM.
       Both must give E's logits to 1e-5 relative (max |a - b| / max |b|). Also checks the PEFT
-      config, that the merged weights differ from the base only in q/k/v, and that the base's
-      other files were copied verbatim.
+      config, that the merged weights differ from the base exactly in the --targets modules
+      (default q_proj,k_proj,v_proj), and that the base's other files were copied verbatim.
   check_export.py config C1.json X1.json [C2.json X2.json ...]
       AutoConfig reads each student config C as X says: X = {"rope_parameters": {...},
       "max_position_embeddings": N}. transformers 5.x reads the v4 rope_scaling mirror first when it
@@ -60,19 +60,25 @@ def check_peft(args, tokens, expected):
                       ("inference_mode", True), ("use_rslora", False), ("use_dora", False)):
         if cfg.get(key) != want:
             die(f"adapter_config.json: {key} = {cfg.get(key)!r}, expected {want!r}")
-    if sorted(cfg["target_modules"]) != ["k_proj", "q_proj", "v_proj"]:
-        die(f"adapter_config.json: target_modules {cfg['target_modules']}")
+    if sorted(cfg["target_modules"]) != sorted(args.targets):
+        die(f"adapter_config.json: target_modules {cfg['target_modules']}, expected {args.targets}")
     with safe_open(os.path.join(args.peft, "adapter_model.safetensors"), "pt") as h:
         if h.metadata().get("format") != "pt":
             die("adapter_model.safetensors: metadata format is not 'pt'")
         keys = list(h.keys())
     if not keys or not all(k.startswith("base_model.model.model.layers.") for k in keys):
         die(f"adapter_model.safetensors: unexpected keys {keys[:3]}")
+    modules = {k.split(".")[-3] for k in keys}  # ...{self_attn,mlp}.<module>.lora_{A,B}.weight
+    if modules != set(args.targets):
+        die(f"adapter_model.safetensors: LoRA tensors for {sorted(modules)}, expected {sorted(args.targets)}")
     # The recipe of the adapter's README.
     config = transformers.AutoConfig.from_pretrained(os.path.join(args.peft, "student_config.json"))
     base = transformers.AutoModelForCausalLM.from_pretrained(args.base, config=config, dtype=torch.float32,
                                                              attn_implementation="eager")
     model = PeftModel.from_pretrained(base, args.peft).eval()
+    wrapped = {n.split(".")[-1] for n, m in model.named_modules() if hasattr(m, "lora_A")}
+    if wrapped != set(args.targets):
+        die(f"PEFT wrapped {sorted(wrapped)}, expected {sorted(args.targets)}")
     got = logits_of(model, tokens)
     err = rel_err(got, expected)
     print(f"PEFT adapter on base + student_config.json vs C++ student: rel err {err:.2e}")
@@ -109,9 +115,9 @@ def check_merged(args, tokens, expected, peft_logits):
         m = merged_w[name]
         if m.dtype != w.dtype or m.shape != w.shape:
             die(f"{name}: {m.dtype} {tuple(m.shape)} vs base {w.dtype} {tuple(w.shape)}")
-        qkv = any(f"self_attn.{p}.weight" in name for p in ("q_proj", "k_proj", "v_proj"))
-        if qkv == torch.equal(m, w):
-            die(f"{name}: {'unchanged' if qkv else 'changed'} by the merge")
+        targeted = any(name.endswith(f".{p}.weight") for p in args.targets)
+        if targeted == torch.equal(m, w):
+            die(f"{name}: {'unchanged' if targeted else 'changed'} by the merge")
     if args.expect_sharded and not os.path.exists(os.path.join(args.merged, "model.safetensors.index.json")):
         die("merged checkpoint is not sharded")
     for f in os.listdir(args.base):
@@ -166,6 +172,8 @@ def main():
     lg.add_argument("--peft")
     lg.add_argument("--merged")
     lg.add_argument("--expect-sharded", action="store_true")
+    lg.add_argument("--targets", default="q_proj,k_proj,v_proj", type=lambda s: s.split(","),
+                    help="the adapter's modules (comma list)")
     cf = sub.add_parser("config")
     cf.add_argument("pairs", nargs="+")
     args = p.parse_args()

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -32,13 +33,17 @@ double rel_err(const at::Tensor& a, const at::Tensor& b) {
   return (d / b.to(at::kDouble).abs().max()).item<double>();
 }
 
+const std::vector<std::string> kQkv = {"q_proj", "k_proj", "v_proj"};
+const std::vector<std::string> kAllModules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+
 // The adapter applied the way a training forward applies it: x A^T B^T * alpha / r, or x dW^T.
-class TestAdapter : public model::QkvAdapter {
+class TestAdapter : public model::ProjectionAdapter {
  public:
   explicit TestAdapter(const io::TrainedAdapter& a) : a_(a) {}
-  at::Tensor delta(int64_t layer, model::QkvProjection p, const at::Tensor& x) const override {
-    static const char* kNames[] = {"q_proj", "k_proj", "v_proj"};
-    const std::string m = kNames[static_cast<int>(p)];
+  at::Tensor delta(int64_t layer, model::Projection p, const at::Tensor& x) const override {
+    const std::string m = kAllModules[static_cast<size_t>(p)];  // Projection order
+    if (std::find(a_.target_modules.begin(), a_.target_modules.end(), m) == a_.target_modules.end())
+      return at::Tensor();
     if (a_.kind == "qkv_delta") return at::matmul(x, a_.tensors.at(io::qkv_delta_key(layer, m)).t());
     const at::Tensor& A = a_.tensors.at(io::lora_key(layer, m, 'A'));  // (r, C)
     const at::Tensor& B = a_.tensors.at(io::lora_key(layer, m, 'B'));  // (out, r)
@@ -49,18 +54,30 @@ class TestAdapter : public model::QkvAdapter {
   const io::TrainedAdapter& a_;
 };
 
+// (out, in) of a layer's projection weight (transformers' modeling_llama.py shapes).
+std::pair<int64_t, int64_t> weight_shape(const model::ModelConfig& c, const std::string& m) {
+  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+  if (m == "q_proj") return {c.num_attention_heads * D, C};
+  if (m == "k_proj" || m == "v_proj") return {c.num_key_value_heads * D, C};
+  if (m == "o_proj") return {C, c.num_attention_heads * D};
+  if (m == "down_proj") return {C, F};
+  return {F, C};
+}
+
 // Random adapter for the fixture's shapes; large enough that every delta changes the logits.
-io::TrainedAdapter random_adapter(const model::ModelConfig& c, const std::string& kind) {
+io::TrainedAdapter random_adapter(const model::ModelConfig& c, const std::string& kind,
+                                  const std::vector<std::string>& targets = kQkv) {
   at::manual_seed(kind == "lora" ? 7 : 8);
   io::TrainedAdapter a;
   a.kind = kind;
+  a.target_modules = targets;
   if (kind == "lora") a.rank = 4, a.alpha = 8, a.dropout = 0.05;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
-    for (const std::string m : {"q_proj", "k_proj", "v_proj"}) {
-      const int64_t out = (m == "q_proj" ? c.num_attention_heads : c.num_key_value_heads) * c.head_dim;
+    for (const std::string& m : targets) {
+      const auto [out, in] = weight_shape(c, m);
       if (kind == "lora") {
-        a.tensors[io::lora_key(l, m, 'A')] = at::randn({a.rank, c.hidden_size}) * 0.2;  // (r, C)
-        a.tensors[io::lora_key(l, m, 'B')] = at::randn({out, a.rank}) * 0.2;            // (out, r)
+        a.tensors[io::lora_key(l, m, 'A')] = at::randn({a.rank, in}) * 0.2;  // (r, in)
+        a.tensors[io::lora_key(l, m, 'B')] = at::randn({out, a.rank}) * 0.2;  // (out, r)
       } else {
         a.tensors[io::qkv_delta_key(l, m)] = at::randn({out, c.hidden_size}) * 0.05;    // (out, C)
       }
@@ -161,6 +178,40 @@ TEST_F(Export, LoraAsPeftAndMergedMatchesPeftAndTransformers) {
                          " --peft " + path("out/peft") + " --merged " + path("out/merged") + " --expect-sharded");
   EXPECT_EQ(py.exit_code, 0) << py.output;
   std::printf("C++ merged vs C++ student: rel err %.2e\n%s", cpp_err, py.output.c_str());
+}
+
+// LoRA beyond q/k/v (--lora-targets): o_proj and the MLP projections, each with its own (out, in).
+TEST_F(Export, LoraOnAllProjectionsMatchesPeftAndTransformers) {
+  const std::vector<std::string> targets = {"q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  const auto adapter = random_adapter(config_, "lora", targets);
+  const auto rope = linear_rope(4.0);
+  io::save_adapter_checkpoint(path("ckpt"), adapter, base_dir(), rope);
+  const auto back = io::load_adapter_checkpoint(path("ckpt"));  // adapter.json keeps the targets
+  EXPECT_EQ(back.adapter.target_modules, targets);
+  EXPECT_EQ(back.adapter.tensors.size(), adapter.tensors.size());
+  auto r = linearard("--checkpoint " + path("ckpt") + " --base " + base_dir() + " --out " + path("out") +
+                     " --format both");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  io::CheckpointWeights peft(path("out/peft/adapter_model.safetensors"));
+  EXPECT_EQ(peft.names().size(), adapter.tensors.size());
+  EXPECT_EQ(peft.info(io::lora_key(1, "down_proj", 'A')).shape, (std::vector<int64_t>{4, config_.intermediate_size}));
+
+  at::manual_seed(13);
+  const auto tokens = at::randint(config_.vocab_size, {2, 40}, at::kLong);  // (B, T)
+  const auto expected = student_logits(adapter, rope, tokens);              // (B, T, V)
+  EXPECT_LE(rel_err(merged_logits(path("out/merged"), tokens), expected), kRelTol);
+  // The o/MLP deltas matter: dropping them changes the logits.
+  auto qv_only = adapter;
+  qv_only.target_modules = {"q_proj", "v_proj"};
+  EXPECT_GT(rel_err(student_logits(qv_only, rope, tokens), expected), 1e-2);
+
+  io::save_tensors(path("expected.safetensors"), {{"tokens", tokens}, {"logits", expected}});
+  std::string list;
+  for (const auto& m : targets) list += (list.empty() ? "" : ",") + m;
+  auto py = python_check("logits --base " + base_dir() + " --expected " + path("expected.safetensors") +
+                         " --peft " + path("out/peft") + " --merged " + path("out/merged") + " --targets " + list);
+  EXPECT_EQ(py.exit_code, 0) << py.output;
+  std::printf("%s", py.output.c_str());
 }
 
 TEST_F(Export, QkvDeltaMergedMatchesTransformers) {
@@ -332,8 +383,14 @@ TEST_F(Export, CheckpointRoundTripAndValidation) {
   a.tensors[io::lora_key(2, "q_proj", 'A')] = at::zeros({4, 64});
   expect_invalid(a, "unexpected tensor");
   a = adapter;
-  a.target_modules = {"q_proj", "o_proj"};
-  expect_invalid(a, "'o_proj' is not one of");
+  a.target_modules = {"q_proj", "lm_head"};
+  expect_invalid(a, "'lm_head' is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+  a = adapter;
+  a.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  expect_invalid(a, "missing tensor 'base_model.model.model.layers.0.self_attn.o_proj.lora_A.weight'");
+  auto d = random_adapter(config_, "qkv_delta");
+  d.target_modules = {"q_proj", "up_proj"};
+  expect_invalid(d, "'up_proj' of a qkv_delta adapter is not one of q_proj, k_proj, v_proj");
   a = adapter;
   a.tensors[io::lora_key(0, "q_proj", 'A')] = a.tensors[io::lora_key(0, "q_proj", 'A')].clone();  // shared storage
   a.tensors[io::lora_key(0, "q_proj", 'A')][0][0] = NAN;

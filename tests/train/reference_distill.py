@@ -2,11 +2,11 @@
 
 Usage: reference_distill.py MODEL_DIR CASE_DIR. CASE_DIR holds what the C++ test dumped:
 inputs.safetensors (input_ids and the LoRA tensors under PEFT's adapter keys) and case.json (the
-objective's options). Writes CASE_DIR/reference.safetensors: the loss, its parts and grad.<key> for
+objective's options and the LoRA's "targets", default q_proj, k_proj, v_proj). Writes CASE_DIR/reference.safetensors: the loss, its parts and grad.<key> for
 every LoRA tensor.
 
 Teacher: transformers with the checkpoint's RoPE. Student: transformers with the scaled RoPE
-wrapped by PEFT LoRA on q/k/v, loaded from the dumped tensors. Post-RoPE Q, K and V (K/V not
+wrapped by PEFT LoRA on the target modules, loaded from the dumped tensors. Post-RoPE Q, K and V (K/V not
 repeated for GQA) are captured by wrapping eager_attention_forward; the relation KL is a naive
 materialised float64 computation.
 """
@@ -65,11 +65,13 @@ def main(model_dir, case_dir):
 
     student = load(model_dir, case["rope"])
     lora = peft.LoraConfig(r=case["r"], lora_alpha=case["alpha"], lora_dropout=0.0,
-                           target_modules=["q_proj", "k_proj", "v_proj"], bias="none")
+                           target_modules=case.get("targets", ["q_proj", "k_proj", "v_proj"]), bias="none")
     student = peft.get_peft_model(student, lora)
     lora_tensors = {k: v.double() for k, v in inputs.items()}
     result = peft.set_peft_model_state_dict(student, lora_tensors)
     assert not result.unexpected_keys, result.unexpected_keys
+    lora_names = {n.replace(".default", "") for n, _ in student.named_parameters() if "lora_" in n}
+    assert lora_names == set(lora_tensors), sorted(lora_names ^ set(lora_tensors))[:4]
     CAPTURED.clear()
     s_logits = student(input_ids=ids).logits
     s_caps = dict(CAPTURED)

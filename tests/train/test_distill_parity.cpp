@@ -27,7 +27,12 @@ struct Case {
   std::string rope = R"({"rope_type":"linear","factor":4.0})";
   bool random_b = false;  // B != 0 so that A's gradients are non-zero too
   train::ObjectiveOptions objective;
+  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj"};  // --lora-targets
+  double dropout = 0.0;
 };
+
+const std::vector<std::string> kAllTargets = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                              "gate_proj", "up_proj", "down_proj"};
 
 train::TrainOptions options_for(const Case& c, bool checkpointing) {
   train::TrainOptions o;
@@ -36,7 +41,8 @@ train::TrainOptions options_for(const Case& c, bool checkpointing) {
   o.run.activation_checkpointing = checkpointing;
   o.adapter.rank = 4;
   o.adapter.alpha = 8;
-  o.adapter.dropout = 0.0;
+  o.adapter.dropout = c.dropout;
+  o.adapter.targets = c.targets;
   o.objective = c.objective;
   o.run.lm_chunk_tokens = 7;  // several chunks
   return o;
@@ -98,7 +104,7 @@ TEST_P(DistillParity, LossAndGradientsMatchPythonReference) {
                       {"relations", relations}, {"weight_q", b.weight_q}, {"weight_k", b.weight_k},
                       {"weight_v", b.weight_v}, {"kv_normalization", b.kv_normalization},
                       {"logits_kl_weight", b.logits_kl_weight}, {"logits_kl_last", b.logits_kl_last},
-                      {"temperature", b.temperature}, {"lm_weight", b.lm_weight}};
+                      {"temperature", b.temperature}, {"lm_weight", b.lm_weight}, {"targets", c.targets}};
   std::ofstream(dir + "/case.json") << j.dump(1);
   const auto run = test_env::run_command(test_env::python() + " " + test_env::source_dir() +
                                          "/tests/train/reference_distill.py " + model_dir + " " + dir);
@@ -142,7 +148,14 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"mha_step0", "llama_mha", R"({"rope_type":"linear","factor":4.0})", false, {}},
                       Case{"mha_random_b", "llama_mha", R"({"rope_type":"linear","factor":8.0})", true, {}},
                       Case{"gqa_all_terms", "llama_gqa", R"({"rope_type":"linear","factor":4.0})", true,
-                           full_objective()}),
+                           full_objective()},
+                      // LoRA on all seven projections: through the logits/LM terms every layer's
+                      // o/MLP matters; with relations only (stop after the last capture) the last
+                      // layer's o/MLP get zero gradients, as in the reference.
+                      Case{"gqa_all_targets", "llama_gqa", R"({"rope_type":"linear","factor":4.0})", true,
+                           full_objective(), kAllTargets},
+                      Case{"mha_all_targets_relations", "llama_mha", R"({"rope_type":"linear","factor":4.0})",
+                           true, {}, kAllTargets}),
     [](const auto& info) { return info.param.name; });
 
 // paper.md §1.2 sanity facts: factor 1 gives KL 0; at B = 0 the layer-0 V/V KL is 0.
@@ -159,6 +172,30 @@ TEST(DistillSanity, FactorOneIsZeroAndLayerZeroValueIsZero) {
   EXPECT_LE(std::abs(v.parts.v.item<double>()), 1e-6);
   EXPECT_GT(v.parts.q.item<double>(), 1e-4);
   EXPECT_GT(v.parts.k.item<double>(), 1e-4);
+}
+
+// Dropout on every projection's LoRA input: a checkpointed layer replays the generator, so the
+// gradients equal those of the plain graph drawn from the same RNG state.
+TEST(DistillSanity, AllTargetsDropoutIsReplayedByCheckpointing) {
+  const auto base = model::DecoderModel::load(fixture("llama_gqa"), at::kFloat, at::kCPU);
+  at::Generator gen = at::detail::createCPUGenerator(6);
+  const at::Tensor tokens = at::randint(0, base.config().vocab_size, {2, 20}, gen, at::kLong);
+  Case c{"dropout", "llama_gqa", R"({"rope_type":"linear","factor":4.0})", true, full_objective(), kAllTargets, 0.3};
+  at::manual_seed(21);
+  const Result plain = run_cpp(c, base, tokens, /*checkpointing=*/false);
+  at::manual_seed(21);
+  const Result ckpt = run_cpp(c, base, tokens, /*checkpointing=*/true);
+  at::manual_seed(22);
+  const Result other = run_cpp(c, base, tokens, /*checkpointing=*/true);
+  EXPECT_LE(std::abs(ckpt.parts.total.item<double>() - plain.parts.total.item<double>()),
+            1e-6 * std::abs(plain.parts.total.item<double>()));
+  EXPECT_NE(other.parts.total.item<double>(), plain.parts.total.item<double>()) << "dropout draws nothing";
+  ASSERT_EQ(ckpt.grads.size(), plain.grads.size());
+  ASSERT_EQ(ckpt.grads.size(), size_t(base.config().num_hidden_layers * 7 * 2));
+  for (size_t i = 0; i < ckpt.grads.size(); ++i) {
+    EXPECT_GT(plain.grads[i].second.abs().max().item<double>(), 0.0) << plain.grads[i].first;
+    EXPECT_LE(train_test::relative_error(ckpt.grads[i].second, plain.grads[i].second), 1e-5) << ckpt.grads[i].first;
+  }
 }
 
 }  // namespace
