@@ -471,6 +471,18 @@ def r_eval_json_in_model(t, s):
             "--json", f"{t}/model/results.json"], None
 
 
+def r_fidelity_no_teacher(t, s):
+    a = eval_tokens_args(t, copy_shards(t, s))
+    a[a.index("--task") + 1] = "fidelity"
+    return a, None
+
+
+def r_fidelity_vocab(t, s):
+    a = eval_tokens_args(t, copy_shards(t, s))
+    a[a.index("--task") + 1] = "fidelity"
+    return a + ["--teacher", write_model(f"{t}/teacher", tiny_config(vocab_size=2000))], None
+
+
 def r_report_out_teacher(t, s):
     m = write_model(f"{t}/model")
     return ["report", "--teacher", m, "--scaled", ROPE2, "--restored", m, "--tasks", "ppl", "--tokens",
@@ -626,6 +638,8 @@ RECIPES = {
     "tokenize-out-in-tokenizer": r_tokenize_out_in_tokenizer,
     "eval-json": r_eval_json,
     "eval-json-in-model": r_eval_json_in_model,
+    "fidelity-no-teacher": r_fidelity_no_teacher,
+    "fidelity-vocab": r_fidelity_vocab,
     "report-out-teacher": r_report_out_teacher,
     "export-out-base": r_export_out_base,
     "export-out-checkpoint": r_export_out_checkpoint,
