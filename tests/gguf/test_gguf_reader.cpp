@@ -157,7 +157,8 @@ TEST(GgufReader, HalfAndBfloat16RoundToNearestEven) {
   EXPECT_EQ(float_to_half(-2.0f), 0xC000);
   for (uint32_t h = 0; h < 0x7C00; ++h) EXPECT_EQ(float_to_half(half_to_float(h)), h);
   EXPECT_EQ(float_to_bf16(1.0f), 0x3F80);
-  EXPECT_EQ(float_to_bf16(bf16_to_float(0x3F81) + std::ldexp(1.0f, -9)), 0x3F82);  // tie -> even
+  EXPECT_EQ(float_to_bf16(bf16_to_float(0x3F81) + std::ldexp(1.0f, -8)), 0x3F82);  // tie -> even
+  EXPECT_EQ(float_to_bf16(bf16_to_float(0x3F80) + std::ldexp(1.0f, -8)), 0x3F80);  // tie -> even
   EXPECT_EQ(float_to_bf16(std::nanf("")), 0x7FC0);
 }
 
