@@ -82,7 +82,7 @@ void apply_recipe(CLI::App& sub, const std::string& recipe) {
 void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model) {
   train::RunOptions& r = o.run;
   if (needs_model) {
-    sub.add_option("--model", r.model_dir, "base HF checkpoint directory");
+    sub.add_option("--model", r.model_dir, "base HF checkpoint directory or .gguf file");
     sub.add_option("--rope-scaling", r.rope_scaling,
                    "the student's RoPE scaling: JSON (v4 rope_scaling or v5 rope_parameters) or a JSON file");
   }

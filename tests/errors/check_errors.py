@@ -584,6 +584,51 @@ def r_env_cuda(t, s):
     return distill_args(t, device="cuda"), None
 
 
+
+def gguf_bytes(version=3, kvs=(), tensors=(), data=b""):
+    """A GGUF file (ggml docs/gguf.md): kvs = (key, type, packed value), tensors = (name, dims, type, offset)."""
+    s = lambda x: struct.pack("<Q", len(x)) + x.encode()
+    b = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kvs))
+    for k, ty, v in kvs:
+        b += s(k) + struct.pack("<I", ty) + v
+    for name, dims, ty, off in tensors:
+        b += s(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", ty, off)
+    return b + b"\0" * (-len(b) % 32) + data
+
+
+def gguf_import(t, payload):
+    with open(f"{t}/m.gguf", "wb") as f:
+        f.write(payload)
+    return ["import", f"{t}/m.gguf", "--out", f"{t}/out"], None
+
+
+GGUF_LLAMA = [("general.architecture", 8, struct.pack("<Q", 5) + b"llama")]
+
+
+def r_gguf_magic(t, s):
+    return gguf_import(t, b"GGUX" + gguf_bytes()[4:])
+
+
+def r_gguf_version(t, s):
+    return gguf_import(t, gguf_bytes(version=1))
+
+
+def r_gguf_truncated(t, s):
+    return gguf_import(t, gguf_bytes()[:12])
+
+
+def r_gguf_tensor_type(t, s):
+    return gguf_import(t, gguf_bytes(kvs=GGUF_LLAMA, tensors=[("w", [32], 99, 0)], data=b"\0" * 128))
+
+
+def r_gguf_past_end(t, s):
+    return gguf_import(t, gguf_bytes(kvs=GGUF_LLAMA, tensors=[("w", [64], 0, 0)], data=b"\0" * 128))
+
+
+def r_gguf_missing_key(t, s):
+    return gguf_import(t, gguf_bytes(kvs=GGUF_LLAMA, tensors=[("w", [32], 0, 0)], data=b"\0" * 128))
+
+
 RECIPES = {
     "config-missing": r_config_missing,
     "config-not-json": r_config_not_json,
@@ -598,6 +643,12 @@ RECIPES = {
     "safetensors-header-json": r_safetensors_header_json,
     "safetensors-offsets": r_safetensors_offsets,
     "safetensors-dtype": r_safetensors_dtype,
+    "gguf-magic": r_gguf_magic,
+    "gguf-version": r_gguf_version,
+    "gguf-truncated": r_gguf_truncated,
+    "gguf-tensor-type": r_gguf_tensor_type,
+    "gguf-past-end": r_gguf_past_end,
+    "gguf-missing-key": r_gguf_missing_key,
     "index-missing-shard": r_index_missing_shard,
     "index-outside": r_index_outside,
     "tensor-missing": r_tensor_missing,
