@@ -56,7 +56,7 @@ if [ ! -f "$gguf" ]; then
 fi
 teacher="$work/teacher"
 if [ ! -f "$teacher/config.json" ]; then
-  if "$bin" import --help > /dev/null 2>&1; then
+  if "$bin" --help 2>&1 | grep -qE "^ +import"; then
     "$bin" import "$gguf" --out "$teacher" > "$out/import.log" 2>&1 || { tail -5 "$out/import.log"; exit 1; }
   else  # before `linearard import` existed: transformers' own GGUF loader (gguf wheel carried in .whl)
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/gguf-*.whl && export PYTHONPATH=/tmp/site
@@ -64,7 +64,14 @@ if [ ! -f "$teacher/config.json" ]; then
 import os, sys, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 d, f = os.path.split(sys.argv[1])
-AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.bfloat16).save_pretrained(sys.argv[2])
+import json
+from safetensors.torch import save_file
+m = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.bfloat16)
+cfg = m.config.to_dict(); cfg.pop("quantization_config", None)
+os.makedirs(sys.argv[2], exist_ok=True)
+json.dump(cfg, open(os.path.join(sys.argv[2], "config.json"), "w"), indent=1)
+sd = {k: v.contiguous() for k, v in m.state_dict().items() if not (cfg.get("tie_word_embeddings") and k == "lm_head.weight")}
+save_file(sd, os.path.join(sys.argv[2], "model.safetensors"), metadata={"format": "pt"})
 AutoTokenizer.from_pretrained(d, gguf_file=f).save_pretrained(sys.argv[2])
 PY
   fi
@@ -74,6 +81,7 @@ stamp "teacher: $(grep -m1 -i param "$out/inspect_teacher.txt")"
 
 # --- data ---------------------------------------------------------------------------------------
 [ -d "$work/corpus" ] || tar -C "$work" -xJf .restore/corpus.tar.xz
+mkdir -p "$work/data" "$work/runs" "$work/exports"
 if [ ! -f "$work/data/train/manifest.json" ]; then
   "$bin" tokenize --tokenizer "$teacher" --input "$work/corpus/train.jsonl" --out "$work/data/train" --quiet \
     > "$out/tokenize.log" 2>&1 || { tail -5 "$out/tokenize.log"; exit 1; }
@@ -123,7 +131,7 @@ has_fidelity=0
 eval_one() {  # name dir [rope]
   local name="$1" dir="$2" rope="${3:-}"
   local tasks="ppl"; [ $has_fidelity = 1 ] && tasks="ppl,fidelity"
-  local args=(--model "$dir" --tasks "$tasks" --text "$heldout" --contexts "$contexts,$long_contexts"
+  local args=(--model "$dir" --task "$tasks" --text "$heldout" --contexts "$contexts,$long_contexts"
               --max-tokens "$eval_tokens" --device cuda --json "$out/eval_$name.json")
   [ -n "$rope" ] && args+=(--rope-scaling "$rope")
   [ $has_fidelity = 1 ] && args+=(--teacher "$teacher")

@@ -1,8 +1,10 @@
 """Text of the real-model restoration run (scripts/gpu_restore.sh), from two different sources, so
 that the evaluation text is not the distillation text's kind:
 
-  train.jsonl   the King James Bible, one chapter per line (public domain; Debian bible-kjv,
-                printed by its `bible` program)
+  train.jsonl   the King James Bible, consecutive chapters joined into documents of at least
+                DOC_CHARS characters (~10K tokens: a training block of 4096 tokens must fit in one
+                document), one per line (public domain; Debian bible-kjv, printed by its `bible`
+                program)
   heldout.jsonl modern English quotations, one per line: Debian's `fortunes` cookie files
                 (fortune-mod's literature, wisdom, science, work, people, politics, ... collections)
 
@@ -40,6 +42,21 @@ def kjv_chapters():
     return [d for d in docs if d]
 
 
+DOC_CHARS = 40000
+
+
+def join_chapters(chapters):
+    docs, cur = [], []
+    for c in chapters:
+        cur.append(c)
+        if sum(map(len, cur)) >= DOC_CHARS:
+            docs.append(" ".join(cur))
+            cur = []
+    if cur:
+        docs.append(" ".join(cur))
+    return docs
+
+
 def fortunes():
     out, seen = [], set()
     for name in COLLECTIONS:
@@ -65,12 +82,12 @@ def write_jsonl(path, docs):
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
-    train, held = kjv_chapters(), fortunes()
+    train, held = join_chapters(kjv_chapters()), fortunes()
     if not held:
         sys.exit(f"make_corpus: no fortunes under {FORTUNES} (Debian package fortunes)")
     write_jsonl(os.path.join(out, "train.jsonl"), train)
     write_jsonl(os.path.join(out, "heldout.jsonl"), held)
-    print(f"train: {len(train)} KJV chapters, {sum(map(len, train)) / 1e6:.2f} MB; "
+    print(f"train: {len(train)} KJV documents, {sum(map(len, train)) / 1e6:.2f} MB; "
           f"heldout: {len(held)} fortunes, {sum(map(len, held)) / 1e6:.2f} MB")
 
 
