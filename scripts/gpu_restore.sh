@@ -137,23 +137,36 @@ eval_one() {  # name dir [rope]
   [ $has_fidelity = 1 ] && args+=(--teacher "$teacher")
   "$bin" eval "${args[@]}" > "$out/eval_$name.log" 2>&1 || { echo "FAILED eval $name"; tail -3 "$out/eval_$name.log"; }
 }
+check_one() {  # name dir[@rope]: the independent transformers check, one model per process
+  python3 scripts/restore/fidelity_check.py --teacher "$teacher" --model "$1=$2" --text "$heldout" \
+      --contexts "$contexts" --ppl-contexts "$long_contexts" --max-tokens "$eval_tokens" \
+      --json "$out/check_$1.json" > "$out/check_$1.log" 2>&1 || { echo "FAILED check $1"; tail -3 "$out/check_$1.log"; }
+}
+export_dir() { [ -f "$work/exports/$1/merged/config.json" ] && echo "$work/exports/$1/merged" || echo "$work/exports/$1"; }
 epids=()
 eval_one teacher "$teacher" & epids+=($!)
+check_one teacher "$teacher" & epids+=($!)
 for scaling in $scalings; do
   eval_one "${scaling}_scaled" "$teacher" "$(rope_of "$scaling")" & epids+=($!)
-  models=(--model "${scaling}_scaled=$teacher@$(rope_of "$scaling")")
-  for id in "${ids[@]}"; do
-    [[ "$id" == "${scaling}_"* ]] || continue
-    [ -f "$work/exports/$id/merged/config.json" ] || continue
-    eval_one "$id" "$work/exports/$id/merged" & epids+=($!)
-    models+=(--model "$id=$work/exports/$id/merged")
-  done
-  python3 scripts/restore/fidelity_check.py --teacher "$teacher" "${models[@]}" --text "$heldout" \
-      --contexts "$contexts" --ppl-contexts "$long_contexts" --max-tokens "$eval_tokens" \
-      --json "$out/check_$scaling.json" > "$out/check_$scaling.log" 2>&1 &
-  epids+=($!)
+  check_one "${scaling}_scaled" "$teacher@$(rope_of "$scaling")" & epids+=($!)
+done
+for id in "${ids[@]}"; do
+  dir="$(export_dir "$id")"
+  [ -f "$dir/config.json" ] || continue
+  eval_one "$id" "$dir" & epids+=($!)
+  check_one "$id" "$dir" & epids+=($!)
 done
 for p in "${epids[@]}"; do wait "$p"; done
 stamp "evaluation done"
-python3 scripts/restore/summarize.py "$out" | tee "$out/restoration_table.md"
+python3 scripts/restore/summarize.py "$out" > "$out/restoration_table.md"
+cat "$out/restoration_table.md"
+# At most 8 files come back from a device call: the table, one JSON of all results, the rest packed.
+python3 - "$out" <<'PY'
+import glob, json, os, sys
+out = sys.argv[1]
+merged = {os.path.basename(p)[:-5]: json.load(open(p)) for p in sorted(glob.glob(os.path.join(out, "*.json")))}
+json.dump(merged, open(os.path.join(out, "results.json"), "w"), indent=1)
+PY
+(cd "$out" && tar czf logs.tgz --exclude=logs.tgz --exclude=restoration_table.md --exclude=results.json . \
+   && find . -maxdepth 1 -type f ! -name logs.tgz ! -name restoration_table.md ! -name results.json -delete)
 stamp "done"

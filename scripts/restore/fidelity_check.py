@@ -3,6 +3,7 @@ context and next-token fidelity to the teacher (KL(teacher || model), top-1 agre
 text, for any number of models. Used by scripts/gpu_restore.sh beside `linearard eval`.
 
   python fidelity_check.py --teacher DIR --model NAME=DIR[@ROPE_JSON] ... --text FILE.jsonl
+  (a model whose DIR is the teacher's with no ROPE_JSON is the teacher itself: KL 0, top-1 1)
          [--contexts 512,2048,8192] [--ppl-contexts 32768] [--max-tokens 262144] --json OUT
 
 Windows are non-overlapping, over one stream of the documents' ids (each document encoded on its
@@ -54,10 +55,10 @@ def window_stats(teacher, model, ids, lm_head_t, lm_head_m):
     nll = kl = agree = 0.0
     for r0 in range(0, T - 1, CHUNK_ROWS):
         r1 = min(T - 1, r0 + CHUNK_ROWS)
-        lm = torch.log_softmax((h_m[r0:r1] @ lm_head_m.T).double(), -1)  # (rows, V)
+        lm = torch.log_softmax((h_m[r0:r1] @ lm_head_m.T).float(), -1)  # (rows, V)
         nll -= lm.gather(1, targets[r0:r1, None]).sum().item()
         if h_t is not None:
-            lt = torch.log_softmax((h_t[r0:r1] @ lm_head_t.T).double(), -1)
+            lt = torch.log_softmax((h_t[r0:r1] @ lm_head_t.T).float(), -1)
             kl += (lt.exp() * (lt - lm)).sum().item()
             agree += (lt.argmax(-1) == lm.argmax(-1)).sum().item()
     return nll, kl, agree, T - 1
@@ -88,13 +89,13 @@ def main():
     ppl_contexts = [int(c) for c in args.ppl_contexts.split(",") if c]
     teacher = load(args.teacher, None, args.device, dtype)
     results = {"tokens": int(stream.shape[1]), "models": {}}
-    for spec in [f"teacher={args.teacher}"] + args.model:
+    for spec in args.model:
         name, rest = spec.split("=", 1)
         path, _, rope = rest.partition("@")
-        model = teacher if name == "teacher" else load(path, rope, args.device, dtype)
+        model = teacher if path == args.teacher and not rope else load(path, rope, args.device, dtype)
         rows = {}
         for T in sorted(set(contexts + ppl_contexts)):
-            fid = T in contexts and name != "teacher"
+            fid = T in contexts and model is not teacher
             n_w = stream.shape[1] // T
             s = [0.0, 0.0, 0.0, 0]
             for w in range(n_w):

@@ -1,5 +1,6 @@
 """The table of a scripts/gpu_restore.sh run, from what it wrote to OUT:
-check_<scaling>.json (scripts/restore/fidelity_check.py, transformers) and metrics_<id>.jsonl (the
+check_<model>.json (scripts/restore/fidelity_check.py, transformers; model names start with the
+scaling, e.g. pi4_scaled, pi4_restore) and metrics_<id>.jsonl (the
 trainer's). Prints markdown: per scaling, one row per model: perplexity and gap recovered at each
 short context (on NLL: (nll_scaled - nll_model) / (nll_scaled - nll_teacher)), KL(teacher || model)
 and top-1 agreement at each short context, perplexity at the long contexts, tokens trained.
@@ -25,21 +26,27 @@ def tokens_trained(out, name):
 
 def main():
     out = sys.argv[1]
+    models, tokens = {}, 0
     for path in sorted(glob.glob(os.path.join(out, "check_*.json"))):
-        scaling = os.path.basename(path)[len("check_"):-len(".json")]
         res = json.load(open(path))
-        models = res["models"]
-        teacher = models["teacher"]
+        models.update(res["models"])
+        tokens = res["tokens"]
+    teacher = models.get("teacher")
+    if teacher is None:
+        sys.exit("summarize: no teacher results (check_teacher.json)")
+    scalings = sorted({n.split("_", 1)[0] for n in models if n != "teacher"})
+    for scaling in scalings:
         scaled = models.get(f"{scaling}_scaled")
+        group = {"teacher": teacher, **{n: r for n, r in models.items() if n.startswith(scaling + "_")}}
         shorts = [c for c in teacher if "kl" in teacher[c]]
         longs = [c for c in teacher if "kl" not in teacher[c]]
-        print(f"\n### {scaling} ({res['tokens']} held-out tokens)\n")
+        print(f"\n### {scaling} ({tokens} held-out tokens)\n")
         head = ["model"] + [f"ppl@{c}" for c in shorts] + [f"gap rec.@{c}" for c in shorts]
         head += [f"KL@{c}" for c in shorts] + [f"top-1@{c}" for c in shorts] + [f"ppl@{c}" for c in longs]
         head += ["tokens", "tok/s"]
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
-        for name, rows in models.items():
+        for name, rows in group.items():
             cells = [name.removeprefix(scaling + "_")]
             cells += [f"{rows[c]['ppl']:.3f}" for c in shorts]
             for c in shorts:
