@@ -2,8 +2,9 @@
 # The real-model restoration run, in one GPU-machine call (issue 16): SmolLM2-135M-Instruct from its
 # GGUF -> `linearard import` -> tokenize the training text -> for each RoPE scaling (PI x4, YaRN x4)
 # and each recipe: `linearard distill` / `linearard cpt` on the same tokens -> `linearard export`
-# -> `linearard eval` (ppl + fidelity to the teacher) and an independent transformers check
-# (scripts/restore/fidelity_check.py) -> one table (scripts/restore/summarize.py).
+# -> `linearard eval` (ppl + fidelity to the teacher) for every model, `linearard report` for the
+# default recipe, and an independent transformers check (scripts/restore/fidelity_check.py) -> one
+# table (scripts/restore/summarize.py).
 #
 # Prepare on the CPU machine: scripts/restore/prepare_carry.sh. The model is 94 MiB and a call
 # carries 64 MiB, so it travels in two halves: the first call carries part-0 (staged in /tmp, kept
@@ -155,6 +156,16 @@ for id in "${ids[@]}"; do
   [ -f "$dir/config.json" ] || continue
   eval_one "$id" "$dir" & epids+=($!)
   check_one "$id" "$dir" & epids+=($!)
+done
+# linearard's own report (headline: ppl, gap recovered, KL, top-1 per short context) for the
+# default recipe of each scaling, when the recipes include one named "restore".
+for scaling in $scalings; do
+  dir="$(export_dir "${scaling}_restore")"
+  [ -f "$dir/config.json" ] && [ $has_fidelity = 1 ] || continue
+  "$bin" report --teacher "$teacher" --scaled "$(rope_of "$scaling")" --restored "$dir" --tasks ppl,fidelity \
+      --text "$heldout" --max-tokens "$eval_tokens" --contexts "$contexts,$long_contexts" --device cuda \
+      --out "$out/report_$scaling" > "$out/report_$scaling.log" 2>&1 || echo "FAILED report $scaling" &
+  epids+=($!)
 done
 for p in "${epids[@]}"; do wait "$p"; done
 stamp "evaluation done"
