@@ -122,8 +122,9 @@ for scaling in $scalings; do
   done < "$recipes"
 done
 stamp "training ${#pids[@]} runs in parallel: ${ids[*]}"
-for p in "${pids[@]}"; do wait "$p"; done
-stamp "training done"
+failures=0
+for p in ${pids[@]+"${pids[@]}"}; do wait "$p" || failures=$((failures + 1)); done
+stamp "training done ($failures failed)"
 
 # --- evaluation: linearard eval (ppl + fidelity) and the transformers check, per scaling ---------
 heldout="$work/corpus/heldout.jsonl"
@@ -132,16 +133,16 @@ has_fidelity=0
 eval_one() {  # name dir [rope]
   local name="$1" dir="$2" rope="${3:-}"
   local tasks="ppl"; [ $has_fidelity = 1 ] && tasks="ppl,fidelity"
-  local args=(--model "$dir" --task "$tasks" --text "$heldout" --contexts "$contexts,$long_contexts"
+  local args=(--model "$dir" --task "$tasks" --text "$heldout" --contexts "$contexts${long_contexts:+,$long_contexts}"
               --max-tokens "$eval_tokens" --device cuda --json "$out/eval_$name.json")
   [ -n "$rope" ] && args+=(--rope-scaling "$rope")
   [ $has_fidelity = 1 ] && args+=(--teacher "$teacher")
-  "$bin" eval "${args[@]}" > "$out/eval_$name.log" 2>&1 || { echo "FAILED eval $name"; tail -3 "$out/eval_$name.log"; }
+  "$bin" eval "${args[@]}" > "$out/eval_$name.log" 2>&1 || { echo "FAILED eval $name"; tail -3 "$out/eval_$name.log"; return 1; }
 }
 check_one() {  # name dir[@rope]: the independent transformers check, one model per process
   python3 scripts/restore/fidelity_check.py --teacher "$teacher" --model "$1=$2" --text "$heldout" \
       --contexts "$contexts" --ppl-contexts "$long_contexts" --max-tokens "$eval_tokens" \
-      --json "$out/check_$1.json" > "$out/check_$1.log" 2>&1 || { echo "FAILED check $1"; tail -3 "$out/check_$1.log"; }
+      --json "$out/check_$1.json" > "$out/check_$1.log" 2>&1 || { echo "FAILED check $1"; tail -3 "$out/check_$1.log"; return 1; }
 }
 export_dir() { [ -f "$work/exports/$1/merged/config.json" ] && echo "$work/exports/$1/merged" || echo "$work/exports/$1"; }
 epids=()
@@ -163,11 +164,11 @@ for scaling in $scalings; do
   dir="$(export_dir "${scaling}_restore")"
   [ -f "$dir/config.json" ] && [ $has_fidelity = 1 ] || continue
   "$bin" report --teacher "$teacher" --scaled "$(rope_of "$scaling")" --restored "$dir" --tasks ppl,fidelity \
-      --text "$heldout" --max-tokens "$eval_tokens" --contexts "$contexts,$long_contexts" --device cuda \
+      --text "$heldout" --max-tokens "$eval_tokens" --contexts "$contexts${long_contexts:+,$long_contexts}" --device cuda \
       --out "$out/report_$scaling" > "$out/report_$scaling.log" 2>&1 || echo "FAILED report $scaling" &
   epids+=($!)
 done
-for p in "${epids[@]}"; do wait "$p"; done
+for p in "${epids[@]}"; do wait "$p" || failures=$((failures + 1)); done
 stamp "evaluation done"
 python3 scripts/restore/summarize.py "$out" > "$out/restoration_table.md"
 cat "$out/restoration_table.md"
@@ -179,5 +180,6 @@ merged = {os.path.basename(p)[:-5]: json.load(open(p)) for p in sorted(glob.glob
 json.dump(merged, open(os.path.join(out, "results.json"), "w"), indent=1)
 PY
 (cd "$out" && tar czf logs.tgz --exclude=logs.tgz --exclude=restoration_table.md --exclude=results.json . \
-   && find . -maxdepth 1 -type f ! -name logs.tgz ! -name restoration_table.md ! -name results.json -delete)
+   && find . -mindepth 1 -maxdepth 1 ! -name logs.tgz ! -name restoration_table.md ! -name results.json -exec rm -rf {} +)
 stamp "done"
+[ "$failures" = 0 ] || { echo "gpu_restore: $failures step(s) failed (logs in logs.tgz)"; exit 1; }

@@ -97,6 +97,8 @@ def main():
         for T in sorted(set(contexts + ppl_contexts)):
             fid = T in contexts and model is not teacher
             n_w = stream.shape[1] // T
+            if n_w == 0:
+                sys.exit(f"fidelity_check: {stream.shape[1]} tokens give no window of {T}")
             s = [0.0, 0.0, 0.0, 0]
             for w in range(n_w):
                 st = window_stats(teacher if fid else None, model, stream[:, w * T:(w + 1) * T],

@@ -113,9 +113,9 @@ void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model) {
 
 void add_optim_flags(CLI::App& sub, train::OptimOptions& o) {
   sub.add_option("--steps", o.steps, "optimizer steps")->capture_default_str();
-  sub.add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
-  sub.add_option("--warmup-steps", o.warmup_steps, "linear warm-up steps (step 0 at lr 0)")->capture_default_str();
-  sub.add_option("--min-lr-ratio", o.min_lr_ratio, "cosine floor as a fraction of --lr")->capture_default_str();
+  sub.add_option("--lr", o.lr, "peak learning rate (distill: --recipe sets it unless given)")->capture_default_str();
+  sub.add_option("--warmup-steps", o.warmup_steps, "linear warm-up steps (step 0 at lr 0) (distill: --recipe sets it unless given)")->capture_default_str();
+  sub.add_option("--min-lr-ratio", o.min_lr_ratio, "cosine floor as a fraction of --lr (distill: --recipe sets it unless given)")->capture_default_str();
   sub.add_option_function<std::vector<double>>(
          "--betas", [&o](const std::vector<double>& b) {
            if (b.size() != 2) fail("--betas", "expected two values, e.g. 0.9,0.999");
@@ -133,7 +133,7 @@ void add_adapter_flags(CLI::App& sub, train::AdapterOptions& o) {
   sub.add_option("--train-qkv", o.kind, "lora or full (float32 deltas of the q/k/v weights)")->capture_default_str();
   sub.add_option("--lora-rank", o.rank, "LoRA r")->capture_default_str();
   sub.add_option("--lora-alpha", o.alpha, "LoRA alpha (scaling alpha / r)")->capture_default_str();
-  sub.add_option("--lora-dropout", o.dropout, "dropout on the LoRA input")->capture_default_str();
+  sub.add_option("--lora-dropout", o.dropout, "dropout on the LoRA input (distill: --recipe sets it unless given)")->capture_default_str();
   sub.add_option_function<std::vector<std::string>>(
       "--lora-targets", [&o](const std::vector<std::string>& items) { o.targets = train::parse_lora_targets(items); },
       "LoRA modules: comma list of q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (or q,k,v,o,gate,up,down), "
@@ -149,8 +149,8 @@ void add_objective_flags(CLI::App& sub, train::ObjectiveOptions& o, std::string&
   sub.add_option("--kv-normalization", o.kv_normalization,
                  "query-heads (reference: K/V divided by valid tokens x H) or kv-heads (x Hk)")
       ->capture_default_str();
-  sub.add_option("--logits-kl-weight", o.logits_kl_weight, "weight of the logits KL")->capture_default_str();
-  sub.add_option("--logits-kl-last", o.logits_kl_last, "logits KL on the last k positions (0: all)")
+  sub.add_option("--logits-kl-weight", o.logits_kl_weight, "weight of the logits KL (distill: --recipe sets it unless given)")->capture_default_str();
+  sub.add_option("--logits-kl-last", o.logits_kl_last, "logits KL on the last k positions (0: all) (distill: --recipe sets it unless given)")
       ->capture_default_str();
   sub.add_option("--hidden-weight", o.hidden_weight,
                  "weight of 1 - cos(student, teacher) of each aligned layer's output (LongReD)")

@@ -50,7 +50,7 @@ std::pair<std::string, std::vector<int64_t>> hf_tensor(const std::string& path, 
   if (name == "rope_freqs.weight")
     fail(path, "tensor 'rope_freqs.weight': llama3-style RoPE frequency factors are not supported (transformers' "
                "llama3 rope parameters are not stored in GGUF, and dropping the tensor would change the model)");
-  static const std::regex layer(R"(blk\.(\d+)\.([a-z_]+)\.(weight|bias))");
+  static const std::regex layer(R"(blk\.(\d{1,9})\.([a-z_]+)\.(weight|bias))");
   std::smatch m;
   if (std::regex_match(name, m, layer)) {
     const int64_t i = std::stoll(m[1]);

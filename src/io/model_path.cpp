@@ -49,10 +49,15 @@ std::string gguf_cache_root() {
   fail("gguf cache", "no cache folder: set LINEARARD_CACHE (or XDG_CACHE_HOME / HOME)");
 }
 
+// Bump when the import's output changes (config keys, tokenizer, tensor layout or dtype).
+constexpr const char* kImportFormatVersion = "v1";
+
 std::string resolve_model_path(const std::string& path) {
   if (path.empty() || !is_gguf_path(path) || fs::is_directory(path)) return path;
   const auto mapped = MappedFile::open(path);  // "<path>: cannot open: ..." when missing
-  const std::string key = hex64(data::xxhash64(mapped->data(), mapped->size())) + "-" + std::to_string(mapped->size());
+  // The importer's version is part of the key: a fixed importer re-imports instead of serving old output.
+  const std::string key = hex64(data::xxhash64(mapped->data(), mapped->size())) + "-" + std::to_string(mapped->size()) +
+                          "-" + kImportFormatVersion;
   const std::string root = gguf_cache_root();
   const std::string dir = root + "/" + key;
   if (fs::exists(dir + "/" + kDoneFile)) return dir;

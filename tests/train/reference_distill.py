@@ -22,6 +22,20 @@ from safetensors.torch import load_file, save_file
 from transformers.models.llama import modeling_llama
 
 CAPTURED = {}
+LAYER_OUT = {}  # id(model) -> {layer: the decoder layer's output (B, T, C)}
+
+
+def record_layer_outputs(model):
+    """Forward hooks on every decoder layer: the residual stream after the layer (the hidden-state
+    term's h; transformers' hidden_states holds it too, except the last layer's, which it gives
+    after the final norm)."""
+    store = LAYER_OUT.setdefault(id(model), {})
+    for m in model.modules():
+        if isinstance(m, modeling_llama.LlamaDecoderLayer):
+            idx = m.self_attn.layer_idx
+            m.register_forward_hook(lambda mod, inp, out, idx=idx: store.__setitem__(
+                idx, out[0] if isinstance(out, tuple) else out))
+    return store
 
 
 def recording(original):
@@ -58,6 +72,7 @@ def main(model_dir, case_dir):
     B, T = ids.shape
 
     teacher = load(model_dir, None)
+    t_out = record_layer_outputs(teacher)
     with torch.no_grad():
         CAPTURED.clear()
         t_logits = teacher(input_ids=ids).logits
@@ -72,6 +87,7 @@ def main(model_dir, case_dir):
     assert not result.unexpected_keys, result.unexpected_keys
     lora_names = {n.replace(".default", "") for n, _ in student.named_parameters() if "lora_" in n}
     assert lora_names == set(lora_tensors), sorted(lora_names ^ set(lora_tensors))[:4]
+    s_out = record_layer_outputs(student)
     CAPTURED.clear()
     s_logits = student(input_ids=ids).logits
     s_caps = dict(CAPTURED)
@@ -88,7 +104,7 @@ def main(model_dir, case_dir):
         total = sum(relation_kl_sum(s_caps[l][idx], t_caps[l][idx], scale) for l in layers)
         parts[rel] = total * case["weight_" + rel] / (B * T * heads) / len(layers)
     if case["logits_kl_weight"]:
-        k = min(case["logits_kl_last"], T)
+        k = min(case["logits_kl_last"] or T, T)  # 0 = every position
         tau = case["temperature"]
         ls = torch.log_softmax(s_logits[:, -k:] / tau, -1)
         lt = torch.log_softmax(t_logits[:, -k:] / tau, -1)
@@ -96,7 +112,10 @@ def main(model_dir, case_dir):
     if case["lm_weight"]:
         parts["lm"] = torch.nn.functional.cross_entropy(s_logits[:, :-1].reshape(-1, s_logits.shape[-1]),
                                                         ids[:, 1:].reshape(-1))
-    loss = sum(v for k, v in parts.items() if k in ("q", "k", "v"))
+    if case.get("hidden_weight", 0):
+        cos = [torch.nn.functional.cosine_similarity(s_out[l], t_out[l].detach(), dim=-1) for l in layers]
+        parts["hidden"] = case["hidden_weight"] * sum((1 - c).mean() for c in cos) / len(layers)
+    loss = sum(v for k, v in parts.items() if k in ("q", "k", "v", "hidden"))
     if "logits" in parts:
         loss = loss + case["logits_kl_weight"] * parts["logits"]
     if "lm" in parts:

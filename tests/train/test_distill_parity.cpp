@@ -104,7 +104,8 @@ TEST_P(DistillParity, LossAndGradientsMatchPythonReference) {
                       {"relations", relations}, {"weight_q", b.weight_q}, {"weight_k", b.weight_k},
                       {"weight_v", b.weight_v}, {"kv_normalization", b.kv_normalization},
                       {"logits_kl_weight", b.logits_kl_weight}, {"logits_kl_last", b.logits_kl_last},
-                      {"temperature", b.temperature}, {"lm_weight", b.lm_weight}, {"targets", c.targets}};
+                      {"temperature", b.temperature}, {"lm_weight", b.lm_weight}, {"targets", c.targets},
+                      {"hidden_weight", b.hidden_weight}};
   std::ofstream(dir + "/case.json") << j.dump(1);
   const auto run = test_env::run_command(test_env::python() + " " + test_env::source_dir() +
                                          "/tests/train/reference_distill.py " + model_dir + " " + dir);
@@ -113,7 +114,7 @@ TEST_P(DistillParity, LossAndGradientsMatchPythonReference) {
   io::CheckpointWeights ref(dir + "/reference.safetensors");
   EXPECT_LE(train_test::relative_error(ours.parts.total, ref.get("loss")), kTolerance) << "loss";
   for (auto [name, t] : {std::pair{"q", &ours.parts.q}, {"k", &ours.parts.k}, {"v", &ours.parts.v},
-                         {"logits", &ours.parts.logits}, {"lm", &ours.parts.lm}}) {
+                         {"logits", &ours.parts.logits}, {"lm", &ours.parts.lm}, {"hidden", &ours.parts.hidden}}) {
     ASSERT_EQ(t->defined(), ref.has(name)) << name;
     if (t->defined()) EXPECT_LE(train_test::relative_error(*t, ref.get(name)), kTolerance) << name;
   }
@@ -143,6 +144,17 @@ train::ObjectiveOptions full_objective() {
   return o;
 }
 
+// The default recipe's objective terms: the logits KL on every position (logits_kl_last 0) and
+// LongReD's per-layer hidden-state term.
+train::ObjectiveOptions hidden_all_positions_objective() {
+  train::ObjectiveOptions o;
+  o.layers = {0, 2};
+  o.logits_kl_weight = 0.5;
+  o.logits_kl_last = 0;
+  o.hidden_weight = 1.3;
+  return o;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Train, DistillParity,
     ::testing::Values(Case{"mha_step0", "llama_mha", R"({"rope_type":"linear","factor":4.0})", false, {}},
@@ -155,7 +167,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"gqa_all_targets", "llama_gqa", R"({"rope_type":"linear","factor":4.0})", true,
                            full_objective(), kAllTargets},
                       Case{"mha_all_targets_relations", "llama_mha", R"({"rope_type":"linear","factor":4.0})",
-                           true, {}, kAllTargets}),
+                           true, {}, kAllTargets},
+                      Case{"gqa_hidden_all_positions", "llama_gqa", R"({"rope_type":"linear","factor":4.0})",
+                           true, hidden_all_positions_objective()}),
     [](const auto& info) { return info.param.name; });
 
 // paper.md §1.2 sanity facts: factor 1 gives KL 0; at B = 0 the layer-0 V/V KL is 0.

@@ -1,0 +1,64 @@
+// `linearard distill --recipe NAME`: a recipe's values apply below the command line and --config,
+// the default recipe is `restore`, and `paper` gives the reference ARD run's hyper-parameters
+// (src/train/recipes.cpp). Read back from the "options: {...}" line the trainer prints at start.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "train_test_util.h"
+
+namespace {
+
+using linearard::train_test::fixture;
+using linearard::train_test::fresh_dir;
+
+// Runs a one-step distill with `extra` flags and returns the options it printed.
+nlohmann::json options_of(const std::string& name, const std::string& extra) {
+  const std::string out = fresh_dir("recipe_" + name);
+  const std::string cmd = linearard::test_env::linearard_bin() + " distill --model " + fixture("llama_mha") +
+                          " --data " + fixture("corpus.bin") + " --out " + out + "/run" +
+                          " --rope-scaling '{\"rope_type\":\"linear\",\"factor\":4.0}' --device cpu --context 16" +
+                          " --steps 1 --lora-rank 4 --lora-alpha 8 --checkpoint-every 0 " + extra + " 2>&1";
+  const auto r = linearard::test_env::run_command(cmd);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream lines(r.output);
+  std::string line;
+  while (std::getline(lines, line))
+    if (line.rfind("options: ", 0) == 0) return nlohmann::json::parse(line.substr(9));
+  ADD_FAILURE() << "no options line in:\n" << r.output;
+  return {};
+}
+
+TEST(Recipes, DefaultIsRestore) {
+  const auto o = options_of("default", "");
+  EXPECT_DOUBLE_EQ(o["lr"].get<double>(), 2e-4) << o.dump();
+  EXPECT_DOUBLE_EQ(o["logits-kl-weight"].get<double>(), 1.0);
+  EXPECT_EQ(o["logits-kl-last"].get<int64_t>(), 0);
+  EXPECT_DOUBLE_EQ(o["lora-dropout"].get<double>(), 0.0);
+}
+
+TEST(Recipes, CommandLineAndConfigBeatTheRecipe) {
+  const std::string dir = fresh_dir("recipe_config");
+  std::ofstream(dir + "/c.json") << R"({"min-lr-ratio": 0.5, "lora-dropout": 0.2})";
+  const auto o = options_of("paper", "--recipe paper --lr 1e-3 --config " + dir + "/c.json");
+  EXPECT_DOUBLE_EQ(o["lr"].get<double>(), 1e-3) << o.dump();             // flag
+  EXPECT_DOUBLE_EQ(o["min-lr-ratio"].get<double>(), 0.5);                // config
+  EXPECT_DOUBLE_EQ(o["lora-dropout"].get<double>(), 0.2);              // config
+  EXPECT_DOUBLE_EQ(o["logits-kl-weight"].get<double>(), 0.0);        // paper
+  EXPECT_EQ(o["warmup-steps"].get<int64_t>(), 4);                        // paper
+  EXPECT_EQ(o["lora-rank"].get<int64_t>(), 4);                         // flag over paper's 1024
+}
+
+TEST(Recipes, UnknownRecipeIsOneLineError) {
+  const std::string out = fresh_dir("recipe_unknown");
+  const auto r = linearard::test_env::run_command(
+      linearard::test_env::linearard_bin() + " distill --model " + fixture("llama_mha") + " --data " +
+      fixture("corpus.bin") + " --out " + out + "/run --rope-scaling '{\"rope_type\":\"linear\",\"factor\":4.0}'" +
+      " --device cpu --recipe fast 2>&1");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("linearard: error: --recipe: unknown recipe 'fast'"), std::string::npos) << r.output;
+}
+
+}  // namespace
