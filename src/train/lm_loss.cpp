@@ -58,7 +58,55 @@ struct ChunkedLmLoss : public torch::autograd::Function<ChunkedLmLoss> {
   }
 };
 
+// KL(teacher || student) of log_softmax(logits / tau), the same scheme: per chunk of rows the
+// student's and teacher's logits, the KL and d KL / d student logits = (p_s - p_t) / (tau N).
+struct ChunkedLogitsKl : public torch::autograd::Function<ChunkedLogitsKl> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& student, const at::Tensor& teacher,
+                            const at::Tensor& weight, double temperature, int64_t chunk_rows) {
+    const int64_t N = student.size(0);
+    const bool want_dh = student.requires_grad();
+    const bool want_dw = weight.requires_grad();
+    at::Tensor kl = at::zeros({}, student.options().dtype(at::kFloat));
+    at::Tensor dh = want_dh ? at::empty_like(student) : at::Tensor();                                      // (N, C)
+    at::Tensor dw = want_dw ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();  // (V, C)
+    for (int64_t start = 0; start < N; start += chunk_rows) {
+      const int64_t rows = std::min(chunk_rows, N - start);
+      const at::Tensor hs = student.narrow(0, start, rows);  // (rows, C)
+      const at::Tensor ht = teacher.narrow(0, start, rows);  // (rows, C)
+      const at::Tensor log_s = at::log_softmax(at::matmul(hs, weight.t()).to(at::kFloat) / temperature, -1);  // (rows, V)
+      const at::Tensor log_t = at::log_softmax(at::matmul(ht, weight.t()).to(at::kFloat) / temperature, -1);  // (rows, V)
+      const at::Tensor p_t = log_t.exp();
+      kl += (p_t * (log_t - log_s)).sum();
+      if (!want_dh && !want_dw) continue;
+      const at::Tensor g = ((log_s.exp() - p_t) / (temperature * double(N))).to(student.scalar_type());  // (rows, V)
+      if (want_dh) dh.narrow(0, start, rows).copy_(at::matmul(g, weight));
+      if (want_dw) dw.add_(at::matmul(g.t(), hs).to(at::kFloat));
+    }
+    ctx->save_for_backward({dh, dw});
+    return kl / double(N);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& g = grad_outputs[0];
+    at::Tensor dh = saved[0].defined() ? saved[0] * g.to(saved[0].scalar_type()) : at::Tensor();
+    at::Tensor dw = saved[1].defined() ? saved[1] * g : at::Tensor();
+    return {dh, at::Tensor(), dw, at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
+
+at::Tensor chunked_logits_kl(const at::Tensor& student_hidden, const at::Tensor& teacher_hidden,
+                             const at::Tensor& lm_head, double temperature, int64_t chunk_rows) {
+  if (student_hidden.dim() != 2 || student_hidden.sizes() != teacher_hidden.sizes() || lm_head.dim() != 2 ||
+      student_hidden.size(1) != lm_head.size(1))
+    fail("logits kl", "expected student and teacher hidden (N, C) and lm_head (V, C)");
+  if (student_hidden.scalar_type() != lm_head.scalar_type()) fail("logits kl", "hidden and lm_head dtypes differ");
+  // Two models' float32 logits (and their softmax) per chunk: half the LM loss's rows.
+  if (chunk_rows <= 0) chunk_rows = std::max<int64_t>(1, kChunkLogitBytes / (8 * lm_head.size(0)));
+  return ChunkedLogitsKl::apply(student_hidden, teacher_hidden.detach(), lm_head, temperature, chunk_rows);
+}
 
 at::Tensor chunked_lm_loss(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& labels,
                            int64_t chunk_rows) {

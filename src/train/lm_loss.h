@@ -16,6 +16,11 @@ constexpr int64_t kIgnoreIndex = -100;  // labels with this value do not count (
 at::Tensor chunked_lm_loss(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& labels,
                            int64_t chunk_rows = 0);
 
+// KL(teacher || student) of log_softmax(logits / temperature) averaged over the N rows, logits =
+// hidden lm_head^T, chunked like chunked_lm_loss (no N x V buffer; the teacher gets no gradient).
+at::Tensor chunked_logits_kl(const at::Tensor& student_hidden, const at::Tensor& teacher_hidden,
+                             const at::Tensor& lm_head, double temperature, int64_t chunk_rows = 0);
+
 // Causal-LM loss of a batch: hidden (B, T, C) after the final norm, tokens (B, T); position t
 // predicts token t + 1, averaged over the B (T - 1) predictions (padding: pass labels instead).
 at::Tensor causal_lm_loss(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& tokens,

@@ -59,21 +59,14 @@ void DistillObjective::add_layer(const model::LayerCapture& s, const model::Laye
   }
 }
 
-at::Tensor logits_kl(const at::Tensor& student_logits, const at::Tensor& teacher_logits, double temperature) {
-  const at::Tensor log_s = at::log_softmax(student_logits.to(at::kFloat) / temperature, -1);  // (N, V)
-  const at::Tensor log_t = at::log_softmax(teacher_logits.to(at::kFloat) / temperature, -1).detach();
-  return (log_t.exp() * (log_t - log_s)).sum() / double(student_logits.size(0));
-}
-
 void DistillObjective::add_outputs(const at::Tensor& student_hidden, const at::Tensor& teacher_hidden,
                                    const at::Tensor& lm_head, const at::Tensor& tokens, int64_t lm_chunk_rows) {
   const int64_t B = student_hidden.size(0), T = student_hidden.size(1), C = student_hidden.size(2);
   if (options_.logits_kl_weight != 0) {
     const int64_t k = options_.logits_kl_last == 0 ? T : std::min(options_.logits_kl_last, T);
     auto last = [&](const at::Tensor& h) { return h.narrow(1, T - k, k).reshape({B * k, C}); };  // (B k, C)
-    const at::Tensor s = at::linear(last(student_hidden), lm_head);
-    const at::Tensor t = at::linear(last(teacher_hidden.detach()), lm_head);
-    parts_.logits = logits_kl(s, t, options_.temperature);
+    parts_.logits = chunked_logits_kl(last(student_hidden), last(teacher_hidden.detach()), lm_head,
+                                      options_.temperature, lm_chunk_rows);
   }
   if (options_.lm_weight != 0) parts_.lm = causal_lm_loss(student_hidden, lm_head, tokens, lm_chunk_rows);
 }

@@ -59,7 +59,4 @@ class DistillObjective {
   LossParts parts_;
 };
 
-// KL(teacher || student) of the temperature-scaled logits, averaged over rows; logits (N, V).
-at::Tensor logits_kl(const at::Tensor& student_logits, const at::Tensor& teacher_logits, double temperature);
-
 }  // namespace linearard::train

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -94,7 +95,9 @@ TEST_P(GgufImport, LogitsMatchTransformers) {
 }
 
 TEST_P(GgufImport, GgufFileAcceptedAsModel) {
-  const std::string cache = ::testing::TempDir() + "/gguf_cache_" + GetParam();
+  // The build's own folder, emptied first: a cache left by an earlier run would skip the import.
+  const std::string cache = test_env::fixtures_dir() + "/gguf_cache_" + GetParam();
+  std::filesystem::remove_all(cache);
   const std::string cmd = "LINEARARD_CACHE=" + cache + " " + test_env::linearard_bin() + " inspect " +
                           fixture(std::string(GetParam()) + ".gguf") + " --forward-tokens 8 2>&1";
   const auto first = test_env::run_command(cmd);
