@@ -14,8 +14,10 @@ Deterministic. The fortunes are a different source, era and register than the tr
 """
 import json
 import os
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo"))
+from make_demo_data import chapters as kjv_chapters  # noqa: E402  (the demo's KJV chapter reader)
 
 FORTUNES = "/usr/share/games/fortunes"
 # The English prose collections of Debian's `fortunes` (not the offensive or ASCII-art ones).
@@ -24,22 +26,6 @@ COLLECTIONS = ["literature", "wisdom", "science", "work", "people", "politics", 
                "sports", "definitions", "goedel", "linuxcookie", "computers", "cookie", "fortunes",
                "riddles", "drugs", "ethnic", "family", "kids", "magic", "news", "paradoxum", "songs-poems",
                "startrek", "wisdom", "zippy"]
-
-
-def kjv_chapters():
-    text = subprocess.run(["bible", "Gen1:1-Rev22:21"], check=True, capture_output=True, text=True).stdout
-    docs, cur = [], []
-    for line in text.split("\n"):
-        if line and not line.startswith(" ") and line.split()[-1].isdigit() and cur:
-            docs.append(" ".join(" ".join(cur).split()))
-            cur = []
-            continue
-        if line.strip():
-            words = line.split()
-            cur.append(" ".join(words[1:] if words and words[0].isdigit() else words))
-    if cur:
-        docs.append(" ".join(" ".join(cur).split()))
-    return [d for d in docs if d]
 
 
 DOC_CHARS = 40000
