@@ -10,7 +10,7 @@
 # carries 64 MiB, so it travels in two halves: the first call carries part-0 (staged in /tmp, kept
 # while the machine is warm, and builds), the second part-1 and runs everything:
 #   carry: .restore/parts/part-N .restore/model.sha256 .restore/corpus.tar.xz .device-deps/include
-#          .device-deps/tokenizer [.whl]
+#          .device-deps/tokenizer
 #   scripts/gpu_restore.sh [RECIPES.tsv]      (default scripts/restore/recipes.tsv)
 # Environment: SCALINGS (default "pi4 yarn4"), EVAL_TOKENS (262144), CONTEXTS (512,2048,8192),
 # LONG_CONTEXTS (32768), STAGE_ONLY=1 (stage and build, then stop), BUILD_DIR (build-restore).
@@ -57,25 +57,7 @@ if [ ! -f "$gguf" ]; then
 fi
 teacher="$work/teacher"
 if [ ! -f "$teacher/config.json" ]; then
-  if "$bin" --help 2>&1 | grep -qE "^ +import"; then
-    "$bin" import "$gguf" --out "$teacher" > "$out/import.log" 2>&1 || { tail -5 "$out/import.log"; exit 1; }
-  else  # before `linearard import` existed: transformers' own GGUF loader (gguf wheel carried in .whl)
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/gguf-*.whl && export PYTHONPATH=/tmp/site
-    python3 - "$gguf" "$teacher" > "$out/import.log" 2>&1 <<'PY' || { tail -5 "$out/import.log"; exit 1; }
-import os, sys, torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-d, f = os.path.split(sys.argv[1])
-import json
-from safetensors.torch import save_file
-m = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.bfloat16)
-cfg = m.config.to_dict(); cfg.pop("quantization_config", None)
-os.makedirs(sys.argv[2], exist_ok=True)
-json.dump(cfg, open(os.path.join(sys.argv[2], "config.json"), "w"), indent=1)
-sd = {k: v.contiguous() for k, v in m.state_dict().items() if not (cfg.get("tie_word_embeddings") and k == "lm_head.weight")}
-save_file(sd, os.path.join(sys.argv[2], "model.safetensors"), metadata={"format": "pt"})
-AutoTokenizer.from_pretrained(d, gguf_file=f).save_pretrained(sys.argv[2])
-PY
-  fi
+  "$bin" import "$gguf" --out "$teacher" > "$out/import.log" 2>&1 || { tail -5 "$out/import.log"; exit 1; }
 fi
 "$bin" inspect "$teacher" > "$out/inspect_teacher.txt" 2>&1
 stamp "teacher: $(grep -m1 -i param "$out/inspect_teacher.txt")"

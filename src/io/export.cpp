@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "io/atomic_file.h"
+#include "model/projection.h"
 
 namespace linearard::io {
 namespace {
@@ -25,23 +26,21 @@ constexpr const char* kCheckpointFormat = "linearard.trained_adapter";
 // PEFT release whose adapter_config.json fields we write (the venv's peft, scripts/setup.sh).
 constexpr const char* kPeftVersion = "0.21.0";
 
-// The linears of a LLaMA layer that an adapter may target (transformers' modeling_llama.py).
-bool is_attention(const std::string& m) { return m == "q_proj" || m == "k_proj" || m == "v_proj" || m == "o_proj"; }
-bool is_target(const std::string& m) { return is_attention(m) || m == "gate_proj" || m == "up_proj" || m == "down_proj"; }
-bool is_qkv(const std::string& m) { return m == "q_proj" || m == "k_proj" || m == "v_proj"; }
+// The linears of a LLaMA layer that an adapter may target, by checkpoint name (model/projection.h).
+bool is_target(const std::string& m) { return model::projection_from_name(m).has_value(); }
+bool is_qkv(const std::string& m) {
+  const auto p = model::projection_from_name(m);
+  return p && int(*p) <= int(model::Projection::kValue);
+}
+
+model::Projection projection_of(const std::string& m) {
+  const auto p = model::projection_from_name(m);
+  if (!p) fail("adapter", "'" + m + "' is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+  return *p;
+}
 
 // "self_attn.q_proj", "mlp.down_proj", ...: the module's path inside a layer.
-std::string module_path(const std::string& m) { return (is_attention(m) ? "self_attn." : "mlp.") + m; }
-
-// (out, in) of the module's weight.
-std::pair<int64_t, int64_t> weight_shape(const model::ModelConfig& c, const std::string& m) {
-  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-  if (m == "q_proj") return {c.num_attention_heads * D, C};
-  if (m == "k_proj" || m == "v_proj") return {c.num_key_value_heads * D, C};
-  if (m == "o_proj") return {C, c.num_attention_heads * D};
-  if (m == "down_proj") return {C, F};
-  return {F, C};  // gate_proj, up_proj
-}
+std::string module_path(const std::string& m) { return model::projection_path(projection_of(m)); }
 
 std::string shape_of(const at::Tensor& t) { return format_shape(t.sizes().vec()); }
 
@@ -315,7 +314,7 @@ void validate_adapter(const TrainedAdapter& a, const model::ModelConfig& c, cons
   std::map<std::string, std::vector<int64_t>> expected;  // key -> shape
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
     for (const auto& m : a.target_modules) {
-      const auto [out, in] = weight_shape(c, m);
+      const auto [out, in] = model::projection_shape(c, projection_of(m));
       if (a.kind == "lora") {
         expected[lora_key(l, m, 'A')] = {a.rank, in};
         expected[lora_key(l, m, 'B')] = {out, a.rank};

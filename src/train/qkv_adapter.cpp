@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "model/projection.h"
 
 namespace linearard::train {
 namespace {
@@ -13,45 +14,10 @@ namespace {
 constexpr model::Projection kQkv[] = {model::Projection::kQuery, model::Projection::kKey, model::Projection::kValue};
 
 std::string module_prefix(int64_t layer, model::Projection p) {
-  return "model.layers." + std::to_string(layer) + "." + projection_path(p);
+  return "model.layers." + std::to_string(layer) + "." + model::projection_path(p);
 }
 
 }  // namespace
-
-const char* projection_name(model::Projection p) {
-  switch (p) {
-    case model::Projection::kQuery: return "q_proj";
-    case model::Projection::kKey: return "k_proj";
-    case model::Projection::kValue: return "v_proj";
-    case model::Projection::kOutput: return "o_proj";
-    case model::Projection::kGate: return "gate_proj";
-    case model::Projection::kUp: return "up_proj";
-    default: return "down_proj";
-  }
-}
-
-std::optional<model::Projection> projection_from_name(const std::string& name) {
-  for (int i = 0; i < model::kProjectionCount; ++i)
-    if (name == projection_name(model::Projection(i))) return model::Projection(i);
-  return std::nullopt;
-}
-
-std::string projection_path(model::Projection p) {
-  return std::string(int(p) <= int(model::Projection::kOutput) ? "self_attn." : "mlp.") + projection_name(p);
-}
-
-std::pair<int64_t, int64_t> projection_shape(const model::ModelConfig& c, model::Projection p) {
-  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-  switch (p) {
-    case model::Projection::kQuery: return {c.num_attention_heads * D, C};
-    case model::Projection::kKey:
-    case model::Projection::kValue: return {c.num_key_value_heads * D, C};
-    case model::Projection::kOutput: return {C, c.num_attention_heads * D};
-    case model::Projection::kGate:
-    case model::Projection::kUp: return {F, C};
-    default: return {C, F};
-  }
-}
 
 LoraAdapter::LoraAdapter(const model::ModelConfig& config, const LoraOptions& options, at::Device device)
     : options_(options) {
@@ -69,7 +35,7 @@ LoraAdapter::LoraAdapter(const model::ModelConfig& config, const LoraOptions& op
   b_.resize(a_.size());
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
     for (auto p : options_.targets) {
-      const auto [out, in] = projection_shape(config, p);
+      const auto [out, in] = model::projection_shape(config, p);
       const double bound = 1.0 / std::sqrt(double(in));  // kaiming_uniform_(a=sqrt(5)): gain*sqrt(3/fan_in)
       at::Tensor a = at::empty({r, in}, at::kFloat).uniform_(-bound, bound, gen).to(device);      // (r, in)
       at::Tensor b = at::zeros({out, r}, at::TensorOptions(at::kFloat).device(device));          // (out, r)
@@ -104,7 +70,7 @@ std::vector<at::Tensor> LoraAdapter::layer_parameters(int64_t layer) const {
 FullQkvAdapter::FullQkvAdapter(const model::ModelConfig& config, at::Device device) {
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
     for (auto p : kQkv) {
-      const auto [out, in] = projection_shape(config, p);
+      const auto [out, in] = model::projection_shape(config, p);
       at::Tensor d = at::zeros({out, in}, at::TensorOptions(at::kFloat).device(device));  // (out, C)
       d.set_requires_grad(true);
       named_.emplace_back(module_prefix(l, p) + ".weight_delta", d);

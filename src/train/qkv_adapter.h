@@ -86,13 +86,4 @@ class FullQkvAdapter : public TrainableAdapter {
   NamedTensors named_;
 };
 
-// "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
-const char* projection_name(model::Projection p);
-// The inverse of projection_name (long names only); nullopt for anything else.
-std::optional<model::Projection> projection_from_name(const std::string& name);
-// The module path inside a layer: "self_attn.q_proj" ... "mlp.down_proj".
-std::string projection_path(model::Projection p);
-// (out, in) of a projection's weight: q (H*D, C), k/v (Hk*D, C), o (C, H*D), gate/up (F, C), down (C, F).
-std::pair<int64_t, int64_t> projection_shape(const model::ModelConfig& config, model::Projection p);
-
 }  // namespace linearard::train

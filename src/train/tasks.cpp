@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
+#include "model/projection.h"
 #include "train/device_sync.h"
 #include "train/lm_loss.h"
 #include "train/random_model.h"
@@ -66,7 +67,7 @@ std::unique_ptr<TrainableAdapter> make_adapter(const TrainOptions& o, const mode
   lora.seed = o.run.seed;
   lora.targets.clear();
   for (const auto& name : o.adapter.targets) {
-    const auto p = projection_from_name(name);
+    const auto p = model::projection_from_name(name);
     if (!p) fail("--lora-targets", "unknown module '" + name + "'");
     lora.targets.push_back(*p);
   }

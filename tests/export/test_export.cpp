@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "io/checkpoint.h"
 #include "io/export.h"
+#include "model/projection.h"
 #include "model/llama.h"
 #include "test_env.h"
 
@@ -54,16 +55,6 @@ class TestAdapter : public model::ProjectionAdapter {
   const io::TrainedAdapter& a_;
 };
 
-// (out, in) of a layer's projection weight (transformers' modeling_llama.py shapes).
-std::pair<int64_t, int64_t> weight_shape(const model::ModelConfig& c, const std::string& m) {
-  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-  if (m == "q_proj") return {c.num_attention_heads * D, C};
-  if (m == "k_proj" || m == "v_proj") return {c.num_key_value_heads * D, C};
-  if (m == "o_proj") return {C, c.num_attention_heads * D};
-  if (m == "down_proj") return {C, F};
-  return {F, C};
-}
-
 // Random adapter for the fixture's shapes; large enough that every delta changes the logits.
 io::TrainedAdapter random_adapter(const model::ModelConfig& c, const std::string& kind,
                                   const std::vector<std::string>& targets = kQkv) {
@@ -74,7 +65,7 @@ io::TrainedAdapter random_adapter(const model::ModelConfig& c, const std::string
   if (kind == "lora") a.rank = 4, a.alpha = 8, a.dropout = 0.05;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
     for (const std::string& m : targets) {
-      const auto [out, in] = weight_shape(c, m);
+      const auto [out, in] = model::projection_shape(c, *model::projection_from_name(m));
       if (kind == "lora") {
         a.tensors[io::lora_key(l, m, 'A')] = at::randn({a.rank, in}) * 0.2;  // (r, in)
         a.tensors[io::lora_key(l, m, 'B')] = at::randn({out, a.rank}) * 0.2;  // (out, r)
