@@ -44,7 +44,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 void check_options(const SampleOptions& o) {
   if (o.tokens < 1) fail("--tokens", "must be positive (the number of tokens to write)");
   if (o.sample_tokens < 2) fail("--sample-tokens", "must be at least 2 (a prompt and one sampled token)");
-  if (o.prompt_tokens < 1 || o.prompt_tokens >= o.sample_tokens)
+  if (!o.prompts.empty() && (o.prompt_tokens < 1 || o.prompt_tokens >= o.sample_tokens))
     fail("--prompt-tokens", "must be at least 1 and below --sample-tokens (" + std::to_string(o.sample_tokens) + ")");
   if (!(o.temperature >= 0) || !std::isfinite(o.temperature))
     fail("--temperature", "must be a finite number >= 0 (0 is greedy)");
