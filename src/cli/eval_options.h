@@ -2,6 +2,9 @@
 // device, dtype and batch size. Header-only: src/cli/*.cpp are the binary's sources.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,10 +25,15 @@ struct EvalCliOptions {
   int64_t stride = 0, max_tokens = 0, trials = 5, max_length = 0, limit = 0;
   uint64_t seed = 0;
   std::vector<double> depths = {0.0, 0.25, 0.5, 0.75, 1.0};
+  std::string bigbench, haystack;
+  std::vector<std::string> bbh_tasks, ruler_tasks, ruler_lengths = {"4k"};
+  int64_t fewshot = 3, ruler_samples = 8;
+  uint64_t fewshot_seed = 1234;
 };
 
 inline void add_eval_options(CLI::App& sub, EvalCliOptions& o, const std::string& task_flag) {
-  sub.add_option(task_flag, o.tasks, "ppl, fidelity, passkey, mc (comma-separated or repeated)")->delimiter(',');
+  sub.add_option(task_flag, o.tasks, "ppl, fidelity, passkey, mc, bbh, ruler (comma-separated or repeated)")
+      ->delimiter(',');
   sub.add_option("--device", o.device, "cpu, cuda or cuda:N (default cpu)");
   sub.add_option("--dtype", o.dtype, "bf16, fp16 or fp32 (default: bf16 on CUDA, fp32 on CPU)");
   sub.add_option("--batch-size", o.batch_size, "sequences per forward (ppl windows, mc requests)");
@@ -42,12 +50,32 @@ inline void add_eval_options(CLI::App& sub, EvalCliOptions& o, const std::string
   p->add_option("--lengths", o.lengths, "prompt lengths in tokens, e.g. 1k,4k,8k")->delimiter(',');
   p->add_option("--depths", o.depths, "needle depths in [0, 1] (default 0,0.25,0.5,0.75,1)")->delimiter(',');
   p->add_option("--trials", o.trials, "keys per (length, depth) (default 5)");
-  p->add_option("--seed", o.seed, "seed of the keys (default 0)");
+  p->add_option("--seed", o.seed, "seed of the passkey keys and the RULER samples (default 0)");
   auto* m = sub.add_option_group("mc", "multiple choice");
   m->add_option("--mc", o.mc, "JSONL tasks {context, choices, gold}: PATH or NAME=PATH");
   m->add_option("--max-length", o.max_length, "left-truncate requests to N tokens (default: max_position_embeddings)");
-  m->add_option("--limit", o.limit, "first N documents of each task (0 = all)");
+  m->add_option("--limit", o.limit, "first N documents of each mc / bbh task (0 = all)");
   m->add_flag("--add-bos", o.add_bos, "encode with the BOS token (the harness's add_bos_token=True)");
+  auto* b = sub.add_option_group("bbh", "BIG-bench multiple choice (the BIG-Bench Hard tasks)");
+  b->add_option("--bigbench", o.bigbench,
+                "bigbench 1.0.0's benchmark_tasks folder (default: $LINEARARD_BIGBENCH, else .cache/bigbench)");
+  b->add_option("--bbh-tasks", o.bbh_tasks, "subset of the tasks (default: all 22)")->delimiter(',');
+  b->add_option("--fewshot", o.fewshot, "solved examples before each document (default 3)");
+  b->add_option("--fewshot-seed", o.fewshot_seed, "seed of the few-shot draw (default 1234)");
+  auto* r = sub.add_option_group("ruler", "RULER synthetic long-context tasks");
+  r->add_option("--ruler-lengths", o.ruler_lengths, "prompt lengths, e.g. 4k,8k,16k (default 4k)")->delimiter(',');
+  r->add_option("--ruler-tasks", o.ruler_tasks,
+                "niah_single, niah_multikey, niah_multivalue, vt, cwe, fwe (default: all)")->delimiter(',');
+  r->add_option("--ruler-samples", o.ruler_samples, "samples per task and length (default 8)");
+  r->add_option("--haystack", o.haystack, "text file whose lines are the haystack (default: RULER's noise)");
+}
+
+// --bigbench, else $LINEARARD_BIGBENCH, else .cache/bigbench when it exists (scripts/setup.sh).
+inline std::string bigbench_dir(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = std::getenv("LINEARARD_BIGBENCH"); env && *env) return env;
+  std::error_code ec;
+  return std::filesystem::is_directory(".cache/bigbench", ec) ? ".cache/bigbench" : "";
 }
 
 inline eval::TaskPlan make_plan(const EvalCliOptions& o) {
@@ -69,6 +97,16 @@ inline eval::TaskPlan make_plan(const EvalCliOptions& o) {
   plan.mc_max_length = o.max_length;
   plan.mc_limit = o.limit;
   plan.mc.add_bos = o.add_bos;
+  if (std::find(o.tasks.begin(), o.tasks.end(), "bbh") != o.tasks.end()) plan.bigbench_dir = bigbench_dir(o.bigbench);
+  plan.bbh_tasks = o.bbh_tasks;
+  plan.fewshot = o.fewshot;
+  plan.fewshot_seed = o.fewshot_seed;
+  plan.bbh_limit = o.limit;
+  for (const auto& l : o.ruler_lengths) plan.ruler.lengths.push_back(eval::parse_length(l, "--ruler-lengths"));
+  plan.ruler.tasks = o.ruler_tasks;
+  plan.ruler.samples = o.ruler_samples;
+  plan.ruler.seed = o.seed;
+  plan.ruler.haystack_file = o.haystack;
   eval::validate_plan(plan);
   return plan;
 }
@@ -80,7 +118,7 @@ inline at::ScalarType eval_dtype(const EvalCliOptions& o, at::Device device) {
 
 // The tokenizer the plan needs, or null when it needs none (perplexity on token shards only).
 inline std::unique_ptr<tok::Tokenizer> eval_tokenizer(const eval::TaskPlan& plan, const std::string& dir) {
-  const bool needed = plan.has("passkey") || plan.has("mc") ||
+  const bool needed = plan.has("passkey") || plan.has("mc") || plan.has("bbh") || plan.has("ruler") ||
                       ((plan.has("ppl") || plan.has("fidelity")) && !plan.text_inputs.empty());
   return needed ? eval::load_eval_tokenizer(dir) : nullptr;
 }

@@ -128,7 +128,7 @@ CommandRegistration report_command(
                      "short/long boundary in tokens (default: the teacher's max_position_embeddings)");
       sub.add_option("--from-json", o->from_json, "redraw report.md and the charts from this report.json");
       add_overwrite_flag(sub, o->overwrite, "write into a non-empty --out (replacing the report's files there)");
-      add_eval_options(sub, o->tasks, "--tasks");
+      add_eval_options(sub, o->tasks, "--tasks,--task");
       sub.callback([o] { run(*o); });
     });
 

@@ -8,6 +8,8 @@
 
 #include "common/error.h"
 #include "data/shard.h"
+#include "eval/ruler_eval.h"
+#include "eval/bigbench_task.h"
 #include "eval/fidelity.h"
 #include "eval/perplexity.h"
 
@@ -20,7 +22,7 @@ namespace {
 
 using nlohmann::json;
 
-const std::vector<std::string> kTasks = {"ppl", "fidelity", "passkey", "mc"};
+const std::vector<std::string> kTasks = {"ppl", "fidelity", "passkey", "mc", "bbh", "ruler"};
 
 // Token shards -> streams: one packed stream (separators included) or one per document.
 std::vector<std::vector<int32_t>> read_shards(const std::string& path, bool per_document, int64_t max_tokens) {
@@ -107,6 +109,14 @@ json TaskPlan::to_json() const {
   if (has("passkey"))
     j["passkey"] = {{"lengths", passkey.lengths}, {"depths", passkey.depths}, {"trials", passkey.trials},
                     {"seed", passkey.seed}};
+  if (has("bbh"))
+    j["bbh"] = {{"bigbench", bigbench_dir}, {"tasks", bbh_tasks.empty() ? bbh_task_names() : bbh_tasks},
+                {"fewshot", fewshot}, {"fewshot_seed", fewshot_seed}, {"limit", bbh_limit},
+                {"max_length", mc_max_length}, {"add_bos", mc.add_bos}};
+  if (has("ruler"))
+    j["ruler"] = {{"tasks", ruler.tasks.empty() ? ruler_task_names() : ruler.tasks}, {"lengths", ruler.lengths},
+                  {"samples", ruler.samples}, {"seed", ruler.seed},
+                  {"haystack", ruler.haystack_file.empty() ? std::string("noise") : ruler.haystack_file}};
   if (has("mc"))
     j["mc"] = {{"files", mc_files}, {"max_length", mc_max_length}, {"limit", mc_limit},
                {"add_bos", mc.add_bos}, {"delimiter", mc.delimiter}};
@@ -127,10 +137,10 @@ int64_t parse_length(const std::string& s, const std::string& flag) {
 }
 
 void validate_plan(const TaskPlan& plan) {
-  if (plan.tasks.empty()) fail("--task", "no task given (ppl, fidelity, passkey, mc)");
+  if (plan.tasks.empty()) fail("--tasks", "no task given (ppl, fidelity, passkey, mc, bbh, ruler)");
   for (const auto& t : plan.tasks)
     if (std::find(kTasks.begin(), kTasks.end(), t) == kTasks.end())
-      fail("--task", "unknown task '" + t + "' (expected ppl, fidelity, passkey or mc)");
+      fail("--tasks", "unknown task '" + t + "' (expected ppl, fidelity, passkey, mc, bbh or ruler)");
   if (plan.batch_size < 1) fail("--batch-size", "must be at least 1");
   if (plan.has("ppl") || plan.has("fidelity")) {
     const std::string task = plan.has("ppl") ? "ppl" : "fidelity";
@@ -151,6 +161,18 @@ void validate_plan(const TaskPlan& plan) {
     if (plan.passkey.trials < 1) fail("--trials", "must be at least 1");
   }
   if (plan.has("mc") && plan.mc_files.empty()) fail("--mc", "mc needs at least one JSONL file");
+  if (plan.has("bbh")) {
+    if (plan.bigbench_dir.empty())
+      fail("--bigbench", "bbh needs bigbench 1.0.0's task files (--bigbench DIR; scripts/setup.sh fetches them)");
+    if (plan.fewshot < 0) fail("--fewshot", "must be at least 0");
+  }
+  if (plan.has("ruler")) {
+    if (plan.ruler.lengths.empty()) fail("--ruler-lengths", "ruler needs at least one length");
+    if (plan.ruler.samples < 1) fail("--ruler-samples", "must be at least 1");
+    for (const auto& t : plan.ruler.tasks)
+      if (std::find(ruler_task_names().begin(), ruler_task_names().end(), t) == ruler_task_names().end())
+        fail("--ruler-tasks", "unknown RULER task '" + t + "' (niah_single, niah_multikey, niah_multivalue, vt, cwe, fwe)");
+  }
 }
 
 std::unique_ptr<tok::Tokenizer> load_eval_tokenizer(const std::string& dir) {
@@ -194,6 +216,24 @@ PreparedTasks prepare_tasks(const TaskPlan& plan, const tok::Tokenizer* tok) {
       p.mc.push_back(std::move(t));
     }
   }
+  if (plan.has("bbh")) {
+    for (const std::string& name : plan.bbh_tasks.empty() ? bbh_task_names() : plan.bbh_tasks) {
+      McTaskInput t;
+      t.name = "bbh:" + name;
+      t.path = find_bigbench_task(plan.bigbench_dir, name);
+      const BigBenchTask task = read_bigbench_task(t.path, name);
+      int64_t n = static_cast<int64_t>(task.examples.size());
+      if (plan.bbh_limit > 0) n = std::min(n, plan.bbh_limit);
+      for (int64_t d = 0; d < n; ++d) {
+        const BigBenchExample& e = task.examples[d];
+        t.docs.push_back({bigbench_context(task, d, plan.fewshot, plan.fewshot_seed), e.choices, e.gold});
+        for (const std::string& c : e.choices)
+          t.requests.push_back(encode_pair(need_tok("bbh"), t.docs.back().context, plan.mc.delimiter + c, plan.mc));
+      }
+      p.bbh.push_back(std::move(t));
+    }
+  }
+  if (plan.has("ruler")) p.ruler = make_ruler_samples(need_tok("ruler"), plan.ruler);
   return p;
 }
 
@@ -246,23 +286,37 @@ json run_tasks(const EvalModel& m, const TaskPlan& plan, const PreparedTasks& in
              << " tokens): accuracy " << r.accuracy_by_length[l] << std::endl;
     out["passkey"] = passkey_json(r);
   }
-  if (plan.has("mc")) {
+  const int64_t max_length = plan.mc_max_length > 0 ? plan.mc_max_length : m.model->config().max_position_embeddings;
+  for (const char* key : {"mc", "bbh"}) {
+    if (!plan.has(key)) continue;
+    const std::vector<McTaskInput>& tasks = std::string(key) == "mc" ? in.mc : in.bbh;
     json results = json::array();
-    const int64_t max_length = plan.mc_max_length > 0 ? plan.mc_max_length : m.model->config().max_position_embeddings;
-    for (const McTaskInput& t : in.mc) {
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const McTaskInput& t = tasks[i];
       const auto t0 = std::chrono::steady_clock::now();
       const auto lls = loglikelihoods(m, t.requests, max_length, plan.batch_size);
       McResult r = score_mc(t.name, t.docs, lls);
       r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (log)
-        *log << tag << "mc " << t.name << ": acc " << r.acc << " +- " << r.acc_stderr << ", acc_norm "
-             << r.acc_norm << " +- " << r.acc_norm_stderr << " (" << r.docs << " docs)" << std::endl;
-      results.push_back({{"task", r.task}, {"path", t.path}, {"docs", r.docs}, {"acc", r.acc},
-                         {"acc_stderr", r.acc_stderr}, {"acc_norm", r.acc_norm},
-                         {"acc_norm_stderr", r.acc_norm_stderr}, {"max_length", max_length},
-                         {"seconds", r.seconds}});
+        *log << tag << key << " " << (i + 1) << "/" << tasks.size() << " " << t.name << ": acc " << r.acc << " +- "
+             << r.acc_stderr << ", acc_norm " << r.acc_norm << " +- " << r.acc_norm_stderr << " (" << r.docs
+             << " docs, " << t.requests.size() << " requests, " << r.seconds << " s)" << std::endl;
+      json row = {{"task", r.task}, {"path", t.path}, {"docs", r.docs}, {"acc", r.acc},
+                  {"acc_stderr", r.acc_stderr}, {"acc_norm", r.acc_norm},
+                  {"acc_norm_stderr", r.acc_norm_stderr}, {"max_length", max_length},
+                  {"seconds", r.seconds}};
+      if (std::string(key) == "bbh") {
+        json ll = json::array();
+        for (const auto& l : lls) ll.push_back(l.ll);
+        row["loglikelihoods"] = ll;  // doc-major, choice-minor: the numbers the tests compare
+      }
+      results.push_back(row);
     }
-    out["mc"] = results;
+    out[key] = results;
+  }
+  if (plan.has("ruler")) {
+    if (!tok) fail("ruler", "needs a tokenizer");
+    out["ruler"] = evaluate_ruler(m, *tok, plan.ruler, in.ruler, plan.batch_size, plan.ruler_batch_tokens, log, tag);
   }
   return out;
 }

@@ -12,12 +12,15 @@
 #include "eval/eval_model.h"
 #include "eval/multiple_choice.h"
 #include "eval/passkey.h"
+#include "eval/ruler.h"
 #include "tokenizer/tokenizer.h"
 
 namespace linearard::eval {
 
 struct TaskPlan {
-  std::vector<std::string> tasks;  // any of "ppl", "fidelity", "passkey", "mc"
+  // any of "ppl", "fidelity", "passkey", "mc", "bbh" (BIG-bench multiple choice, bigbench_task.h),
+  // "ruler" (ruler.h)
+  std::vector<std::string> tasks;
   int64_t batch_size = 1;
 
   // ppl and fidelity: text (files/folders/.jsonl, through the tokenizer) or token shards (dir or file)
@@ -34,7 +37,16 @@ struct TaskPlan {
   std::vector<std::string> mc_files;  // "path" or "name=path" (.jsonl)
   int64_t mc_max_length = 0;          // 0: the model's max_position_embeddings
   int64_t mc_limit = 0;               // first N documents of each task (0: all)
-  McEncodeOptions mc;
+  McEncodeOptions mc;  // also bbh's
+
+  std::string bigbench_dir;            // bigbench's benchmark_tasks (or the sdist folder)
+  std::vector<std::string> bbh_tasks;  // default: bbh_task_names()
+  int64_t fewshot = 3;                 // solved examples before each document
+  uint64_t fewshot_seed = 1234;        // the harness's default fewshot seed
+  int64_t bbh_limit = 0;               // first N documents of each task (0: all); --limit
+
+  RulerParams ruler;
+  int64_t ruler_batch_tokens = int64_t{1} << 18;  // batch rows x length per prefill, at most
 
   bool has(const std::string& task) const;
   nlohmann::json to_json() const;  // recorded in the results
@@ -55,6 +67,8 @@ struct PreparedTasks {
   int64_t ppl_tokens = 0;
   std::vector<PasskeyPrompt> passkey_prompts;
   std::vector<McTaskInput> mc;
+  std::vector<McTaskInput> bbh;  // path: the task.json
+  std::vector<RulerSample> ruler;
 };
 
 // Tokenizer of a model directory; fails clearly when the build has no tokenizer library.

@@ -6,17 +6,10 @@
 
 #include "common/error.h"
 #include "eval/kv_cache.h"
+#include "eval/splitmix64.h"
 
 namespace linearard::eval {
 namespace {
-
-// splitmix64 (Steele, Lea, Flood 2014): a fixed, portable mixing function.
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 std::string filler(int64_t first, int64_t count) {
   std::string s;

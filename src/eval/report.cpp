@@ -37,9 +37,9 @@ const json* fidelity_at(const json& results, int64_t T) {
   return nullptr;
 }
 
-const json* mc_task(const json& results, const std::string& task) {
-  if (!results.contains("mc")) return nullptr;
-  for (const auto& r : results["mc"])
+const json* mc_task(const json& results, const std::string& task, const char* key = "mc") {
+  if (!results.contains(key)) return nullptr;
+  for (const auto& r : results[key])
     if (r["task"] == task) return &r;
   return nullptr;
 }
@@ -69,7 +69,7 @@ json build_report(const json& models, int64_t native_context) {
   if (native_context <= 0) native_context = teacher["model"].value("max_position_embeddings", int64_t{0});
   if (native_context <= 0) fail("report", "the teacher's native context length is unknown (--native-context)");
 
-  json short_rows = json::array(), long_rows = json::array();
+  json short_rows = json::array(), long_rows = json::array(), bbh_rows = json::array();
   // Perplexity: every context evaluated for all three models.
   if (teacher.contains("ppl")) {
     for (const auto& tr : teacher["ppl"]["results"]) {
@@ -94,26 +94,50 @@ json build_report(const json& models, int64_t native_context) {
       }
     }
   }
-  // Multiple choice: acc and acc_norm of every task all three models ran.
-  if (teacher.contains("mc")) {
-    for (const auto& tt : teacher["mc"]) {
+  // Multiple choice (mc: the user's files; bbh: BIG-bench): acc and acc_norm of every task all three
+  // models ran; for bbh also the mean over those tasks (the paper's benchmark average).
+  for (const char* key : {"mc", "bbh"}) {
+    if (!teacher.contains(key)) continue;
+    double mean[2][3] = {{0, 0, 0}, {0, 0, 0}};
+    int64_t tasks = 0;
+    for (const auto& tt : teacher[key]) {
       const std::string task = tt["task"];
       const json* v[3];
       bool all = true;
-      for (int i = 0; i < 3; ++i) all &= (v[i] = mc_task(models[kRoles[i]], task)) != nullptr;
+      for (int i = 0; i < 3; ++i) all &= (v[i] = mc_task(models[kRoles[i]], task, key)) != nullptr;
       if (!all) continue;
+      ++tasks;
+      int f = 0;
       for (const char* metric : {"acc", "acc_norm"}) {
         json row = {{"metric", task + " " + metric}, {"kind", "accuracy"}, {"task", task},
                     {"field", metric}, {"direction", "higher is better"}, {"docs", tt["docs"]}};
         for (int i = 0; i < 3; ++i) {
           row[kRoles[i]] = (*v[i])[metric];
           row[std::string(kRoles[i]) + "_stderr"] = (*v[i])[std::string(metric) + "_stderr"];
+          mean[f][i] += (*v[i])[metric].get<double>();
         }
         const double t = (*v[0])[metric], s = (*v[1])[metric], r = (*v[2])[metric];
         row["recovery"] = opt(recovery(t, s, r));
         row["recovery_on"] = metric;
         row["relative_to_teacher"] = t > 0 ? json(r / t) : json(nullptr);
+        row["scaled_relative_to_teacher"] = t > 0 ? json(s / t) : json(nullptr);
         short_rows.push_back(row);
+        ++f;
+      }
+    }
+    if (std::string(key) == "bbh" && tasks > 0) {
+      int f = 0;
+      for (const char* metric : {"acc", "acc_norm"}) {
+        json row = {{"metric", std::string("bbh mean ") + metric}, {"kind", "accuracy_mean"}, {"task", "bbh"},
+                    {"field", metric}, {"direction", "higher is better"}, {"tasks", tasks}};
+        for (int i = 0; i < 3; ++i) row[kRoles[i]] = mean[f][i] / tasks;
+        const double t = mean[f][0] / tasks, s = mean[f][1] / tasks, r = mean[f][2] / tasks;
+        row["recovery"] = opt(recovery(t, s, r));
+        row["recovery_on"] = metric;
+        row["relative_to_teacher"] = t > 0 ? json(r / t) : json(nullptr);
+        row["scaled_relative_to_teacher"] = t > 0 ? json(s / t) : json(nullptr);
+        bbh_rows.push_back(row);
+        ++f;
       }
     }
   }
@@ -181,6 +205,37 @@ json build_report(const json& models, int64_t native_context) {
       if (all) long_rows.push_back(row);
     }
   }
+  // RULER: score per task and length, and the mean over tasks per length, as a share of the teacher's.
+  if (teacher.contains("ruler")) {
+    const json& tr = teacher["ruler"];
+    bool all = true;
+    for (const char* role : kRoles)
+      all &= models[role].contains("ruler") && models[role]["ruler"]["lengths"] == tr["lengths"] &&
+             models[role]["ruler"]["tasks"] == tr["tasks"];
+    if (all) {
+      auto push = [&](const std::string& metric, const std::string& task, int64_t length, const double v[3]) {
+        json row = {{"metric", metric}, {"kind", "ruler"}, {"task", task}, {"length", length},
+                    {"direction", "higher is better"}};
+        for (int i = 0; i < 3; ++i) row[kRoles[i]] = v[i];
+        row["relative_to_teacher"] = v[0] > 0 ? json(v[2] / v[0]) : json(nullptr);
+        row["scaled_relative_to_teacher"] = v[0] > 0 ? json(v[1] / v[0]) : json(nullptr);
+        long_rows.push_back(row);
+      };
+      const size_t nr = tr["results"].size();
+      for (size_t k = 0; k < nr; ++k) {
+        const json& r0 = tr["results"][k];
+        double v[3];
+        for (int i = 0; i < 3; ++i) v[i] = models[kRoles[i]]["ruler"]["results"][k]["score"];
+        push("ruler " + r0["task"].get<std::string>() + "@" + std::to_string(r0["length"].get<int64_t>()),
+             r0["task"], r0["length"], v);
+      }
+      for (size_t l = 0; l < tr["lengths"].size(); ++l) {
+        double v[3];
+        for (int i = 0; i < 3; ++i) v[i] = models[kRoles[i]]["ruler"]["score_by_length"][l];
+        push("ruler mean@" + std::to_string(tr["lengths"][l].get<int64_t>()), "mean", tr["lengths"][l], v);
+      }
+    }
+  }
   double sum = 0, rel_sum = 0;
   int64_t n = 0, rel_n = 0;
   for (const auto& row : short_rows) {
@@ -193,7 +248,7 @@ json build_report(const json& models, int64_t native_context) {
                   {"mean_relative_to_teacher", rel_n > 0 ? json(rel_sum / rel_n) : json(nullptr)}};
   return {{"format", "linearard-report"}, {"version", kReportVersion}, {"native_context", native_context},
           {"models", models}, {"headline", headline}, {"short_text", short_rows}, {"long_context", long_rows},
-          {"fidelity", fidelity_rows}, {"summary", summary}};
+          {"fidelity", fidelity_rows}, {"bbh", bbh_rows}, {"summary", summary}};
 }
 
 std::string report_markdown(const json& report) {
@@ -242,6 +297,17 @@ std::string report_markdown(const json& report) {
         "than the scaled model; for perplexity it is computed on the NLL per token. restored vs teacher = "
         "restored / teacher for accuracies and teacher ppl / restored ppl for perplexity (higher is better, "
         "1 = the teacher).\n";
+  const json bbh = report.value("bbh", json::array());
+  if (!bbh.empty()) {
+    md << "\n## BIG-bench (BBH tasks), mean over " << bbh[0]["tasks"].get<int64_t>()
+       << " tasks\n\n| metric | teacher | scaled | restored | scaled % of teacher | restored % of teacher |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: |\n";
+    for (const auto& row : bbh)
+      md << "| " << row["metric"].get<std::string>() << " | " << fmt_value(row["teacher"], 4) << " | "
+         << fmt_value(row["scaled"], 4) << " | " << fmt_value(row["restored"], 4) << " | "
+         << fmt_percent(row["scaled_relative_to_teacher"]) << " | " << fmt_percent(row["relative_to_teacher"])
+         << " |\n";
+  }
   const json fidelity = report.value("fidelity", json::array());
   if (!fidelity.empty()) {
     md << "\n## Fidelity to the teacher\n\n| metric | teacher | scaled | restored | recovery | positions |\n"
@@ -256,26 +322,30 @@ std::string report_markdown(const json& report) {
     }
   }
   if (!report["long_context"].empty()) {
-    md << "\n## Long context\n\n| metric | teacher | scaled | restored |\n| --- | ---: | ---: | ---: |\n";
+    md << "\n## Long context\n\n| metric | teacher | scaled | restored | restored % of teacher |\n"
+          "| --- | ---: | ---: | ---: | ---: |\n";
     for (const auto& row : report["long_context"]) {
       const bool ppl = row["kind"] == "perplexity";
       auto cell = [&](const json& v) { return ppl ? fmt_value(v, 3) : fmt_percent(v); };
-      md << "| " << row["metric"].get<std::string>() << (ppl ? " (ppl, lower is better)" : " (accuracy)")
-         << " | " << cell(row["teacher"]) << " | " << cell(row["scaled"]) << " | " << cell(row["restored"])
-         << " |\n";
+      md << "| " << row["metric"].get<std::string>()
+         << (ppl ? " (ppl, lower is better)" : row["kind"] == "ruler" ? " (string match)" : " (accuracy)") << " | "
+         << cell(row["teacher"]) << " | " << cell(row["scaled"]) << " | " << cell(row["restored"]) << " | "
+         << fmt_percent(row.value("relative_to_teacher", json(nullptr))) << " |\n";
     }
   }
-  bool has_ppl = false, has_passkey = false;
+  bool has_ppl = false, has_passkey = false, has_ruler = false;
   for (const auto& row : report["short_text"]) has_ppl |= row["kind"] == "perplexity";
   for (const auto& row : report["long_context"]) {
     has_ppl |= row["kind"] == "perplexity";
     has_passkey |= row["kind"] == "passkey";
+    has_ruler |= row["kind"] == "ruler";
   }
   const bool has_fidelity = !fidelity.empty();
-  if (has_ppl || has_passkey || has_fidelity) md << "\n## Charts\n\n";
+  if (has_ppl || has_passkey || has_fidelity || has_ruler) md << "\n## Charts\n\n";
   if (has_ppl) md << "![perplexity by context length](ppl_by_length.svg)\n\n";
   if (has_fidelity) md << "![top-1 agreement with the teacher by context length](top1_agreement.svg)\n\n";
-  if (has_passkey) md << "![passkey accuracy by length and depth](passkey.svg)\n";
+  if (has_passkey) md << "![passkey accuracy by length and depth](passkey.svg)\n\n";
+  if (has_ruler) md << "![RULER score by length, mean over tasks](ruler_by_length.svg)\n";
   return md.str();
 }
 
@@ -291,6 +361,8 @@ void write_report(const json& report, const std::string& out_dir, bool write_jso
   if (!ppl.empty()) io::write_file_atomic(dir + "ppl_by_length.svg", ppl);
   if (!top1.empty()) io::write_file_atomic(dir + "top1_agreement.svg", top1);
   if (!passkey.empty()) io::write_file_atomic(dir + "passkey.svg", passkey);
+  const std::string ruler = ruler_chart_svg(report);
+  if (!ruler.empty()) io::write_file_atomic(dir + "ruler_by_length.svg", ruler);
 }
 
 }  // namespace linearard::eval

@@ -169,17 +169,11 @@ std::string ppl_chart_svg(const json& report) {
   return s.str();
 }
 
-std::string top1_chart_svg(const json& report) {
-  // series[i] = (context, agreement in %) points of model i, from the report's fidelity rows.
-  std::vector<std::vector<std::pair<double, double>>> series(3);
-  std::vector<int64_t> contexts;
-  for (const auto& row : report.value("fidelity", json::array())) {
-    if (row["kind"] != "top1_agreement") continue;
-    contexts.push_back(row["context"]);
-    for (int i = 0; i < 3; ++i)
-      if (row[kRoles[i]].is_number()) series[i].push_back({row["context"].get<double>(), 100 * row[kRoles[i]].get<double>()});
-  }
-  if (contexts.empty()) return "";
+namespace {
+
+// A 0..100 % line chart against length (log scale), one line per model: the top-1 and RULER charts.
+std::string percent_chart(std::vector<int64_t> contexts, std::vector<std::vector<std::pair<double, double>>> series,
+                          const std::string& title, const std::string& xlabel, const std::string& ylabel) {
   std::sort(contexts.begin(), contexts.end());
   contexts.erase(std::unique(contexts.begin(), contexts.end()), contexts.end());
   for (auto& points : series) std::sort(points.begin(), points.end());
@@ -196,7 +190,7 @@ std::string top1_chart_svg(const json& report) {
   s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W
     << " " << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   s << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  s << text(left + pw / 2, 22, "Top-1 agreement with the teacher by context length",
+  s << text(left + pw / 2, 22, title,
             "text-anchor=\"middle\" font-size=\"15\"");
   s << "<rect x=\"" << num(left) << "\" y=\"" << num(top) << "\" width=\"" << num(pw) << "\" height=\"" << num(ph)
     << "\" fill=\"none\" stroke=\"#444\"/>\n";
@@ -208,8 +202,8 @@ std::string top1_chart_svg(const json& report) {
     s << line(X(T), top, X(T), top + ph, "stroke=\"#eee\"");
     s << text(X(T), top + ph + 16, length_label(T), "text-anchor=\"middle\"");
   }
-  s << text(left + pw / 2, H - 12, "context length (tokens, log scale)", "text-anchor=\"middle\"");
-  s << text(18, top + ph / 2, "next tokens equal to the teacher's top-1",
+  s << text(left + pw / 2, H - 12, xlabel, "text-anchor=\"middle\"");
+  s << text(18, top + ph / 2, ylabel,
             "text-anchor=\"middle\" transform=\"rotate(-90 18 " + num(top + ph / 2) + ")\"");
   for (int i = 0; i < 3; ++i) {
     if (series[i].empty()) continue;
@@ -226,6 +220,39 @@ std::string top1_chart_svg(const json& report) {
   }
   s << "</svg>\n";
   return s.str();
+}
+
+
+}  // namespace
+
+std::string top1_chart_svg(const json& report) {
+  // series[i] = (context, agreement in %) points of model i, from the report's fidelity rows.
+  std::vector<std::vector<std::pair<double, double>>> series(3);
+  std::vector<int64_t> contexts;
+  for (const auto& row : report.value("fidelity", json::array())) {
+    if (row["kind"] != "top1_agreement") continue;
+    contexts.push_back(row["context"]);
+    for (int i = 0; i < 3; ++i)
+      if (row[kRoles[i]].is_number()) series[i].push_back({row["context"].get<double>(), 100 * row[kRoles[i]].get<double>()});
+  }
+  if (contexts.empty()) return "";
+  return percent_chart(contexts, series, "Top-1 agreement with the teacher by context length",
+                       "context length (tokens, log scale)", "next tokens equal to the teacher's top-1");
+}
+
+std::string ruler_chart_svg(const json& report) {
+  // series[i] = (length, mean RULER score in %) of model i, from the "ruler mean@L" rows.
+  std::vector<std::vector<std::pair<double, double>>> series(3);
+  std::vector<int64_t> lengths;
+  for (const auto& row : report.value("long_context", json::array())) {
+    if (row["kind"] != "ruler" || row["task"] != "mean") continue;
+    lengths.push_back(row["length"]);
+    for (int i = 0; i < 3; ++i)
+      if (row[kRoles[i]].is_number()) series[i].push_back({row["length"].get<double>(), 100 * row[kRoles[i]].get<double>()});
+  }
+  if (lengths.empty()) return "";
+  return percent_chart(lengths, series, "RULER by length (mean over tasks)", "prompt length (tokens, log scale)",
+                       "answers found (string match)");
 }
 
 std::string passkey_chart_svg(const json& report) {

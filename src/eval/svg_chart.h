@@ -12,5 +12,7 @@ std::string ppl_chart_svg(const nlohmann::json& report);
 std::string passkey_chart_svg(const nlohmann::json& report);
 // Empty when the report has no fidelity rows.
 std::string top1_chart_svg(const nlohmann::json& report);
+// Empty when the report has no RULER rows.
+std::string ruler_chart_svg(const nlohmann::json& report);
 
 }  // namespace linearard::eval

@@ -477,6 +477,26 @@ def r_fidelity_no_teacher(t, s):
     return a, None
 
 
+def bbh_args(t, task_json):
+    write(f"{t}/bb/t/task.json", task_json)
+    return ["eval", "--model", write_model(f"{t}/model"), "--tokenizer", tokenizer_dir(f"{t}/tok"), "--tasks", "bbh",
+            "--bigbench", f"{t}/bb", "--bbh-tasks", "t"]
+
+
+def r_bbh_task_field(t, s):
+    return bbh_args(t, '{"examples": [{"input": "x", "target_scores": [1, 0]}]}'), None
+
+
+def r_bbh_task_json(t, s):
+    return bbh_args(t, '{"examples": ['), None
+
+
+def r_bbh_task_missing(t, s):
+    a = bbh_args(t, '{"examples": []}')
+    a[a.index("--bbh-tasks") + 1] = "nothing"
+    return a, None
+
+
 def r_fidelity_vocab(t, s):
     a = eval_tokens_args(t, copy_shards(t, s))
     a[a.index("--task") + 1] = "fidelity"
@@ -691,6 +711,9 @@ RECIPES = {
     "eval-json-in-model": r_eval_json_in_model,
     "fidelity-no-teacher": r_fidelity_no_teacher,
     "fidelity-vocab": r_fidelity_vocab,
+    "bbh-task-field": r_bbh_task_field,
+    "bbh-task-json": r_bbh_task_json,
+    "bbh-task-missing": r_bbh_task_missing,
     "report-out-teacher": r_report_out_teacher,
     "export-out-base": r_export_out_base,
     "export-out-checkpoint": r_export_out_checkpoint,

@@ -12,6 +12,7 @@ Writes $LINEARARD_FIXTURES_DIR/eval/:
   generate.json  greedy continuations by transformers' generate() (KV cache) per RoPE
   mc.jsonl, mc_expected.json  multiple-choice docs and the harness rule's requests, LLs, acc, acc_norm
   passkey_keys.json  keys by an independent splitmix64, text.txt  text for the CLI tests
+and then, with make_suite_fixtures.py, $LINEARARD_FIXTURES_DIR/suite/ (BIG-bench tasks and scores).
 """
 import json
 import math
@@ -349,6 +350,9 @@ def main():
     with open(os.path.join(OUT, "text.txt"), "w", encoding="utf-8") as f:
         f.write(TEXT)
     print(f"wrote eval fixtures to {OUT} (vocab {vocab}, transformers {transformers.__version__})")
+    # The task suite's BIG-bench reference scores with this model (make_suite_fixtures.py).
+    import make_suite_fixtures
+    make_suite_fixtures.main()
 
 
 if __name__ == "__main__":

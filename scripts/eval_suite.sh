@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The offline task suite on teacher, scaled and restored models (linearard report): BIG-bench (the
+# 22 BBH multiple-choice tasks, 3-shot, lm-eval's scoring), RULER (niah x3, vt, cwe, fwe) and passkey
+# per length, each as a share of the teacher's score, with charts.
+#
+#   scripts/eval_suite.sh --prepare
+#       (on a machine with scripts/setup.sh run) copies the suite's data into .cache/suite/:
+#       the 22 BBH task.json files (33 MB) and the KJV Bible from Debian's bible-kjv as the RULER
+#       haystack. Pass `carry: [".cache/suite"]` to a GPU machine that has neither.
+#   scripts/eval_suite.sh TEACHER SCALED RESTORED OUT [extra report flags...]
+#       SCALED is a directory or a RoPE scaling (inline JSON / file) applied to TEACHER.
+# Defaults are sized for a 135M model (SmolLM2-135M) on one H200: teacher + scaled + restored in
+# about 10 minutes. LINEARARD_BIN (default build/linearard), SUITE_DEVICE (default cuda),
+# SUITE_LIMIT (docs per BBH task, default 60), SUITE_LENGTHS (default 4k,8k,16k).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bbh_dirs=(causal_judgment date_understanding disambiguation_qa dyck_languages formal_fallacies_syllogisms_negation
+  geometric_shapes hyperbaton logical_deduction movie_recommendation navigate penguins_in_a_table
+  reasoning_about_colored_objects ruin_names salient_translation_error_detection snarks sports_understanding
+  temporal_sequences tracking_shuffled_objects)
+if [ "${1:-}" = --prepare ]; then
+  src="${LINEARARD_BIGBENCH:-.cache/bigbench}"
+  [ -f "$src/navigate/task.json" ] || { echo "eval_suite: no bigbench tasks in $src (run scripts/setup.sh)" >&2; exit 1; }
+  mkdir -p .cache/suite/bbh
+  for d in "${bbh_dirs[@]}"; do rm -rf ".cache/suite/bbh/$d"; cp -r "$src/$d" .cache/suite/bbh/; done
+  if command -v bible >/dev/null; then
+    bible Gen1:1-Rev22:21 | sed -e 's/^ *[0-9]* //' > .cache/suite/kjv.txt
+  else
+    echo "eval_suite: no 'bible' program (Debian bible-kjv): RULER uses its noise haystack" >&2
+  fi
+  du -sh .cache/suite
+  exit 0
+fi
+[ $# -ge 4 ] || { sed -n 2,16p "$0" >&2; exit 2; }
+teacher="$1" scaled="$2" restored="$3" out="$4"
+shift 4
+bin="${LINEARARD_BIN:-build/linearard}"
+lengths="${SUITE_LENGTHS:-4k,8k,16k}"
+bbh="${LINEARARD_BIGBENCH:-.cache/suite/bbh}"
+[ -d "$bbh" ] || bbh=.cache/bigbench
+haystack=()
+[ -f .cache/suite/kjv.txt ] && haystack=(--haystack .cache/suite/kjv.txt)
+time "$bin" report --teacher "$teacher" --scaled "$scaled" --restored "$restored" --out "$out" --overwrite \
+  --tasks bbh,ruler,passkey --device "${SUITE_DEVICE:-cuda}" --batch-size 32 \
+  --bigbench "$bbh" --fewshot 3 --limit "${SUITE_LIMIT:-60}" \
+  --ruler-lengths "$lengths" --ruler-samples 8 "${haystack[@]}" \
+  --lengths "$lengths" --depths 0,0.5,1 --trials 2 "$@"

@@ -1,0 +1,40 @@
+#include "eval/batch_decode.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include "common/error.h"
+#include "eval/kv_cache.h"
+
+namespace linearard::eval {
+
+std::vector<std::vector<int64_t>> greedy_decode_batch(const EvalModel& m, const std::vector<std::vector<int64_t>>& prompts,
+                                                      int64_t new_tokens, int64_t eos) {
+  std::vector<std::vector<int64_t>> out(prompts.size());
+  if (prompts.empty() || new_tokens <= 0) return out;
+  const int64_t B = static_cast<int64_t>(prompts.size()), T = static_cast<int64_t>(prompts[0].size());
+  if (T == 0) fail("greedy_decode_batch", "empty prompt");
+  std::vector<int64_t> flat;
+  for (const auto& p : prompts) {
+    if (static_cast<int64_t>(p.size()) != T) fail("greedy_decode_batch", "prompts of one batch must have equal lengths");
+    flat.insert(flat.end(), p.begin(), p.end());
+  }
+  at::NoGradGuard no_grad;
+  KvCacheDecoder decoder(m, B, T + new_tokens);
+  at::Tensor logits = decoder.extend(at::tensor(flat, at::kLong).view({B, T}));
+  std::vector<bool> done(B, false);
+  for (int64_t i = 0; i < new_tokens; ++i) {
+    const at::Tensor next = logits.argmax(1).to(at::kCPU);  // (B)
+    const auto acc = next.accessor<int64_t, 1>();
+    bool all = true;
+    for (int64_t b = 0; b < B; ++b) {
+      if (!done[b] && acc[b] == eos) done[b] = true;
+      if (!done[b]) out[b].push_back(acc[b]);
+      all = all && done[b];
+    }
+    if (all || i + 1 == new_tokens) break;
+    logits = decoder.extend(next.view({B, 1}));
+  }
+  return out;
+}
+
+}  // namespace linearard::eval
