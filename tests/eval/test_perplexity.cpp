@@ -155,7 +155,7 @@ TEST(PerplexityCli, TokenShardsGiveTheSameAsText) {
 TEST(PerplexityCli, BadArgumentsFailWithOneLine) {
   const std::string bin = test_env::linearard_bin() + " eval --model " + eval_test::dir() + "/model ";
   const std::pair<std::string, std::string> cases[] = {
-      {"--task nope", "--task: unknown task 'nope'"},
+      {"--task nope", "--tasks: unknown task 'nope'"},
       {"--task ppl --tokens x --contexts 16 --stride 32", "--stride: must not exceed the context 16"},
       {"--task ppl --contexts 16", "ppl: give either --text FILE... or --tokens DIR"},
       {"--task ppl --tokens x --contexts 4q", "--contexts: '4q' is not a length"},
