@@ -8,7 +8,7 @@
 #   --seconds N   run time per target (default 60)
 #   --only NAME   one target (safetensors_header, safetensors_index, model_config,
 #                 tokenizer_json, token_shard, token_manifest, gguf,
-#                 sentencepiece_model); may be given more than once
+#                 sentencepiece_model, bigbench_task); may be given more than once
 #   --build DIR   where objects, binaries, scratch corpora and crash artifacts go
 #                 (default build-fuzz)
 #   --build-only  build and stop;  --no-build  run binaries built earlier
@@ -64,9 +64,9 @@ declare -A sources=(
 # tokenizer.json files of 10-40 KB); longer inputs only slow the search.
 declare -A max_len=([safetensors_header]=16384 [safetensors_index]=8192 [model_config]=8192 [token_shard]=4096
                     [token_manifest]=8192 [tokenizer_json]=65536 [gguf]=65536
-                    [sentencepiece_model]=16384)
+                    [sentencepiece_model]=16384 [bigbench_task]=8192)
 all_targets=(safetensors_header safetensors_index model_config tokenizer_json token_shard token_manifest gguf
-             sentencepiece_model)
+             sentencepiece_model bigbench_task)
 targets=("${only[@]:-${all_targets[@]}}")
 for t in "${targets[@]}"; do
   [ -n "${sources[$t]+x}" ] || { echo "fuzz.sh: unknown target '$t' (${all_targets[*]})" >&2; exit 2; }
