@@ -1,12 +1,14 @@
 // `linearard export`: turns a training checkpoint's adapter (DIR/adapter.json + adapter.safetensors,
 // see io/export.h) into a PEFT adapter directory and/or a merged HF checkpoint with the student's
-// RoPE scaling in config.json.
+// RoPE scaling in config.json, or into one GGUF file for llama.cpp (--format gguf, io/gguf_export.h),
+// from the checkpoint or from a merged HF directory (--model).
 #include <cstdio>
 #include <memory>
 
 #include "cli/command.h"
 #include "common/error.h"
 #include "io/export.h"
+#include "io/gguf_export.h"
 #include "io/model_path.h"
 
 namespace {
@@ -14,13 +16,46 @@ namespace {
 using namespace linearard;
 
 struct ExportOptions {
-  std::string checkpoint_dir, base_dir, out_dir;
+  std::string checkpoint_dir, model_dir, base_dir, out_dir;
   std::string format = "both";
   std::string max_shard_size = "5GB";  // huggingface_hub's default
+  std::string gguf_type = "f16";       // convert_hf_to_gguf.py's default --outtype
   bool overwrite = false;
 };
 
+void run_gguf_export(const ExportOptions& o) {
+  io::GgufExportRequest r;
+  r.type = io::parse_gguf_type(o.gguf_type, "--gguf-type");
+  r.out_path = o.out_dir;
+  r.overwrite = o.overwrite;
+  if (!o.model_dir.empty()) {
+    if (!o.checkpoint_dir.empty()) fail("--model", "give either --checkpoint or --model, not both");
+    r.inputs = {o.model_dir};
+    io::export_model_dir_gguf(r, o.model_dir);
+    std::printf("wrote %s (GGUF %s) from %s\n", o.out_dir.c_str(), o.gguf_type.c_str(), o.model_dir.c_str());
+    return;
+  }
+  const io::AdapterCheckpoint ckpt = io::load_adapter_checkpoint(o.checkpoint_dir);
+  const std::string base_dir = io::resolve_model_path(o.base_dir.empty() ? ckpt.base_model_dir : o.base_dir);
+  r.inputs = {o.checkpoint_dir, base_dir};
+  const model::ModelConfig base = model::load_model_config(base_dir);
+  const model::RopeParams rope =
+      model::parse_rope_override(ckpt.student_rope.dump(), base, o.checkpoint_dir + "/adapter.json student_rope");
+  model::validate_rope(rope, base, "student RoPE");
+  io::validate_adapter(ckpt.adapter, base, "adapter");
+  // The student's config.json (RoPE, context length) as the merged export writes it.
+  const model::ModelConfig student =
+      model::parse_model_config(io::student_config_json(base, rope).dump(), o.checkpoint_dir + " (student config)");
+  io::write_gguf_model(r, student, io::merged_weights(base_dir, ckpt.adapter, base), base_dir);
+  std::printf("exported %s adapter (%s) on %s\n", ckpt.adapter.kind.c_str(), model::describe_rope(rope).c_str(),
+              base_dir.c_str());
+  std::printf("wrote %s (GGUF %s)\n", o.out_dir.c_str(), o.gguf_type.c_str());
+}
+
 void run_export(const ExportOptions& o) {
+  if (o.format == "gguf") return run_gguf_export(o);
+  if (!o.model_dir.empty()) fail("--model", "only with --format gguf (the other formats start from a --checkpoint)");
+  if (o.checkpoint_dir.empty()) fail("--checkpoint", "required (the training checkpoint to export)");
   io::ExportRequest r;
   r.format = io::parse_export_format(o.format, "--format");
   r.max_shard_bytes = io::parse_size_bytes(o.max_shard_size, "--max-shard-size");
@@ -44,18 +79,21 @@ void run_export(const ExportOptions& o) {
 }
 
 cli::CommandRegistration export_command(
-    "export", "write a trained student as a PEFT adapter and/or a merged HF checkpoint",
+    "export", "write a trained student as a PEFT adapter, a merged HF checkpoint or a GGUF file",
     [](CLI::App& sub) {
       auto o = std::make_shared<ExportOptions>();
-      sub.add_option("--checkpoint", o->checkpoint_dir, "training checkpoint (adapter.json + adapter.safetensors)")
-          ->required();
+      sub.add_option("--checkpoint", o->checkpoint_dir, "training checkpoint (adapter.json + adapter.safetensors)");
+      sub.add_option("--model", o->model_dir, "--format gguf only: a merged HF model directory instead of a checkpoint");
       sub.add_option("--base", o->base_dir, "base HF model directory (default: the one the checkpoint records)");
-      sub.add_option("--out", o->out_dir, "output directory (created; replaced only with --overwrite)")->required();
-      sub.add_option("--format", o->format, "peft, merged or both (OUT/peft and OUT/merged)")
+      sub.add_option("--out", o->out_dir, "output directory, or FILE.gguf for --format gguf (replaced only with --overwrite)")
+          ->required();
+      sub.add_option("--format", o->format, "peft, merged, both (OUT/peft and OUT/merged) or gguf (llama.cpp)")
+          ->capture_default_str();
+      sub.add_option("--gguf-type", o->gguf_type, "GGUF tensor type: f32, f16, bf16 or q8_0 (norms stay f32)")
           ->capture_default_str();
       sub.add_option("--max-shard-size", o->max_shard_size, "largest merged weight file, e.g. 5GB, 500MB")
           ->capture_default_str();
-      sub.add_flag("--overwrite", o->overwrite, "replace a non-empty output directory");
+      sub.add_flag("--overwrite", o->overwrite, "replace a non-empty output directory or an existing GGUF file");
       sub.callback([o] { run_export(*o); });
     });
 

@@ -228,37 +228,13 @@ void write_peft_into(const fs::path& dir, const ExportRequest& r, const TrainedA
 
 void write_merged_into(const fs::path& dir, const ExportRequest& r, const TrainedAdapter& adapter,
                        const model::ModelConfig& base, const model::RopeParams& rope) {
-  CheckpointWeights weights(r.base_model_dir);
-  std::vector<std::string> names = weights.names();
-  std::sort(names.begin(), names.end(), natural_less);
-  uint64_t total_bytes = 0;
-  for (const auto& n : names) total_bytes += weights.info(n).nbytes();
-  check_free_space(dir.string(), total_bytes + (1 << 20));
-
-  // Which base tensors receive a delta: model.layers.{i}.{self_attn,mlp}.{m}.weight.
-  std::map<std::string, std::pair<int64_t, std::string>> merged_at;
-  for (int64_t l = 0; l < base.num_hidden_layers; ++l)
-    for (const auto& m : adapter.target_modules)
-      merged_at["model.layers." + std::to_string(l) + "." + module_path(m) + ".weight"] = {l, m};
-
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
-  tensors.reserve(names.size());
-  for (const auto& name : names) {
-    at::Tensor w = weights.get(name);
-    auto it = merged_at.find(name);
-    if (it != merged_at.end()) {
-      const auto& [layer, module] = it->second;
-      at::Tensor delta = weight_delta(adapter, layer, module);  // (out, C) float32
-      if (!w.sizes().equals(delta.sizes()))
-        fail(r.base_model_dir, "tensor '" + name + "' has shape " + shape_of(w) + ", the adapter's delta " +
-                                   shape_of(delta));
-      w = (w.to(at::kFloat) + delta).to(w.scalar_type());
-      merged_at.erase(it);
-    }
-    tensors.emplace_back(name, w);
+  {
+    CheckpointWeights weights(r.base_model_dir);
+    uint64_t total_bytes = 0;
+    for (const auto& n : weights.names()) total_bytes += weights.info(n).nbytes();
+    check_free_space(dir.string(), total_bytes + (1 << 20));
   }
-  if (!merged_at.empty())
-    fail(r.base_model_dir, "tensor '" + merged_at.begin()->first + "' not found (" + weights.source() + ")");
+  const auto tensors = merged_weights(r.base_model_dir, adapter, base);
   // HF's save_pretrained metadata; transformers refuses safetensors without format "pt".
   save_tensors(dir.string(), tensors, {{"format", "pt"}}, r.max_shard_bytes);
 
@@ -283,6 +259,39 @@ void write_merged_into(const fs::path& dir, const ExportRequest& r, const Traine
 }
 
 }  // namespace
+
+std::vector<std::pair<std::string, at::Tensor>> merged_weights(const std::string& base_model_dir,
+                                                               const TrainedAdapter& adapter,
+                                                               const model::ModelConfig& base) {
+  CheckpointWeights weights(base_model_dir);
+  std::vector<std::string> names = weights.names();
+  std::sort(names.begin(), names.end(), natural_less);
+  // Which base tensors receive a delta: model.layers.{i}.{self_attn,mlp}.{m}.weight.
+  std::map<std::string, std::pair<int64_t, std::string>> merged_at;
+  for (int64_t l = 0; l < base.num_hidden_layers; ++l)
+    for (const auto& m : adapter.target_modules)
+      merged_at["model.layers." + std::to_string(l) + "." + module_path(m) + ".weight"] = {l, m};
+
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  tensors.reserve(names.size());
+  for (const auto& name : names) {
+    at::Tensor w = weights.get(name);
+    auto it = merged_at.find(name);
+    if (it != merged_at.end()) {
+      const auto& [layer, module] = it->second;
+      at::Tensor delta = weight_delta(adapter, layer, module);  // (out, C) float32
+      if (!w.sizes().equals(delta.sizes()))
+        fail(base_model_dir, "tensor '" + name + "' has shape " + shape_of(w) + ", the adapter's delta " +
+                                 shape_of(delta));
+      w = (w.to(at::kFloat) + delta).to(w.scalar_type());
+      merged_at.erase(it);
+    }
+    tensors.emplace_back(name, w);
+  }
+  if (!merged_at.empty())
+    fail(base_model_dir, "tensor '" + merged_at.begin()->first + "' not found (" + weights.source() + ")");
+  return tensors;
+}
 
 std::string lora_key(int64_t layer, const std::string& module, char which) {
   return "base_model.model.model.layers." + std::to_string(layer) + "." + module_path(module) + ".lora_" +

@@ -60,6 +60,12 @@ void validate_adapter(const TrainedAdapter& adapter, const model::ModelConfig& c
 // delta W (out, C) float32 of one layer's projection: (B @ A) * alpha / r, or the stored delta.
 at::Tensor weight_delta(const TrainedAdapter& adapter, int64_t layer, const std::string& module);
 
+// Every base tensor (natural name order), the targeted ones as W + delta W computed in float32 and
+// cast back to the stored dtype: what the merged export writes (and the GGUF export encodes).
+std::vector<std::pair<std::string, at::Tensor>> merged_weights(const std::string& base_model_dir,
+                                                               const TrainedAdapter& adapter,
+                                                               const model::ModelConfig& base);
+
 struct AdapterCheckpoint {
   TrainedAdapter adapter;       // tensors converted to float32, owned (writable)
   std::string base_model_dir;   // as recorded by the trainer

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "io/atomic_file.h"
+#include "io/gguf_llama.h"
 #include "io/gguf_tokenizer.h"
 #include "io/safetensors.h"
 
@@ -14,17 +15,7 @@ namespace {
 
 using json = nlohmann::json;
 
-// llama.cpp tensor names (gguf-py tensor_mapping.py, MODEL_TENSOR_*) -> transformers' LLaMA names.
-const std::map<std::string, std::string>& layer_names() {
-  static const std::map<std::string, std::string> m = {
-      {"attn_norm", "input_layernorm"},    {"ffn_norm", "post_attention_layernorm"},
-      {"attn_q", "self_attn.q_proj"},      {"attn_k", "self_attn.k_proj"},
-      {"attn_v", "self_attn.v_proj"},      {"attn_output", "self_attn.o_proj"},
-      {"ffn_gate", "mlp.gate_proj"},       {"ffn_up", "mlp.up_proj"},
-      {"ffn_down", "mlp.down_proj"},
-  };
-  return m;
-}
+const std::map<std::string, std::string>& layer_names() { return gguf_llama_layer_names(); }
 
 struct Shapes {
   int64_t hidden, layers, ffn, heads, kv_heads, head_dim, vocab;
@@ -75,21 +66,6 @@ std::pair<std::string, std::vector<int64_t>> hf_tensor(const std::string& path, 
   }
   fail(path, "tensor '" + name + "': not a tensor of a " + std::to_string(s.layers) +
                  "-layer LLaMA-family model (unknown name)");
-}
-
-// convert_hf_to_gguf.py LlamaModel.permute stores each head's rows interleaved (row 2i and 2i+1 =
-// HF rows i and i + d/2); transformers' LlamaTensorProcessor._reverse_permute_weights undoes it:
-// out[h, j, i] = in[h, i, j] with rows viewed as (heads, d/2, 2).
-std::vector<float> unpermute_rows(const std::vector<float>& w, int64_t heads, int64_t rows, int64_t cols) {
-  std::vector<float> out(w.size());
-  const int64_t half = rows / heads / 2;
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t i = 0; i < half; ++i)
-      for (int64_t j = 0; j < 2; ++j) {
-        const int64_t src = (h * half + i) * 2 + j, dst = (h * 2 + j) * half + i;
-        std::copy_n(w.data() + src * cols, cols, out.data() + dst * cols);
-      }
-  return out;
 }
 
 struct OutTensor {
@@ -170,7 +146,7 @@ void import_gguf(const std::string& gguf_path, const std::string& out_dir, Impor
       const bool q = t->name.find(".attn_q.") != std::string::npos, k = t->name.find(".attn_k.") != std::string::npos;
       if (q || k) {
         const int64_t rows = shape[0], cols = shape.size() > 1 ? shape[1] : 1;
-        v = unpermute_rows(v, q ? s.heads : s.kv_heads, rows, cols);
+        v = unpermute_qk_rows(v, q ? s.heads : s.kv_heads, rows, cols);
       }
     }
     OutTensor o{hf, shape, encode(v, dtype)};

@@ -7,24 +7,16 @@
 #include <vector>
 
 #include "common/error.h"
+#include "io/gguf_llama.h"
 
 namespace linearard::io {
 namespace {
 
 using json = nlohmann::json;
 
-// llama.cpp's llama_token_type / gguf's TokenType: 3 = CONTROL (special tokens).
-constexpr int64_t kTokenTypeControl = 3;
-
-// Pre-tokenizer regexes of llama.cpp's llama-vocab.cpp (llm_tokenizer_bpe) for tokenizer.ggml.pre,
-// written as the original models' tokenizer.json files write them.
-constexpr const char* kLlama3Pattern =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-// transformers convert_slow_tokenizer.py Qwen2Converter (= llama.cpp's "qwen2").
-constexpr const char* kQwen2Pattern =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+constexpr int64_t kTokenTypeControl = static_cast<int64_t>(GgufTokenType::kControl);
+const char* const kLlama3Pattern = kGgufLlama3Pattern;
+const char* const kQwen2Pattern = kGgufQwen2Pattern;
 
 struct Vocab {
   std::vector<std::string> tokens;
