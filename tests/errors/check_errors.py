@@ -649,6 +649,23 @@ def r_gguf_missing_key(t, s):
     return gguf_import(t, gguf_bytes(kvs=GGUF_LLAMA, tensors=[("w", [32], 0, 0)], data=b"\0" * 128))
 
 
+def r_gguf_export_dynamic(t, s):
+    c = tiny_config(rope_scaling={"rope_type": "dynamic", "factor": 2.0})
+    m = tokenizer_dir(write_model(f"{t}/model", config=c))
+    return ["export", "--model", m, "--format", "gguf", "--out", f"{t}/m.gguf"], None
+
+
+def r_gguf_export_exists(t, s):
+    m = tokenizer_dir(write_model(f"{t}/model"))
+    write(f"{t}/m.gguf", b"old")
+    return ["export", "--model", m, "--format", "gguf", "--out", f"{t}/m.gguf"], None
+
+
+def r_gguf_export_type(t, s):
+    m = tokenizer_dir(write_model(f"{t}/model"))
+    return ["export", "--model", m, "--format", "gguf", "--out", f"{t}/m.gguf", "--gguf-type", "q4"], None
+
+
 RECIPES = {
     "config-missing": r_config_missing,
     "config-not-json": r_config_not_json,
@@ -729,6 +746,9 @@ RECIPES = {
     "disk-full-shards": r_disk_full_shards,
     "disk-full-export": r_disk_full_export,
     "export-out-not-empty": r_export_out_not_empty,
+    "gguf-export-dynamic": r_gguf_export_dynamic,
+    "gguf-export-exists": r_gguf_export_exists,
+    "gguf-export-type": r_gguf_export_type,
     "arch-config": r_arch_config,
     "disk-fake-bad": r_disk_fake_bad,
     "env-rank": r_env_rank,
