@@ -48,8 +48,14 @@ def read_shard_documents(path):
     return [list(ids[ranges[2 * i]:ranges[2 * i + 1]]) for i in range(d)]
 
 
+# LINEARARD_SAMPLE_DEVICE=cuda runs the binary on the GPU in float32 (the GPU check of
+# scripts/gpu_restore.sh): the tokens must still be the float64 reference's.
+DEVICE = os.environ.get("LINEARARD_SAMPLE_DEVICE", "cpu")
+
+
 def run_sample(out, *args):
-    cmd = [BIN, "sample", "--model", os.path.join(FIX, "model"), "--out", out, "--quiet", *args]
+    cmd = [BIN, "sample", "--model", os.path.join(FIX, "model"), "--out", out, "--quiet", "--device", DEVICE,
+           "--dtype", "fp32", *args]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit("FAILED: %s\n%s" % (" ".join(cmd), r.stderr))
@@ -122,7 +128,7 @@ def main():
             failures.append("prompt windows: %s != %s" % (docs[:2], expected[:2]))
     if failures:
         sys.exit("\n".join(failures))
-    print("sample: every token equals the float64 transformers re-implementation")
+    print("sample (%s): every token equals the float64 transformers re-implementation" % DEVICE)
 
 
 if __name__ == "__main__":
