@@ -113,7 +113,7 @@ eval_one() {  # name dir [rope]; skipped when its result exists (a second call r
 check_one() {  # name dir[@rope]: the independent transformers check, one model per process
   [ -f "$out/check_$1.json" ] && return 0
   python3 scripts/restore/fidelity_check.py --teacher "$teacher" --model "$1=$2" --text "$heldout" \
-      --contexts "$contexts" --ppl-contexts "$long_contexts" --max-tokens "$eval_tokens" \
+      --contexts "$contexts" --ppl-contexts "${CHECK_LONG_CONTEXTS-$long_contexts}" --max-tokens "$eval_tokens" \
       --json "$out/check_$1.json" > "$out/check_$1.log" 2>&1 || { echo "FAILED check $1"; tail -3 "$out/check_$1.log"; return 1; }
 }
 export_dir() { [ -f "$work/exports/$1/merged/config.json" ] && echo "$work/exports/$1/merged" || echo "$work/exports/$1"; }

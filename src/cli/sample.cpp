@@ -2,7 +2,7 @@
 // shards that `distill` and `cpt` read like `linearard tokenize` output. Each sample starts from a
 // prompt (the first --prompt-tokens tokens of the --prompts documents, or only the document start
 // when none are given) and is continued by ancestral sampling at --temperature (eval/sampling.h);
-// EOS tokens split a sample into documents as the tokenizer separates documents. Writes
+// each sample is one document (EOS tokens it wrote stay inside). Writes
 // manifest.json, the shards and sample.json (options, tokens, tokens/s).
 #include <sys/stat.h>
 
@@ -130,7 +130,6 @@ void run(SampleOptions o) {
   wp.vocab_size = uint64_t(std::max<int64_t>(model.config().vocab_size, tok->vocab_size()));
   wp.eos_id = tok->eos_id() >= 0 ? tok->eos_id() : model.config().eos_token_id.value_or(-1);
   data::ShardWriter writer(wp);
-  const int64_t eos = wp.eos_id;
 
   eval::SamplingParams sp;
   sp.sample_tokens = o.sample_tokens;
@@ -154,18 +153,11 @@ void run(SampleOptions o) {
     };
     const at::Tensor tokens = eval::sample_batch(m, batch, sp, progress);  // (b, S) int64, CPU
     const int64_t* t = tokens.data_ptr<int64_t>();
+    // One document per sample, its EOS tokens kept: the teacher wrote across them as a packed block
+    // continues across documents, and training takes blocks of --context tokens from one document.
     for (int64_t i = 0; i < b; ++i) {
-      std::vector<int32_t> doc;
-      for (int64_t j = drop_first ? 1 : 0; j < o.sample_tokens; ++j) {
-        const int64_t id = t[i * o.sample_tokens + j];
-        if (id == eos) {
-          if (!doc.empty()) writer.add_document(doc, true);
-          doc.clear();
-        } else {
-          doc.push_back(int32_t(id));
-        }
-      }
-      if (!doc.empty()) writer.add_document(doc, true);
+      const int64_t* row = t + i * o.sample_tokens + (drop_first ? 1 : 0);
+      writer.add_document(std::vector<int32_t>(row, t + (i + 1) * o.sample_tokens), true);
     }
     done += b * o.sample_tokens;
   }
