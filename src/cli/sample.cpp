@@ -132,7 +132,10 @@ void run(SampleOptions o) {
   data::ShardWriter writer(wp);
 
   eval::SamplingParams sp;
-  sp.sample_tokens = o.sample_tokens;
+  // A sample started from the EOS separator decodes one token more, so that every written document
+  // has --sample-tokens tokens (the separator is not written).
+  const int64_t S = o.sample_tokens + (drop_first ? 1 : 0);
+  sp.sample_tokens = S;
   sp.temperature = o.temperature;
   sp.seed = o.seed;
   const auto start = Clock::now();
@@ -149,17 +152,17 @@ void run(SampleOptions o) {
       const double now = double(done + b * position), s = seconds_since(start), rate = now / std::max(s, 1e-9);
       std::fprintf(stderr, "\rsample: batch %lld/%lld position %lld/%lld, %.2f M tokens, %.0f tokens/s, ETA %.0f s   ",
                    (long long)(first / B + 1), (long long)((samples + B - 1) / B), (long long)position,
-                   (long long)o.sample_tokens, now / 1e6, rate, (double(samples * o.sample_tokens) - now) / rate);
+                   (long long)S, now / 1e6, rate, (double(samples * S) - now) / rate);
     };
     const at::Tensor tokens = eval::sample_batch(m, batch, sp, progress);  // (b, S) int64, CPU
     const int64_t* t = tokens.data_ptr<int64_t>();
     // One document per sample, its EOS tokens kept: the teacher wrote across them as a packed block
     // continues across documents, and training takes blocks of --context tokens from one document.
     for (int64_t i = 0; i < b; ++i) {
-      const int64_t* row = t + i * o.sample_tokens + (drop_first ? 1 : 0);
-      writer.add_document(std::vector<int32_t>(row, t + (i + 1) * o.sample_tokens), true);
+      const int64_t* row = t + i * S + (drop_first ? 1 : 0);
+      writer.add_document(std::vector<int32_t>(row, t + (i + 1) * S), true);
     }
-    done += b * o.sample_tokens;
+    done += b * S;
   }
   const auto& shards = writer.finish();
   const double seconds = seconds_since(start);
@@ -205,7 +208,7 @@ CommandRegistration sample_command(
       sub.add_option("--rope-scaling", o->rope_scaling, "sample with this RoPE scaling instead of the checkpoint's");
       sub.add_option("--out", o->out_dir, "output folder for the shards, manifest.json and sample.json")->required();
       sub.add_option("--tokens", o->tokens, "tokens to write (whole samples: rounded up to --sample-tokens)")->required();
-      sub.add_option("--sample-tokens", o->sample_tokens, "length of each sample, prompt included");
+      sub.add_option("--sample-tokens", o->sample_tokens, "tokens written per sample, prompt included (a document-start EOS is not counted)");
       sub.add_option("--prompts", o->prompts, "text files or folders whose token windows start the samples "
                                               "(default: each sample starts at a document start)")->expected(1, -1);
       sub.add_option("--prompt-tokens", o->prompt_tokens, "tokens of each prompt window");
