@@ -12,17 +12,20 @@
 #   carry: .restore/parts/part-N .restore/model.sha256 .restore/corpus.tar.xz .device-deps/include
 #          .device-deps/tokenizer
 #   scripts/gpu_restore.sh [RECIPES.tsv]      (default scripts/restore/recipes.tsv)
-# Environment: SCALINGS (default "pi4 yarn4"), EVAL_TOKENS (262144), CONTEXTS (512,2048,8192),
+# Environment: SCALINGS (default "pi4 yarn4"), EVAL_TOKENS (131072), SAMPLE_TOKENS (2400000), SAMPLE_BATCH (512), CONTEXTS (512,2048,8192),
 # LONG_CONTEXTS (32768), STAGE_ONLY=1 (stage and build, then stop), BUILD_DIR (build-restore).
 # Everything lands in $OUT (logs, JSON, restoration_table.md).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-out="${OUT:-$root/out/restore}"; mkdir -p "$out"
+final_out="${OUT:-$root/out/restore}"; mkdir -p "$final_out"
 work=/tmp/linearard-restore; mkdir -p "$work/parts"
+# Results accumulate in $work/out (kept while the machine is warm): a call that ran out of time is
+# resumed by the next one, which skips every step whose output exists; $OUT gets a copy at the end.
+out="$work/out"; mkdir -p "$out"
 recipes="${1:-scripts/restore/recipes.tsv}"
 scalings="${SCALINGS:-pi4 yarn4}"
-eval_tokens="${EVAL_TOKENS:-262144}"
+eval_tokens="${EVAL_TOKENS:-131072}"
 contexts="${CONTEXTS:-512,2048,8192}"
 long_contexts="${LONG_CONTEXTS:-32768}"
 export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
@@ -45,6 +48,14 @@ grep -q "tokenizer on" "$out/configure.log" 2>/dev/null || grep -q "LINEARARD_WI
   || { echo "gpu_restore: the build has no tokenizer (carry .device-deps/tokenizer)"; exit 1; }
 bin="$(cd "$build" && pwd)/linearard"
 stamp "build ok"
+# GPU test of `linearard sample` (float32 on the GPU, every token against float64 transformers).
+if [ ! -f "$out/gpu_test_sample.ok" ]; then
+  LINEARARD_FIXTURES_DIR="$work/fixtures" python3 tests/eval/make_eval_fixtures.py > "$out/fixtures.log" 2>&1 \
+    && LINEARARD_FIXTURES_DIR="$work/fixtures" LINEARARD_BIN="$bin" LINEARARD_SAMPLE_DEVICE=cuda \
+       python3 tests/eval/check_sampling.py > "$out/gpu_test_sample.log" 2>&1 \
+    && touch "$out/gpu_test_sample.ok"
+  stamp "GPU test sample: $(tail -1 "$out/gpu_test_sample.log" 2>/dev/null || tail -1 "$out/fixtures.log")"
+fi
 [ "${STAGE_ONLY:-0}" = 1 ] && { stamp "STAGE_ONLY: stop"; exit 0; }
 
 # --- the model ----------------------------------------------------------------------------------
@@ -65,11 +76,20 @@ stamp "teacher: $(grep -m1 -i param "$out/inspect_teacher.txt")"
 # --- data ---------------------------------------------------------------------------------------
 [ -d "$work/corpus" ] || tar -C "$work" -xJf .restore/corpus.tar.xz
 mkdir -p "$work/data" "$work/runs" "$work/exports"
-if [ ! -f "$work/data/train/manifest.json" ]; then
-  "$bin" tokenize --tokenizer "$teacher" --input "$work/corpus/train.jsonl" --out "$work/data/train" --quiet \
+if [ ! -f "$work/data/kjv/manifest.json" ]; then
+  "$bin" tokenize --tokenizer "$teacher" --input "$work/corpus/train.jsonl" --out "$work/data/kjv" --quiet \
     > "$out/tokenize.log" 2>&1 || { tail -5 "$out/tokenize.log"; exit 1; }
 fi
-stamp "tokenized: $(grep -o '"tokens": *[0-9]*' "$work/data/train/manifest.json" | head -1)"
+stamp "tokenized KJV: $(grep -o '"total_tokens": *[0-9]*' "$work/data/kjv/manifest.json" | head -1)"
+# The teacher's own text (linearard sample: document starts, temperature 1), when a recipe uses it.
+if grep -v '^#' "$recipes" | cut -f4 | grep -qx sampled && [ ! -f "$work/data/sampled/manifest.json" ]; then
+  "$bin" sample --model "$teacher" --out "$work/data/sampled.tmp" --tokens "${SAMPLE_TOKENS:-2400000}" \
+      --sample-tokens 4096 --batch-size "${SAMPLE_BATCH:-512}" --seed 1 --device cuda --overwrite \
+      > "$out/sample.log" 2>&1 || { tail -5 "$out/sample.log"; exit 1; }
+  cp "$work/data/sampled.tmp/sample.json" "$out/sample.json"
+  rm -rf "$work/data/sampled" && mv "$work/data/sampled.tmp" "$work/data/sampled"
+  stamp "sampled: $(tail -1 "$out/sample.log")"
+fi
 
 rope_of() {
   case "$1" in
@@ -79,89 +99,102 @@ rope_of() {
   esac
 }
 
-# --- training: every (scaling, recipe) pipeline in parallel (a 135M model leaves the GPU idle) ---
-run_one() {  # id scaling command flags...
-  local id="$1" scaling="$2" cmd="$3"; shift 3
-  local rope; rope="$(rope_of "$scaling")" || return 1
-  local run="$work/runs/$id"
-  rm -rf "$run" "$work/exports/$id"
-  # shellcheck disable=SC2068
-  "$bin" "$cmd" --model "$teacher" --rope-scaling "$rope" --data "$work/data/train" --out "$run" \
-      --device cuda --checkpoint-every 0 $@ > "$out/train_$id.log" 2>&1 || { echo "FAILED $id"; tail -3 "$out/train_$id.log"; return 1; }
-  cp "$run/metrics.jsonl" "$out/metrics_$id.jsonl" 2>/dev/null
-  "$bin" export --checkpoint "$run/final" --out "$work/exports/$id" --format merged > "$out/export_$id.log" 2>&1 \
-      || { echo "FAILED export $id"; tail -3 "$out/export_$id.log"; return 1; }
-}
-pids=()
-ids=()
-for scaling in $scalings; do
-  while IFS=$'\t' read -r name cmd flags; do
-    [ -z "$name" ] || [ "${name:0:1}" = "#" ] && continue
-    id="${scaling}_${name}"
-    ids+=("$id")
-    run_one "$id" "$scaling" "$cmd" $flags < /dev/null &
-    pids+=($!)
-  done < "$recipes"
-done
-stamp "training ${#pids[@]} runs in parallel: ${ids[*]}"
-failures=0
-for p in ${pids[@]+"${pids[@]}"}; do wait "$p" || failures=$((failures + 1)); done
-stamp "training done ($failures failed)"
-
-# --- evaluation: linearard eval (ppl + fidelity) and the transformers check, per scaling ---------
+# --- evaluation of one model: linearard eval (ppl + fidelity) and the transformers check ---------
 heldout="$work/corpus/heldout.jsonl"
-has_fidelity=0
-"$bin" eval --help 2>&1 | grep -q -- "--teacher" && has_fidelity=1
-eval_one() {  # name dir [rope]
+eval_one() {  # name dir [rope]; skipped when its result exists (a second call resumes)
   local name="$1" dir="$2" rope="${3:-}"
-  local tasks="ppl"; [ $has_fidelity = 1 ] && tasks="ppl,fidelity"
-  local args=(--model "$dir" --task "$tasks" --text "$heldout" --contexts "$contexts${long_contexts:+,$long_contexts}"
-              --max-tokens "$eval_tokens" --device cuda --json "$out/eval_$name.json")
+  [ -f "$out/eval_$name.json" ] && return 0
+  local args=(--model "$dir" --task ppl,fidelity --teacher "$teacher" --text "$heldout"
+              --contexts "$contexts${long_contexts:+,$long_contexts}" --max-tokens "$eval_tokens" --device cuda
+              --json "$out/eval_$name.json")
   [ -n "$rope" ] && args+=(--rope-scaling "$rope")
-  [ $has_fidelity = 1 ] && args+=(--teacher "$teacher")
   "$bin" eval "${args[@]}" > "$out/eval_$name.log" 2>&1 || { echo "FAILED eval $name"; tail -3 "$out/eval_$name.log"; return 1; }
 }
 check_one() {  # name dir[@rope]: the independent transformers check, one model per process
+  [ -f "$out/check_$1.json" ] && return 0
   python3 scripts/restore/fidelity_check.py --teacher "$teacher" --model "$1=$2" --text "$heldout" \
-      --contexts "$contexts" --ppl-contexts "$long_contexts" --max-tokens "$eval_tokens" \
+      --contexts "$contexts" --ppl-contexts "${CHECK_LONG_CONTEXTS-$long_contexts}" --max-tokens "$eval_tokens" \
       --json "$out/check_$1.json" > "$out/check_$1.log" 2>&1 || { echo "FAILED check $1"; tail -3 "$out/check_$1.log"; return 1; }
 }
 export_dir() { [ -f "$work/exports/$1/merged/config.json" ] && echo "$work/exports/$1/merged" || echo "$work/exports/$1"; }
-epids=()
-eval_one teacher "$teacher" & epids+=($!)
-check_one teacher "$teacher" & epids+=($!)
+
+# --- one pipeline per (scaling, recipe), all in parallel (a 135M model leaves the GPU idle):
+# train -> export -> evaluate, each step skipped when its output exists.
+run_one() {  # id scaling command data flags...
+  local id="$1" scaling="$2" cmd="$3" data="$4"; shift 4
+  local rope; rope="$(rope_of "$scaling")" || return 1
+  local run="$work/runs/$id"
+  if [ ! -f "$(export_dir "$id")/config.json" ]; then
+    rm -rf "$run" "$work/exports/$id"
+    # shellcheck disable=SC2068
+    "$bin" "$cmd" --model "$teacher" --rope-scaling "$rope" --data "$work/data/$data" --out "$run" \
+        --device cuda --checkpoint-every 0 $@ > "$out/train_$id.log" 2>&1 || { echo "FAILED $id"; tail -3 "$out/train_$id.log"; return 1; }
+    cp "$run/metrics.jsonl" "$out/metrics_$id.jsonl" 2>/dev/null
+    "$bin" export --checkpoint "$run/final" --out "$work/exports/$id" --format merged > "$out/export_$id.log" 2>&1 \
+        || { echo "FAILED export $id"; tail -3 "$out/export_$id.log"; return 1; }
+  fi
+  local dir; dir="$(export_dir "$id")"
+  eval_one "$id" "$dir" & local e=$!
+  check_one "$id" "$dir" || return 1
+  wait $e
+}
+pids=()
+ids=()
+eval_one teacher "$teacher" & pids+=($!)
+check_one teacher "$teacher" & pids+=($!)
 for scaling in $scalings; do
-  eval_one "${scaling}_scaled" "$teacher" "$(rope_of "$scaling")" & epids+=($!)
-  check_one "${scaling}_scaled" "$teacher@$(rope_of "$scaling")" & epids+=($!)
+  eval_one "${scaling}_scaled" "$teacher" "$(rope_of "$scaling")" & pids+=($!)
+  check_one "${scaling}_scaled" "$teacher@$(rope_of "$scaling")" & pids+=($!)
 done
-for id in "${ids[@]}"; do
-  dir="$(export_dir "$id")"
-  [ -f "$dir/config.json" ] || continue
-  eval_one "$id" "$dir" & epids+=($!)
-  check_one "$id" "$dir" & epids+=($!)
-done
+# recipes.tsv: name, scalings it runs for (pi4,yarn4 or *), command, data (kjv | sampled), flags
+while IFS=$'\t' read -r name for_scalings cmd data flags; do
+  [ -z "$name" ] || [ "${name:0:1}" = "#" ] && continue
+  for scaling in $scalings; do
+    [ "$for_scalings" = "*" ] || [[ ",$for_scalings," == *",$scaling,"* ]] || continue
+    id="${scaling}_${name}"
+    ids+=("$id")
+    run_one "$id" "$scaling" "$cmd" "$data" $flags < /dev/null &
+    pids+=($!)
+  done
+done < "$recipes"
+stamp "${#ids[@]} pipelines in parallel: ${ids[*]}"
+# A call has at most 600 s: at DEADLINE_S (default 540) after the start the unfinished steps are
+# stopped and the table is made of what is done; the next call resumes the rest.
+deadline=$(( t0 + ${DEADLINE_S:-540} ))
+wait_all() {
+  while [ -n "$(jobs -rp)" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 2; done
+  if [ -n "$(jobs -rp)" ]; then
+    stamp "deadline: stopping $(jobs -rp | wc -l) unfinished pipeline(s); run the same call again to resume them"
+    pkill -f "$bin" ; pkill -f fidelity_check.py
+  fi
+  for p in "${pids[@]}"; do wait "$p" || failures=$((failures + 1)); done
+  pids=()
+}
+failures=0
+wait_all
+stamp "training and evaluation done ($failures failed)"
 # linearard's own report (headline: ppl, gap recovered, KL, top-1 per short context) for the
-# default recipe of each scaling, when the recipes include one named "restore".
+# first recipe of each scaling.
 for scaling in $scalings; do
-  dir="$(export_dir "${scaling}_restore")"
-  [ -f "$dir/config.json" ] && [ $has_fidelity = 1 ] || continue
-  "$bin" report --teacher "$teacher" --scaled "$(rope_of "$scaling")" --restored "$dir" --tasks ppl,fidelity \
-      --text "$heldout" --max-tokens "$eval_tokens" --contexts "$contexts${long_contexts:+,$long_contexts}" --device cuda \
-      --out "$out/report_$scaling" > "$out/report_$scaling.log" 2>&1 || echo "FAILED report $scaling" &
-  epids+=($!)
+  first="$(for id in "${ids[@]}"; do [[ $id == "${scaling}_"* ]] && echo "$id" && break; done)"
+  [ -n "$first" ] && [ ! -f "$out/report_$scaling/report.md" ] || continue
+  "$bin" report --teacher "$teacher" --scaled "$(rope_of "$scaling")" --restored "$(export_dir "$first")" --tasks ppl,fidelity \
+      --text "$heldout" --max-tokens "$eval_tokens" --contexts "$contexts" --device cuda --overwrite \
+      --out "$out/report_$scaling" > "$out/report_$scaling.log" 2>&1 || { echo "FAILED report $scaling"; exit 1; } &
+  pids+=($!)
 done
-for p in "${epids[@]}"; do wait "$p" || failures=$((failures + 1)); done
+wait_all
 stamp "evaluation done"
-python3 scripts/restore/summarize.py "$out" > "$out/restoration_table.md"
+python3 scripts/restore/summarize.py "$out" > "$out/restoration_table.md" || echo "summarize failed (no teacher results yet?)"
 cat "$out/restoration_table.md"
 # At most 8 files come back from a device call: the table, one JSON of all results, the rest packed.
 python3 - "$out" <<'PY'
 import glob, json, os, sys
 out = sys.argv[1]
-merged = {os.path.basename(p)[:-5]: json.load(open(p)) for p in sorted(glob.glob(os.path.join(out, "*.json")))}
+merged = {os.path.basename(p)[:-5]: json.load(open(p)) for p in sorted(glob.glob(os.path.join(out, "*.json"))) if not p.endswith("results.json")}
 json.dump(merged, open(os.path.join(out, "results.json"), "w"), indent=1)
 PY
-(cd "$out" && tar czf logs.tgz --exclude=logs.tgz --exclude=restoration_table.md --exclude=results.json . \
-   && find . -mindepth 1 -maxdepth 1 ! -name logs.tgz ! -name restoration_table.md ! -name results.json -exec rm -rf {} +)
+cp "$out/restoration_table.md" "$out/results.json" "$final_out/"
+(cd "$out" && tar czf "$final_out/logs.tgz" --exclude=restoration_table.md --exclude=results.json .)
 stamp "done"
 [ "$failures" = 0 ] || { echo "gpu_restore: $failures step(s) failed (logs in logs.tgz)"; exit 1; }

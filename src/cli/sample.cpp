@@ -2,7 +2,7 @@
 // shards that `distill` and `cpt` read like `linearard tokenize` output. Each sample starts from a
 // prompt (the first --prompt-tokens tokens of the --prompts documents, or only the document start
 // when none are given) and is continued by ancestral sampling at --temperature (eval/sampling.h);
-// EOS tokens split a sample into documents as the tokenizer separates documents. Writes
+// each sample is one document (EOS tokens it wrote stay inside). Writes
 // manifest.json, the shards and sample.json (options, tokens, tokens/s).
 #include <sys/stat.h>
 
@@ -130,10 +130,12 @@ void run(SampleOptions o) {
   wp.vocab_size = uint64_t(std::max<int64_t>(model.config().vocab_size, tok->vocab_size()));
   wp.eos_id = tok->eos_id() >= 0 ? tok->eos_id() : model.config().eos_token_id.value_or(-1);
   data::ShardWriter writer(wp);
-  const int64_t eos = wp.eos_id;
 
   eval::SamplingParams sp;
-  sp.sample_tokens = o.sample_tokens;
+  // A sample started from the EOS separator decodes one token more, so that every written document
+  // has --sample-tokens tokens (the separator is not written).
+  const int64_t S = o.sample_tokens + (drop_first ? 1 : 0);
+  sp.sample_tokens = S;
   sp.temperature = o.temperature;
   sp.seed = o.seed;
   const auto start = Clock::now();
@@ -150,24 +152,17 @@ void run(SampleOptions o) {
       const double now = double(done + b * position), s = seconds_since(start), rate = now / std::max(s, 1e-9);
       std::fprintf(stderr, "\rsample: batch %lld/%lld position %lld/%lld, %.2f M tokens, %.0f tokens/s, ETA %.0f s   ",
                    (long long)(first / B + 1), (long long)((samples + B - 1) / B), (long long)position,
-                   (long long)o.sample_tokens, now / 1e6, rate, (double(samples * o.sample_tokens) - now) / rate);
+                   (long long)S, now / 1e6, rate, (double(samples * S) - now) / rate);
     };
     const at::Tensor tokens = eval::sample_batch(m, batch, sp, progress);  // (b, S) int64, CPU
     const int64_t* t = tokens.data_ptr<int64_t>();
+    // One document per sample, its EOS tokens kept: the teacher wrote across them as a packed block
+    // continues across documents, and training takes blocks of --context tokens from one document.
     for (int64_t i = 0; i < b; ++i) {
-      std::vector<int32_t> doc;
-      for (int64_t j = drop_first ? 1 : 0; j < o.sample_tokens; ++j) {
-        const int64_t id = t[i * o.sample_tokens + j];
-        if (id == eos) {
-          if (!doc.empty()) writer.add_document(doc, true);
-          doc.clear();
-        } else {
-          doc.push_back(int32_t(id));
-        }
-      }
-      if (!doc.empty()) writer.add_document(doc, true);
+      const int64_t* row = t + i * S + (drop_first ? 1 : 0);
+      writer.add_document(std::vector<int32_t>(row, t + (i + 1) * S), true);
     }
-    done += b * o.sample_tokens;
+    done += b * S;
   }
   const auto& shards = writer.finish();
   const double seconds = seconds_since(start);
@@ -213,7 +208,7 @@ CommandRegistration sample_command(
       sub.add_option("--rope-scaling", o->rope_scaling, "sample with this RoPE scaling instead of the checkpoint's");
       sub.add_option("--out", o->out_dir, "output folder for the shards, manifest.json and sample.json")->required();
       sub.add_option("--tokens", o->tokens, "tokens to write (whole samples: rounded up to --sample-tokens)")->required();
-      sub.add_option("--sample-tokens", o->sample_tokens, "length of each sample, prompt included");
+      sub.add_option("--sample-tokens", o->sample_tokens, "tokens written per sample, prompt included (a document-start EOS is not counted)");
       sub.add_option("--prompts", o->prompts, "text files or folders whose token windows start the samples "
                                               "(default: each sample starts at a document start)")->expected(1, -1);
       sub.add_option("--prompt-tokens", o->prompt_tokens, "tokens of each prompt window");

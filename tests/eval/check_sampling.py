@@ -5,7 +5,7 @@ For the tiny fixture model (tests/eval/make_eval_fixtures.py) the samples are re
 token by token: full forward of LlamaForCausalLM (float64, no cache), softmax(logits / T), the
 uniform of (seed, sample, position) by splitmix64 (Steele et al. 2014) written again in Python,
 and the smallest id whose cumulative probability exceeds it. The documents the binary wrote
-(shards split at EOS) must equal these exactly, for the document-start prompt and for prompt
+(one document per sample, EOS tokens inside) must equal these exactly, for the document-start prompt and for prompt
 windows of a text file (tokenized here with `tokenizers`, shuffled by the same hash), at two
 batch sizes (the tokens may not depend on the batch), and the manifest must let `distill` read
 them (its vocab, bos and eos).
@@ -48,8 +48,14 @@ def read_shard_documents(path):
     return [list(ids[ranges[2 * i]:ranges[2 * i + 1]]) for i in range(d)]
 
 
+# LINEARARD_SAMPLE_DEVICE=cuda runs the binary on the GPU in float32 (the GPU check of
+# scripts/gpu_restore.sh): the tokens must still be the float64 reference's.
+DEVICE = os.environ.get("LINEARARD_SAMPLE_DEVICE", "cpu")
+
+
 def run_sample(out, *args):
-    cmd = [BIN, "sample", "--model", os.path.join(FIX, "model"), "--out", out, "--quiet", *args]
+    cmd = [BIN, "sample", "--model", os.path.join(FIX, "model"), "--out", out, "--quiet", "--device", DEVICE,
+           "--dtype", "fp32", *args]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit("FAILED: %s\n%s" % (" ".join(cmd), r.stderr))
@@ -73,16 +79,7 @@ def reference(model, prompts, samples, S, T, seed, eos, drop_first):
             cdf = torch.cumsum(torch.softmax(logits / T, -1), 0)
             u = uniform(seed, s, t) * float(cdf[-1])
             seq.append(min(int((cdf < u).sum()), len(cdf) - 1))
-        doc = []
-        for i in seq[1 if drop_first else 0:]:
-            if i == eos:
-                if doc:
-                    docs.append(doc)
-                doc = []
-            else:
-                doc.append(i)
-        if doc:
-            docs.append(doc)
+        docs.append(seq[1 if drop_first else 0:])
     return docs
 
 
@@ -122,7 +119,7 @@ def main():
             failures.append("prompt windows: %s != %s" % (docs[:2], expected[:2]))
     if failures:
         sys.exit("\n".join(failures))
-    print("sample: every token equals the float64 transformers re-implementation")
+    print("sample (%s): every token equals the float64 transformers re-implementation" % DEVICE)
 
 
 if __name__ == "__main__":
