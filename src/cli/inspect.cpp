@@ -9,6 +9,8 @@
 #include "cli/command.h"
 #include "common/error.h"
 #include "io/checkpoint.h"
+#include "io/gguf.h"
+#include "io/gguf_dequant.h"
 #include "io/model_path.h"
 #include "model/llama.h"
 
@@ -27,7 +29,26 @@ at::ScalarType stored_dtype(const io::CheckpointWeights& ckpt) {
   return io::to_scalar_type(ckpt.info("model.embed_tokens.weight").dtype);
 }
 
+// A .gguf file's own view: version, tensor count, its general.architecture and the tensor types as
+// stored (before the import dequantizes them), e.g. "Q4_1 x 211, F32 x 61".
+std::string describe_gguf(const std::string& path) {
+  const io::GgufFile f = io::GgufFile::open(path);
+  std::map<std::string, int64_t> by_type;
+  for (const auto& t : f.header().tensors) ++by_type[io::ggml_type_name(t.type)];
+  std::string types;
+  for (const auto& [type, n] : by_type) types += (types.empty() ? "" : ", ") + type + " x " + std::to_string(n);
+  const io::GgufValue* arch = f.find("general.architecture");
+  return "v" + std::to_string(f.header().version) + ", " + std::to_string(f.header().tensors.size()) +
+         " tensors, architecture " + (arch ? arch->as_string("general.architecture") : std::string("(none)")) +
+         "; tensor types: " + types;
+}
+
+bool is_gguf_path(const std::string& path) {
+  return path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
+}
+
 void run_inspect(InspectOptions o) {
+  const std::string gguf = is_gguf_path(o.model_dir) ? describe_gguf(o.model_dir) : "";
   o.model_dir = io::resolve_model_path(o.model_dir);  // a .gguf file -> its imported directory
   // Everything is validated before anything is printed, so a bad input gives one line.
   const model::ModelConfig c = model::load_model_config(o.model_dir);
@@ -48,6 +69,7 @@ void run_inspect(InspectOptions o) {
     params_by_dtype[io::dtype_name(info.dtype)] += n;
   }
   std::printf("model        %s\n", o.model_dir.c_str());
+  if (!gguf.empty()) std::printf("gguf         %s\n", gguf.c_str());
   std::printf("architecture %s: %lld layers, hidden %lld, FFN %lld, %lld heads, %lld KV heads, head_dim %lld, vocab %lld\n",
               c.model_type.c_str(), (long long)c.num_hidden_layers, (long long)c.hidden_size,
               (long long)c.intermediate_size, (long long)c.num_attention_heads,
@@ -86,7 +108,7 @@ void run_inspect(InspectOptions o) {
 }
 
 cli::CommandRegistration inspect_command(
-    "inspect", "print architecture, parameters, RoPE and dtypes of a HF checkpoint directory",
+    "inspect", "print architecture, parameters, RoPE and dtypes of a HF checkpoint directory or a .gguf file (with its tensor types)",
     [](CLI::App& sub) {
       auto o = std::make_shared<InspectOptions>();
       sub.add_option("model_dir", o->model_dir, "HF model directory or .gguf file")->required();

@@ -184,8 +184,20 @@ def main():
             if not torch.equal(il, rt_logits):
                 errors.append(f"{where}: imported logits != reference (max {(il - rt_logits).abs().max().item():.3g})")
             print(f"{where}: logits rel err {rel:.2e} (tolerance {TOL[t]})")
-        insp = subprocess.run([BIN, "inspect", os.path.join(WORK, f"{rope_name}_q8_0.gguf")], capture_output=True, text=True)
-        print(insp.stdout[-600:], insp.stderr[-300:])
+        # `linearard inspect FILE.gguf`: the tensor types as gguf-py reads them, and the RoPE.
+        qfile = os.path.join(WORK, f"{rope_name}_q8_0.gguf")
+        insp = subprocess.run([BIN, "inspect", qfile], capture_output=True, text=True)
+        counts = {}
+        reader = gguf.GGUFReader(qfile)
+        for tensor in reader.tensors:
+            counts[tensor.tensor_type.name] = counts.get(tensor.tensor_type.name, 0) + 1
+        want = "; tensor types: " + ", ".join(f"{k} x {v}" for k, v in sorted(counts.items()))
+        line = next((l for l in insp.stdout.splitlines() if l.startswith("gguf ")), "")
+        if insp.returncode != 0 or not line.endswith(want) or f"{len(reader.tensors)} tensors, architecture llama" not in line:
+            errors.append(f"{rope_name}: inspect says {line!r} (rc {insp.returncode}), gguf-py reads {want!r}")
+        rope_type = (rope or {}).get("rope_type", "default")
+        if not any(l.startswith("rope ") and rope_type in l for l in insp.stdout.splitlines()):
+            errors.append(f"{rope_name}: inspect shows no {rope_type} RoPE: {insp.stdout[-300:]!r}")
     for e in errors:
         print("MISMATCH", e)
     print(f"{0 if errors else 1} passed, {1 if errors else 0} failed")
