@@ -666,7 +666,19 @@ def r_gguf_export_type(t, s):
     return ["export", "--model", m, "--format", "gguf", "--out", f"{t}/m.gguf", "--gguf-type", "q4"], None
 
 
+def r_sample_tokens(t, s):
+    m = tokenizer_dir(write_model(f"{t}/model"))
+    return ["sample", "--model", m, "--out", f"{t}/sampled", "--tokens", "0"], None
+
+
+def r_sample_temperature(t, s):
+    m = tokenizer_dir(write_model(f"{t}/model"))
+    return ["sample", "--model", m, "--out", f"{t}/sampled", "--tokens", "64", "--temperature", "-1"], None
+
+
 RECIPES = {
+    "sample-tokens": r_sample_tokens,
+    "sample-temperature": r_sample_temperature,
     "config-missing": r_config_missing,
     "config-not-json": r_config_not_json,
     "config-model-type": r_config_model_type,
