@@ -1,5 +1,7 @@
 #include "cli/output_guard.h"
 
+#include <regex>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -124,6 +126,16 @@ void check_output_file(const OutputTarget& t) {
   if (is_directory(t.path)) fail(where(t), "is a directory, expected a file name");
   if (!t.overwrite && !is_eval_result(t.path))
     fail(where(t), "file exists and is not an earlier eval result (pass --overwrite to replace it)");
+}
+
+void remove_earlier_outputs(const std::string& dir, const std::string& pattern) {
+  namespace fs = std::filesystem;
+  const std::regex outputs(pattern);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec))
+    if (std::regex_match(e.path().filename().string(), outputs) && !fs::remove(e.path(), ec))
+      fail(e.path().string(), "cannot remove the earlier output for --overwrite: " + ec.message());
 }
 
 }  // namespace linearard::cli

@@ -47,6 +47,11 @@ void check_output_dir(const OutputTarget& t);
 // refused (one continues a run, the other starts a fresh one).
 void prepare_training_out(const OutputTarget& t, const std::string& resume);
 
+// --overwrite of tokenize and sample: deletes the files of `dir` whose names match `pattern` (the
+// command's own outputs: shard-NNNNN.bin, manifest.json, ...) so that the folder never holds a mix
+// of an earlier and a new run; nothing else is touched.
+void remove_earlier_outputs(const std::string& dir, const std::string& pattern);
+
 // A single output file (eval --json): refuse_input_overlap, a directory at that path, and an
 // existing file that is not an earlier `linearard eval` result (a JSON object with "model" and
 // "plan") unless --overwrite. The file itself is written atomically by the caller.

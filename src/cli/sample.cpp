@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "cli/command.h"
 #include "cli/output_guard.h"
@@ -121,10 +120,7 @@ void run(SampleOptions o) {
   const int64_t samples = (o.tokens + o.sample_tokens - 1) / o.sample_tokens;
 
   std::filesystem::create_directories(o.out_dir);
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(o.out_dir, ec))  // --overwrite: no mix of runs
-    if (std::regex_match(e.path().filename().string(), std::regex(R"(shard-\d{5}\.bin|manifest\.json|sample\.json)")))
-      std::filesystem::remove(e.path(), ec);
+  if (o.overwrite) remove_earlier_outputs(o.out_dir, R"(shard-\d{5}\.bin|manifest\.json|sample\.json)");
   data::ShardWriterParams wp;
   wp.out_dir = o.out_dir;
   wp.vocab_size = uint64_t(std::max<int64_t>(model.config().vocab_size, tok->vocab_size()));

@@ -89,22 +89,10 @@ void encode_batch(const tok::Tokenizer& tok, const std::vector<data::Document>& 
   }
 }
 
-// --overwrite: the shards and manifest of an earlier run go first, so that the folder never holds a
-// mix of old and new shards (ShardWriter names them <prefix>-NNNNN.bin).
-void remove_earlier_shards(const std::string& dir) {
-  namespace fs = std::filesystem;
-  static const std::regex shard(R"(shard-\d{5}\.bin|manifest\.json)");
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return;
-  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec))
-    if (std::regex_match(e.path().filename().string(), shard) && !fs::remove(e.path(), ec))
-      fail(e.path().string(), "cannot remove the earlier shard for --overwrite: " + ec.message());
-}
-
 void run_tokenize(TokenizeOptions o) {
   const auto start = Clock::now();
   cli::check_output_dir({"--out", o.out_dir, o.overwrite, {{"--tokenizer", o.tokenizer_dir}}});
-  if (o.overwrite) remove_earlier_shards(o.out_dir);
+  if (o.overwrite) cli::remove_earlier_outputs(o.out_dir, R"(shard-\d{5}\.bin|manifest\.json)");
   o.tokenizer_dir = io::resolve_model_path(o.tokenizer_dir);  // a .gguf file -> its imported directory
   const auto tok = tok::load_tokenizer(o.tokenizer_dir);
   if (!tok->adds_eos() && tok->eos_id() < 0)

@@ -6,20 +6,9 @@
 
 #include "common/error.h"
 #include "eval/kv_cache.h"
+#include "eval/splitmix64.h"
 
 namespace linearard::eval {
-namespace {
-
-// splitmix64's finaliser (Steele, Lea, Flood 2014, "Fast splittable pseudorandom number generators").
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
-
 float sampling_uniform(uint64_t seed, int64_t index, int64_t position) {
   const uint64_t h = splitmix64(splitmix64(splitmix64(seed) ^ uint64_t(index)) ^ uint64_t(position));
   return float(h >> 40) * (1.0f / float(1 << 24));  // 24 bits: exact in float32, never 1

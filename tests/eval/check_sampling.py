@@ -21,20 +21,14 @@ import torch
 from tokenizers import Tokenizer
 from transformers import LlamaForCausalLM
 
+from splitmix64 import MASK64, splitmix64
+
 FIX = os.path.join(os.environ["LINEARARD_FIXTURES_DIR"], "eval")
 BIN = os.environ["LINEARARD_BIN"]
-MASK = (1 << 64) - 1
-
-
-def splitmix64(x):
-    x = (x + 0x9E3779B97F4A7C15) & MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
-    return x ^ (x >> 31)
 
 
 def uniform(seed, index, position):
-    h = splitmix64(splitmix64(splitmix64(seed) ^ (index & MASK)) ^ (position & MASK))
+    h = splitmix64(splitmix64(splitmix64(seed) ^ (index & MASK64)) ^ (position & MASK64))
     return (h >> 40) / float(1 << 24)
 
 

@@ -22,6 +22,7 @@ import shutil
 import torch
 import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from splitmix64 import splitmix64
 
 OUT = os.path.join(os.environ["LINEARARD_FIXTURES_DIR"], "eval")
 torch.manual_seed(0)
@@ -274,14 +275,6 @@ def mc_expected(m, hf_tok, add_bos, max_length):
             "acc_stderr": mean_stderr(acc), "acc_norm_stderr": mean_stderr(acc_norm)}
 
 
-MASK64 = (1 << 64) - 1
-
-
-def splitmix64(x):
-    x = (x + 0x9E3779B97F4A7C15) & MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
-    return x ^ (x >> 31)
 
 
 def passkey_key(seed, length, depth_index, trial):

@@ -16,6 +16,7 @@ import shutil
 
 import torch
 import transformers
+from splitmix64 import splitmix64
 
 FIX = os.environ["LINEARARD_FIXTURES_DIR"]
 OUT = os.path.join(FIX, "suite")
@@ -43,14 +44,6 @@ TASK_B = {  # logical_deduction-like prefixes, choices not appended
         {"input": "Which planet is closest to the sun?", "target_scores": {"Venus": 0, "Mercury": 1, "Mars": 0}},
     ]}
 
-MASK64 = (1 << 64) - 1
-
-
-def splitmix64(x):
-    x = (x + 0x9E3779B97F4A7C15) & MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
-    return x ^ (x >> 31)
 
 
 def fewshot_indices(n, doc, k, seed):
