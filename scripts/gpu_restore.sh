@@ -10,10 +10,11 @@
 # carries 64 MiB, so it travels in two halves: the first call carries part-0 (staged in /tmp, kept
 # while the machine is warm, and builds), the second part-1 and runs everything:
 #   carry: .restore/parts/part-N .restore/model.sha256 .restore/corpus.tar.xz .device-deps/include
-#          .device-deps/tokenizer
+#          .device-deps/tokenizer (and .restore/suite.tar.xz in the second call, for the task suite)
 #   scripts/gpu_restore.sh [RECIPES.tsv]      (default scripts/restore/recipes.tsv)
 # Environment: SCALINGS (default "pi4 yarn4"), EVAL_TOKENS (131072), SAMPLE_TOKENS (2400000), SAMPLE_BATCH (512), CONTEXTS (512,2048,8192),
-# LONG_CONTEXTS (32768), STAGE_ONLY=1 (stage and build, then stop), BUILD_DIR (build-restore).
+# LONG_CONTEXTS (32768), STAGE_ONLY=1 (stage and build, then stop), BUILD_DIR (build-restore),
+# SUITE_SCALINGS (pi4; empty: no task suite; the suite needs .restore/suite.tar.xz carried).
 # Everything lands in $OUT (logs, JSON, restoration_table.md).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -125,10 +126,13 @@ run_one() {  # id scaling command data flags...
   local rope; rope="$(rope_of "$scaling")" || return 1
   local run="$work/runs/$id"
   if [ ! -f "$(export_dir "$id")/config.json" ]; then
-    rm -rf "$run" "$work/exports/$id"
+    # A run stopped at the deadline wrote a checkpoint on SIGTERM (docs/training-faults.md): resume it.
+    local resume=()
+    if [ -f "$run/options.json" ]; then resume=(--resume auto); else rm -rf "$run"; fi
+    rm -rf "$work/exports/$id"
     # shellcheck disable=SC2068
     "$bin" "$cmd" --model "$teacher" --rope-scaling "$rope" --data "$work/data/$data" --out "$run" \
-        --device cuda --checkpoint-every 0 $@ > "$out/train_$id.log" 2>&1 || { echo "FAILED $id"; tail -3 "$out/train_$id.log"; return 1; }
+        --device cuda --checkpoint-every 0 "${resume[@]}" $@ >> "$out/train_$id.log" 2>&1 || { echo "FAILED $id"; tail -3 "$out/train_$id.log"; return 1; }
     cp "$run/metrics.jsonl" "$out/metrics_$id.jsonl" 2>/dev/null
     "$bin" export --checkpoint "$run/final" --out "$work/exports/$id" --format merged > "$out/export_$id.log" 2>&1 \
         || { echo "FAILED export $id"; tail -3 "$out/export_$id.log"; return 1; }
@@ -185,6 +189,23 @@ for scaling in $scalings; do
 done
 wait_all
 stamp "evaluation done"
+# The offline task suite (scripts/eval_suite.sh: BBH, RULER, passkey as a share of the teacher's
+# score) on teacher, scaled and the first recipe's model, when its data was carried.
+suite_scalings="${SUITE_SCALINGS-pi4}"
+if [ -f .restore/suite.tar.xz ] && [ -n "$suite_scalings" ]; then
+  [ -f .cache/suite/bbh/navigate/task.json ] || { mkdir -p .cache && tar -C .cache -xJf .restore/suite.tar.xz; }
+  for scaling in $suite_scalings; do
+    first="$(for id in "${ids[@]}"; do [[ $id == "${scaling}_"* ]] && echo "$id" && break; done)"
+    [ -n "$first" ] && [ -f "$(export_dir "$first")/config.json" ] && [ ! -f "$out/suite_$scaling/report.md" ] || continue
+    ( started=$SECONDS
+      LINEARARD_BIN="$bin" bash scripts/eval_suite.sh "$teacher" "$(rope_of "$scaling")" "$(export_dir "$first")" \
+          "$out/suite_$scaling" > "$out/suite_$scaling.log" 2>&1 || { echo "FAILED suite $scaling"; tail -3 "$out/suite_$scaling.log"; exit 1; }
+      echo "suite $scaling ($first): $(( SECONDS - started )) s" | tee "$out/suite_$scaling.time" ) &
+    pids+=($!)
+  done
+  wait_all
+  stamp "suite done"
+fi
 python3 scripts/restore/summarize.py "$out" > "$out/restoration_table.md" || echo "summarize failed (no teacher results yet?)"
 cat "$out/restoration_table.md"
 # At most 8 files come back from a device call: the table, one JSON of all results, the rest packed.

@@ -6,6 +6,8 @@
 #                             each call carries one half, gpu_restore.sh stages it in /tmp)
 #   .restore/model.sha256     its checksum and name
 #   .restore/corpus.tar.xz    train.jsonl (KJV) and heldout.jsonl (fortunes), scripts/restore/make_corpus.py
+#   .restore/suite.tar.xz     the offline task suite's data (scripts/eval_suite.sh --prepare: the
+#                             BBH task files and the KJV haystack), for the suite step (SUITE=1)
 #   .device-deps/             scripts/device_deps.sh (header deps, PCRE2, SentencePiece)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -23,5 +25,7 @@ dpkg-query -W -f='${Status}' fortunes 2>/dev/null | grep -q "install ok installe
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends fortunes bible-kjv >/dev/null; }
 python3 scripts/restore/make_corpus.py "$tmp/corpus"
 tar -C "$tmp" -cJf "$dst/corpus.tar.xz" corpus
+bash scripts/eval_suite.sh --prepare >/dev/null
+tar -C .cache -cJf "$dst/suite.tar.xz" suite
 bash scripts/device_deps.sh >/dev/null
-du -sh "$dst"/parts/* "$dst/corpus.tar.xz" .device-deps/include .device-deps/tokenizer
+du -sh "$dst"/parts/* "$dst/corpus.tar.xz" "$dst/suite.tar.xz" .device-deps/include .device-deps/tokenizer
