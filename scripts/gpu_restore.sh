@@ -34,7 +34,8 @@ t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-{ git log -1 --format='commit %H %s' 2>/dev/null || cat COMMIT 2>/dev/null; } | tee "$out/commit.txt"
+# A tree exported with `git archive` names its commit in COMMIT (an enclosing checkout may be older).
+{ cat COMMIT 2>/dev/null || git log -1 --format='commit %H %s' 2>/dev/null; } | tee "$out/commit.txt"
 for p in .restore/parts/part-*; do [ -f "$p" ] && cp -n "$p" "$work/parts/"; done
 stamp "staged parts: $(ls "$work/parts" | tr '\n' ' ')"
 

@@ -1,5 +1,7 @@
 #include "cli/train_flags.h"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -76,7 +78,14 @@ void add_recipe_flag(CLI::App& sub, std::string& recipe) {
 }
 
 void apply_recipe(CLI::App& sub, const std::string& recipe) {
-  apply_values(sub, flatten_options(train::distill_recipe(recipe), "--recipe " + recipe), "--recipe " + recipe);
+  FlatOptions items = flatten_options(train::distill_recipe(recipe), "--recipe " + recipe);
+  // A recipe's LoRA targets belong to its LoRA adapter: when the command line or --config asks for
+  // full deltas (q/k/v only), the targets are left at their default rather than refused.
+  const CLI::Option* kind = sub.get_option("--train-qkv");
+  if (kind->count() > 0 && kind->as<std::string>() == "full")
+    items.erase(std::remove_if(items.begin(), items.end(), [](const auto& item) { return item.first == "lora-targets"; }),
+                items.end());
+  apply_values(sub, items, "--recipe " + recipe);
 }
 
 void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model) {

@@ -37,6 +37,25 @@ TEST(Recipes, DefaultIsRestore) {
   EXPECT_DOUBLE_EQ(o["logits-kl-weight"].get<double>(), 1.0);
   EXPECT_EQ(o["logits-kl-last"].get<int64_t>(), 0);
   EXPECT_DOUBLE_EQ(o["lora-dropout"].get<double>(), 0.0);
+  EXPECT_EQ(o["lora-targets"].get<std::string>(), "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj");
+}
+
+// Full deltas exist for q/k/v only: the recipe's LoRA targets give way to --train-qkv full (flag or
+// config) instead of turning the run into an error; an explicit --lora-targets still is one.
+TEST(Recipes, FullDeltasKeepTheDefaultTargets) {
+  const auto o = options_of("full", "--train-qkv full");
+  EXPECT_EQ(o["train-qkv"].get<std::string>(), "full") << o.dump();
+  EXPECT_FALSE(o.contains("lora-targets")) << o.dump();  // written only when not q/k/v
+  const std::string dir = fresh_dir("recipe_full_cfgfile");
+  std::ofstream(dir + "/c.json") << R"({"train-qkv": "full"})";
+  EXPECT_FALSE(options_of("full_config", "--config " + dir + "/c.json").contains("lora-targets"));
+  const std::string out = fresh_dir("recipe_full_targets");
+  const auto r = linearard::test_env::run_command(
+      linearard::test_env::linearard_bin() + " distill --model " + fixture("llama_mha") + " --data " +
+      fixture("corpus.bin") + " --out " + out + "/run --rope-scaling '{\"rope_type\":\"linear\",\"factor\":4.0}'" +
+      " --device cpu --train-qkv full --lora-targets all 2>&1");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--lora-targets"), std::string::npos) << r.output;
 }
 
 TEST(Recipes, CommandLineAndConfigBeatTheRecipe) {
