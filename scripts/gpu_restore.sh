@@ -58,6 +58,16 @@ if [ ! -f "$out/gpu_test_sample.ok" ]; then
     && touch "$out/gpu_test_sample.ok"
   stamp "GPU test sample: $(tail -1 "$out/gpu_test_sample.log" 2>/dev/null || tail -1 "$out/fixtures.log")"
 fi
+# GPU test of the task suite (float32 on the GPU: BIG-bench log-likelihoods against transformers'
+# re-implementation of the harness, RULER / passkey / HumanEval results equal to the CPU's).
+if [ ! -f "$out/gpu_test_suite.ok" ] && [ -f "$work/fixtures/suite/expected.json" ]; then
+  [ -f .cache/suite/bbh/navigate/task.json ] || { [ -f .restore/suite.tar.xz ] && mkdir -p .cache && tar -C .cache -xJf .restore/suite.tar.xz; }
+  humaneval_file=""; [ -f .cache/suite/humaneval/HumanEval.jsonl ] && humaneval_file="$(pwd)/.cache/suite/humaneval/HumanEval.jsonl"
+  LINEARARD_FIXTURES_DIR="$work/fixtures" LINEARARD_BIN="$bin" LINEARARD_SUITE_DEVICE=cuda \
+       LINEARARD_SUITE_HUMANEVAL="$humaneval_file" python3 tests/eval/check_suite_device.py > "$out/gpu_test_suite.log" 2>&1 \
+    && touch "$out/gpu_test_suite.ok"
+  stamp "GPU test suite: $(tail -2 "$out/gpu_test_suite.log" | tr '\n' ' ')"
+fi
 [ "${STAGE_ONLY:-0}" = 1 ] && { stamp "STAGE_ONLY: stop"; exit 0; }
 
 # --- the model ----------------------------------------------------------------------------------
@@ -139,9 +149,39 @@ run_one() {  # id scaling command data flags...
         || { echo "FAILED export $id"; tail -3 "$out/export_$id.log"; return 1; }
   fi
   local dir; dir="$(export_dir "$id")"
+  suite_one "$scaling" "$id" & local su=$!
   eval_one "$id" "$dir" & local e=$!
   check_one "$id" "$dir" || return 1
-  wait $e
+  wait $e && wait $su
+}
+# A call has at most 600 s: at DEADLINE_S (default 540) after the start the unfinished steps are
+# stopped and the table is made of what is done; the next call resumes the rest.
+deadline=$(( t0 + ${DEADLINE_S:-540} ))
+# The first recipe of recipes.tsv that runs for a scaling: it gets the report and the task suite.
+first_recipe() {
+  grep -v '^#' "$recipes" | while IFS=$'\t' read -r name for_scalings _; do
+    [ -n "$name" ] && { [ "$for_scalings" = "*" ] || [[ ",$for_scalings," == *",$1,"* ]]; } && { echo "${1}_$name"; break; }
+  done
+}
+# The offline task suite (scripts/eval_suite.sh: BBH, RULER, passkey, and HumanEval with
+# SUITE_HUMANEVAL=1, as a share of the teacher's score) on teacher, scaled and the first recipe's
+# model of each of SUITE_SCALINGS, when its data was carried. It starts inside that recipe's
+# pipeline as soon as the model is exported (beside the other trainings: a 135M model leaves the
+# GPU idle), or here for a call that resumes.
+suite_scalings="${SUITE_SCALINGS-pi4}"
+suite_one() {  # scaling id; skipped when done, or when less than SUITE_NEEDS_S remain in this call
+  local scaling="$1" id="$2"
+  [ -f .restore/suite.tar.xz ] && [[ " $suite_scalings " == *" $scaling "* ]] || return 0
+  [ -f "$out/suite_$scaling/report.md" ] && return 0
+  [ "$id" = "$(first_recipe "$scaling")" ] || return 0
+  if [ $(( deadline - $(date +%s) )) -lt "${SUITE_NEEDS_S:-420}" ]; then
+    stamp "suite $scaling: less than ${SUITE_NEEDS_S:-420} s left in this call, run the call again"; return 0
+  fi
+  [ -f .cache/suite/bbh/navigate/task.json ] || { mkdir -p .cache && tar -C .cache -xJf .restore/suite.tar.xz; }
+  local started=$SECONDS
+  LINEARARD_BIN="$bin" bash scripts/eval_suite.sh "$teacher" "$(rope_of "$scaling")" "$(export_dir "$id")" \
+      "$out/suite_$scaling" > "$out/suite_$scaling.log" 2>&1 || { echo "FAILED suite $scaling"; tail -3 "$out/suite_$scaling.log"; return 1; }
+  echo "suite $scaling ($id): $(( SECONDS - started )) s" | tee "$out/suite_$scaling.time"
 }
 pids=()
 ids=()
@@ -163,9 +203,6 @@ while IFS=$'\t' read -r name for_scalings cmd data flags; do
   done
 done < "$recipes"
 stamp "${#ids[@]} pipelines in parallel: ${ids[*]}"
-# A call has at most 600 s: at DEADLINE_S (default 540) after the start the unfinished steps are
-# stopped and the table is made of what is done; the next call resumes the rest.
-deadline=$(( t0 + ${DEADLINE_S:-540} ))
 wait_all() {
   while [ -n "$(jobs -rp)" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 2; done
   if [ -n "$(jobs -rp)" ]; then
@@ -181,8 +218,9 @@ stamp "training and evaluation done ($failures failed)"
 # linearard's own report (headline: ppl, gap recovered, KL, top-1 per short context) for the
 # first recipe of each scaling.
 for scaling in $scalings; do
-  first="$(for id in "${ids[@]}"; do [[ $id == "${scaling}_"* ]] && echo "$id" && break; done)"
-  [ -n "$first" ] && [ ! -f "$out/report_$scaling/report.md" ] || continue
+  first="$(first_recipe "$scaling")"
+  [ -n "$first" ] && [ -f "$(export_dir "$first")/config.json" ] && [ ! -f "$out/report_$scaling/report.md" ] || continue
+  [ $(( deadline - $(date +%s) )) -ge "${REPORT_NEEDS_S:-90}" ] || { stamp "report $scaling: too little time left, run the call again"; continue; }
   "$bin" report --teacher "$teacher" --scaled "$(rope_of "$scaling")" --restored "$(export_dir "$first")" --tasks ppl,fidelity \
       --text "$heldout" --max-tokens "$eval_tokens" --contexts "$contexts" --device cuda --overwrite \
       --out "$out/report_$scaling" > "$out/report_$scaling.log" 2>&1 || { echo "FAILED report $scaling"; exit 1; } &
@@ -190,23 +228,15 @@ for scaling in $scalings; do
 done
 wait_all
 stamp "evaluation done"
-# The offline task suite (scripts/eval_suite.sh: BBH, RULER, passkey as a share of the teacher's
-# score) on teacher, scaled and the first recipe's model, when its data was carried.
-suite_scalings="${SUITE_SCALINGS-pi4}"
-if [ -f .restore/suite.tar.xz ] && [ -n "$suite_scalings" ]; then
-  [ -f .cache/suite/bbh/navigate/task.json ] || { mkdir -p .cache && tar -C .cache -xJf .restore/suite.tar.xz; }
-  for scaling in $suite_scalings; do
-    first="$(for id in "${ids[@]}"; do [[ $id == "${scaling}_"* ]] && echo "$id" && break; done)"
-    [ -n "$first" ] && [ -f "$(export_dir "$first")/config.json" ] && [ ! -f "$out/suite_$scaling/report.md" ] || continue
-    ( started=$SECONDS
-      LINEARARD_BIN="$bin" bash scripts/eval_suite.sh "$teacher" "$(rope_of "$scaling")" "$(export_dir "$first")" \
-          "$out/suite_$scaling" > "$out/suite_$scaling.log" 2>&1 || { echo "FAILED suite $scaling"; tail -3 "$out/suite_$scaling.log"; exit 1; }
-      echo "suite $scaling ($first): $(( SECONDS - started )) s" | tee "$out/suite_$scaling.time" ) &
-    pids+=($!)
-  done
-  wait_all
-  stamp "suite done"
-fi
+# The suite for a resumed call whose models were exported earlier.
+for scaling in $suite_scalings; do
+  first="$(first_recipe "$scaling")"
+  [ -n "$first" ] && [ -f "$(export_dir "$first")/config.json" ] || continue
+  suite_one "$scaling" "$first" &
+  pids+=($!)
+done
+wait_all
+stamp "suite done"
 python3 scripts/restore/summarize.py "$out" > "$out/restoration_table.md" || echo "summarize failed (no teacher results yet?)"
 cat "$out/restoration_table.md"
 # At most 8 files come back from a device call: the table, one JSON of all results, the rest packed.
