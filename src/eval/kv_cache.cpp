@@ -2,7 +2,9 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 
 #include "common/error.h"
@@ -26,9 +28,18 @@ at::Tensor last_logits(const model::DecoderModel& model, const at::Tensor& hidde
 
 }  // namespace
 
-KvCacheDecoder::KvCacheDecoder(const EvalModel& m, int64_t B, int64_t capacity)
+KvCacheDecoder::KvCacheDecoder(const EvalModel& m, int64_t B, int64_t capacity, const std::vector<int64_t>& left_pad)
     : model_(*m.model), rope_(m.rope), B_(B), capacity_(capacity) {
   if (B < 1 || capacity < 1) fail("KvCacheDecoder", "batch and capacity must be positive");
+  if (!left_pad.empty()) {
+    if (static_cast<int64_t>(left_pad.size()) != B) fail("KvCacheDecoder", "left_pad needs one count per row");
+    for (int64_t p : left_pad)
+      if (p < 0 || p >= capacity) fail("KvCacheDecoder", "left_pad counts must be in [0, capacity)");
+    if (std::any_of(left_pad.begin(), left_pad.end(), [](int64_t p) { return p > 0; })) {
+      left_pad_ = left_pad;
+      pad_ = at::tensor(left_pad_, at::kLong).view({B, 1}).to(m.model->device());
+    }
+  }
   const auto& c = model_.config();
   if (c.sliding_window && capacity > *c.sliding_window && c.model_type == "qwen2")
     fail("KvCacheDecoder", "Qwen2's sliding_window is not supported");
@@ -51,7 +62,8 @@ at::Tensor KvCacheDecoder::attend(int64_t layer, const at::Tensor& q, const at::
   const bool windowed = c.sliding_window && total > *c.sliding_window;
   std::optional<at::Tensor> mask;
   bool causal = false;
-  if (L == 0 && !windowed) {
+  const bool padded = pad_.defined();
+  if (L == 0 && !windowed && !padded) {
     causal = true;  // square causal block: SDPA's flash kernel
   } else if (n > 1 || windowed) {
     auto lopts = at::TensorOptions().dtype(at::kLong).device(q.device());
@@ -59,7 +71,14 @@ at::Tensor KvCacheDecoder::attend(int64_t layer, const at::Tensor& q, const at::
     auto j = at::arange(total, lopts).unsqueeze(0);     // (1, L + n) key positions
     auto allowed = j.le(i);
     if (windowed) allowed = allowed.logical_and((i - j).lt(*c.sliding_window));
-    mask = allowed.view({1, 1, n, total});
+    if (padded) {
+      // Row b: real queries (i >= pad) see real keys (j >= pad) only; padded queries keep theirs.
+      const at::Tensor pad = pad_.view({B_, 1, 1});
+      allowed = allowed.unsqueeze(0).logical_and(j.unsqueeze(0).ge(pad).logical_or(i.unsqueeze(0).lt(pad)));
+      mask = allowed.view({B_, 1, n, total});
+    } else {
+      mask = allowed.view({1, 1, n, total});
+    }
   }
   const int64_t group = c.num_attention_heads / c.num_key_value_heads;
   if (n == 1) {
@@ -77,6 +96,11 @@ at::Tensor KvCacheDecoder::attend(int64_t layer, const at::Tensor& q, const at::
     at::Tensor kt = kk.transpose(1, 2);
     at::Tensor scores = (q.scalar_type() == at::kFloat ? at::bmm(qg, kt) : at::bmm(qg, kt, at::kFloat))
                             .mul_(1.0 / std::sqrt(double(D)));  // (B Hk, group, S) float32
+    if (padded) {  // row b's keys before pad[b] are padding
+      const at::Tensor j = at::arange(first, total, at::TensorOptions().dtype(at::kLong).device(q.device()));
+      const at::Tensor pad_keys = j.unsqueeze(0).lt(pad_).view({B, 1, 1, S}).expand({B, Hk, 1, S}).reshape({B * Hk, 1, S});
+      scores.masked_fill_(pad_keys, -std::numeric_limits<float>::infinity());
+    }
     at::Tensor probs = at::softmax(scores, -1).to(q.scalar_type());              // (B Hk, group, S)
     return at::bmm(probs, vv).view({B, c.num_attention_heads, 1, D});             // (B, H, 1, D)
   }
@@ -98,8 +122,19 @@ at::Tensor KvCacheDecoder::extend(const at::Tensor& tokens) {
     fail("KvCacheDecoder", "cache of " + std::to_string(capacity_) + " positions is full");
   at::NoGradGuard no_grad;
   const int64_t H = c.num_attention_heads, Hk = c.num_key_value_heads, D = c.head_dim;
-  auto positions = at::arange(length_, length_ + n, at::TensorOptions().dtype(at::kLong).device(model_.device()));
-  const model::RopeTables tables = model::rope_tables(c, rope_, positions, model_.dtype());  // (n, D)
+  // RoPE positions (rows, n): cache index minus the row's padding (one row when there is none);
+  // padding positions get 0 (their values are never seen by real queries).
+  at::Tensor positions = at::arange(length_, length_ + n, at::TensorOptions().dtype(at::kLong).device(model_.device()))
+                             .unsqueeze(0);  // (1, n)
+  if (pad_.defined()) {
+    if (length_ == 0 && n <= *std::max_element(left_pad_.begin(), left_pad_.end()))
+      fail("KvCacheDecoder", "the first extend must reach past every row's padding");
+    positions = (positions - pad_).clamp_min(0);  // (B, n)
+  }
+  const int64_t rows = positions.size(0);
+  model::RopeTables tables = model::rope_tables(c, rope_, positions.reshape({-1}), model_.dtype());  // (rows n, D)
+  tables.cos = tables.cos.view({rows, 1, n, D});  // broadcast over heads (and rows when there is no padding)
+  tables.sin = tables.sin.view({rows, 1, n, D});
   at::Tensor h = at::embedding(w.embed, tokens.to(model_.device()));  // (B, n, C)
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const model::DecoderLayerWeights& lw = w.layers[l];

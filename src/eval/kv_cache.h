@@ -11,6 +11,16 @@
 // differs slightly from recomputing the whole sequence at every step, as it does in transformers;
 // for every other RoPE type the two agree (tests/eval/test_kv_cache.cpp).
 //
+// Left padding (batches of prompts of different lengths, batch_decode.h): row b's first left_pad[b]
+// cache positions hold padding. Real queries never see those keys (masked out of the softmax in
+// both attention paths), and row b's RoPE positions count from its first real token: cache index
+// p has position p - left_pad[b], so a padded row computes what it would alone (up to rounding).
+// Padded queries see the keys up to themselves, padding included, which keeps their (unused)
+// hidden states finite. For dynamic NTK / longrope the tables of one extend() take
+// seq_len = the longest row's, as transformers' generate() does with left padding
+// (max(position_ids) + 1 over the batch). No padding (the default) is the same code with all
+// counts zero.
+//
 // Attention: the prompt (and any multi-token extend) goes through SDPA as in DecoderModel::forward;
 // a single new token goes through two batched GEMVs over the cache (see attend()), which
 // `linearard bench eval-ppl --decode` measured 2-3x faster than SDPA's default at 32K keys.
@@ -25,8 +35,9 @@ namespace linearard::eval {
 
 class KvCacheDecoder {
  public:
-  // Room for `capacity` positions of a batch of B sequences (allocated up front).
-  KvCacheDecoder(const EvalModel& m, int64_t B, int64_t capacity);
+  // Room for `capacity` positions of a batch of B sequences (allocated up front); left_pad: empty
+  // (none) or B counts of leading padding positions, each below the first extend()'s length.
+  KvCacheDecoder(const EvalModel& m, int64_t B, int64_t capacity, const std::vector<int64_t>& left_pad = {});
 
   // Appends tokens (B, n) at positions [length(), length() + n) and returns the float32 logits of
   // the last new position (B, V).
@@ -39,6 +50,8 @@ class KvCacheDecoder {
   const model::DecoderModel& model_;
   model::RopeParams rope_;
   int64_t B_, capacity_, length_ = 0;
+  std::vector<int64_t> left_pad_;  // B counts, or empty: no padding
+  at::Tensor pad_;                 // (B, 1) int64 on the model's device when left_pad_ is not empty
   std::vector<at::Tensor> k_cache_, v_cache_;  // per layer (B, Hk, capacity, D), post-RoPE K
 };
 

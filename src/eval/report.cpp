@@ -141,6 +141,33 @@ json build_report(const json& models, int64_t native_context) {
       }
     }
   }
+  // HumanEval: pass@1 of greedy completions (a short-text metric, in the mean like the BBH tasks),
+  // as a share of the teacher's, when all three models ran the same problems.
+  json humaneval_rows = json::array();
+  if (teacher.contains("humaneval")) {
+    const json& th = teacher["humaneval"];
+    bool all = true;
+    for (const char* role : kRoles)
+      all &= models[role].contains("humaneval") && models[role]["humaneval"].value("n", json()) == th.value("n", json()) &&
+             models[role]["humaneval"].value("file", json()) == th.value("file", json());
+    if (all) {
+      json row = {{"metric", "HumanEval pass@1"}, {"kind", "pass_at_1"}, {"task", "humaneval"},
+                  {"field", "pass_at_1"}, {"direction", "higher is better"}, {"problems", th["n"]}};
+      double v[3];
+      for (int i = 0; i < 3; ++i) {
+        const json& h = models[kRoles[i]]["humaneval"];
+        v[i] = h["pass_at_1"].get<double>();
+        row[kRoles[i]] = v[i];
+        row[std::string(kRoles[i]) + "_passed"] = h["passed"];
+      }
+      row["recovery"] = opt(recovery(v[0], v[1], v[2]));
+      row["recovery_on"] = "pass_at_1";
+      row["relative_to_teacher"] = v[0] > 0 ? json(v[2] / v[0]) : json(nullptr);
+      row["scaled_relative_to_teacher"] = v[0] > 0 ? json(v[1] / v[0]) : json(nullptr);
+      short_rows.push_back(row);
+      humaneval_rows.push_back(row);
+    }
+  }
   // Fidelity: KL(teacher || model) and top-1 agreement at every context all three models ran (the
   // teacher's own row is its self-comparison: KL 0, agreement 1).
   json fidelity_rows = json::array();
@@ -248,7 +275,7 @@ json build_report(const json& models, int64_t native_context) {
                   {"mean_relative_to_teacher", rel_n > 0 ? json(rel_sum / rel_n) : json(nullptr)}};
   return {{"format", "linearard-report"}, {"version", kReportVersion}, {"native_context", native_context},
           {"models", models}, {"headline", headline}, {"short_text", short_rows}, {"long_context", long_rows},
-          {"fidelity", fidelity_rows}, {"bbh", bbh_rows}, {"summary", summary}};
+          {"fidelity", fidelity_rows}, {"bbh", bbh_rows}, {"humaneval", humaneval_rows}, {"summary", summary}};
 }
 
 std::string report_markdown(const json& report) {
@@ -303,6 +330,17 @@ std::string report_markdown(const json& report) {
        << " tasks\n\n| metric | teacher | scaled | restored | scaled % of teacher | restored % of teacher |\n"
           "| --- | ---: | ---: | ---: | ---: | ---: |\n";
     for (const auto& row : bbh)
+      md << "| " << row["metric"].get<std::string>() << " | " << fmt_value(row["teacher"], 4) << " | "
+         << fmt_value(row["scaled"], 4) << " | " << fmt_value(row["restored"], 4) << " | "
+         << fmt_percent(row["scaled_relative_to_teacher"]) << " | " << fmt_percent(row["relative_to_teacher"])
+         << " |\n";
+  }
+  const json humaneval = report.value("humaneval", json::array());
+  if (!humaneval.empty()) {
+    md << "\n## HumanEval (greedy, " << humaneval[0]["problems"].get<int64_t>()
+       << " problems)\n\n| metric | teacher | scaled | restored | scaled % of teacher | restored % of teacher |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: |\n";
+    for (const auto& row : humaneval)
       md << "| " << row["metric"].get<std::string>() << " | " << fmt_value(row["teacher"], 4) << " | "
          << fmt_value(row["scaled"], 4) << " | " << fmt_value(row["restored"], 4) << " | "
          << fmt_percent(row["scaled_relative_to_teacher"]) << " | " << fmt_percent(row["relative_to_teacher"])

@@ -4,7 +4,7 @@
 // redraws them and tests can recompute every number.
 //
 // Short-text metrics (perplexity at contexts <= the teacher's native length, multiple-choice acc
-// and acc_norm) get
+// and acc_norm, HumanEval pass@1, also listed in "humaneval" with the share of the teacher's) get
 //   recovery            = (restored - scaled) / (teacher - scaled), on NLL for perplexity
 //                         (1 = back to the teacher, 0 = no better than the scaled model; the
 //                         ratio reads the same for lower- and higher-is-better metrics);

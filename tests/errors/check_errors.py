@@ -497,6 +497,34 @@ def r_bbh_task_missing(t, s):
     return a, None
 
 
+HE_PROBLEM = {"task_id": "T/0", "prompt": "def f():\n", "canonical_solution": "    return 1\n",
+              "test": "def check(c):\n    assert c() == 1\n", "entry_point": "f"}
+
+
+def humaneval_args(t, text, allow=True):
+    write(f"{t}/he.jsonl", text)
+    return ["eval", "--model", write_model(f"{t}/model"), "--tokenizer", tokenizer_dir(f"{t}/tok"), "--tasks",
+            "humaneval", "--humaneval", f"{t}/he.jsonl"] + (["--allow-code-execution"] if allow else [])
+
+
+def r_humaneval_no_exec(t, s):
+    return humaneval_args(t, json.dumps(HE_PROBLEM) + "\n", allow=False), None
+
+
+def r_humaneval_field(t, s):
+    bad = dict(HE_PROBLEM, task_id="T/1")
+    del bad["prompt"]
+    return humaneval_args(t, json.dumps(HE_PROBLEM) + "\n" + json.dumps(bad) + "\n"), None
+
+
+def r_humaneval_json(t, s):
+    return humaneval_args(t, '{"task_id": "T/0", "prompt": \n'), None
+
+
+def r_humaneval_empty(t, s):
+    return humaneval_args(t, "\n"), None
+
+
 def r_fidelity_vocab(t, s):
     a = eval_tokens_args(t, copy_shards(t, s))
     a[a.index("--task") + 1] = "fidelity"
@@ -743,6 +771,10 @@ RECIPES = {
     "bbh-task-field": r_bbh_task_field,
     "bbh-task-json": r_bbh_task_json,
     "bbh-task-missing": r_bbh_task_missing,
+    "humaneval-no-exec": r_humaneval_no_exec,
+    "humaneval-field": r_humaneval_field,
+    "humaneval-json": r_humaneval_json,
+    "humaneval-empty": r_humaneval_empty,
     "report-out-teacher": r_report_out_teacher,
     "export-out-base": r_export_out_base,
     "export-out-checkpoint": r_export_out_checkpoint,
