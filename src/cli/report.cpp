@@ -1,7 +1,9 @@
 // `linearard report --teacher DIR --scaled DIR|JSON --restored DIR --tasks ... --out DIR`: runs the
 // same evaluations on the teacher, the scaled model (the teacher's weights with a RoPE scaling, or a
 // checkpoint of its own) and the restored model, and writes report.json, report.md and the SVG
-// charts (eval/report.h says what each number means). `--from-json report.json` redraws md and svg.
+// charts (eval/report.h says what each number means). `--from-json report.json` redraws md and svg;
+// `--from-results T.json S.json R.json` builds the report from three `linearard eval --json` results
+// (one model per process, e.g. run in parallel on one GPU: scripts/eval_suite.sh).
 // The fidelity task compares each model with the teacher, which then stays loaded throughout.
 #include <filesystem>
 #include <fstream>
@@ -21,6 +23,7 @@ namespace {
 
 struct ReportOptions {
   std::string teacher, scaled, restored, out_dir, from_json;
+  std::vector<std::string> from_results;  // teacher, scaled, restored: `linearard eval --json` files
   int64_t native_context = 0;
   bool overwrite = false;
   EvalCliOptions tasks;
@@ -49,9 +52,39 @@ void rebuild_from_json(const ReportOptions& o) {
   std::cout << eval::report_markdown(report) << "\nwrote " << o.out_dir << std::endl;
 }
 
+// The per-model results written by `linearard eval --json` (the per-model format of report.json).
+void build_from_results(const ReportOptions& o) {
+  if (o.from_results.size() != 3) fail("--from-results", "needs three files: teacher, scaled and restored results");
+  // The results may lie in --out (scripts/eval_suite.sh keeps them beside the report); only the
+  // report's own files may not be one of them.
+  check_output_dir({"--out", o.out_dir, o.overwrite, {}});
+  for (const auto& f : o.from_results)
+    for (const char* own : {"report.json", "report.md"}) {
+      std::error_code ec;
+      if (std::filesystem::equivalent(f, std::filesystem::path(o.out_dir) / own, ec))
+        fail("--from-results", f + " is the report's own " + own + ": the report would overwrite its input");
+    }
+  const char* roles[] = {"teacher", "scaled", "restored"};
+  nlohmann::json models;
+  for (int i = 0; i < 3; ++i) {
+    nlohmann::json r = read_json_file(o.from_results[i]);
+    if (!r.is_object() || !r.contains("model") || !r.contains("plan"))
+      fail(o.from_results[i], "not a result of linearard eval --json (no \"model\" / \"plan\")");
+    models[roles[i]] = std::move(r);
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(o.out_dir, ec);
+  if (ec) fail(o.out_dir, "cannot create the report directory: " + ec.message());
+  const nlohmann::json report = eval::build_report(models, o.native_context);
+  eval::write_report(report, o.out_dir);
+  std::cout << eval::report_markdown(report) << "\nwrote " << o.out_dir << std::endl;
+}
+
 void run(ReportOptions o) {
   if (o.out_dir.empty()) fail("--out", "required");
+  if (!o.from_json.empty() && !o.from_results.empty()) fail("--from-results", "cannot be combined with --from-json");
   if (!o.from_json.empty()) return rebuild_from_json(o);
+  if (!o.from_results.empty()) return build_from_results(o);
   if (o.teacher.empty() || o.scaled.empty() || o.restored.empty())
     fail("report", "--teacher, --scaled and --restored are required (or --from-json)");
   const eval::TaskPlan plan = make_plan(o.tasks);
@@ -127,6 +160,9 @@ CommandRegistration report_command(
       sub.add_option("--native-context", o->native_context,
                      "short/long boundary in tokens (default: the teacher's max_position_embeddings)");
       sub.add_option("--from-json", o->from_json, "redraw report.md and the charts from this report.json");
+      sub.add_option("--from-results", o->from_results,
+                     "build the report from three `linearard eval --json` results: teacher, scaled, restored")
+          ->expected(3);
       add_overwrite_flag(sub, o->overwrite, "write into a non-empty --out (replacing the report's files there)");
       add_eval_options(sub, o->tasks, "--tasks,--task");
       sub.callback([o] { run(*o); });

@@ -537,6 +537,14 @@ def r_report_out_teacher(t, s):
             copy_shards(t, s), "--contexts", "16", "--out", f"{t}/model/report"], None
 
 
+def r_report_from_results(t, s):
+    for role in ("teacher", "scaled"):
+        write(f"{t}/{role}.json", '{"model": {}, "plan": {}}')
+    write(f"{t}/restored.json", '{"mine": true}')
+    return ["report", "--from-results", f"{t}/teacher.json", f"{t}/scaled.json", f"{t}/restored.json",
+            "--out", f"{t}/report"], None
+
+
 def r_export_out_base(t, s):
     return s.checkpoint_copy(t) + ["--out", f"{t}/model/merged", "--format", "merged"], None
 
@@ -776,6 +784,7 @@ RECIPES = {
     "humaneval-json": r_humaneval_json,
     "humaneval-empty": r_humaneval_empty,
     "report-out-teacher": r_report_out_teacher,
+    "report-from-results": r_report_from_results,
     "export-out-base": r_export_out_base,
     "export-out-checkpoint": r_export_out_checkpoint,
     "data-empty": r_data_empty,

@@ -184,6 +184,29 @@ TEST(Report, EndToEndNumbersRecomputeFromJson) {
   EXPECT_EQ(slurp(redo + "/ppl_by_length.svg"), slurp(out + "/ppl_by_length.svg"));
   EXPECT_EQ(slurp(redo + "/top1_agreement.svg"), slurp(out + "/top1_agreement.svg"));
   EXPECT_EQ(eval_test::read_json(redo + "/report.json"), report);
+
+  // --from-results builds the same report from the per-model results (as `eval --json` writes them).
+  const std::string joined = out + "_joined";
+  std::filesystem::remove_all(joined);
+  const auto r3 = test_env::run_command(test_env::linearard_bin() + " report --from-results " + out +
+                                        "/results_teacher.json " + out + "/results_scaled.json " + out +
+                                        "/results_restored.json --out " + joined);
+  ASSERT_EQ(r3.exit_code, 0) << r3.output;
+  EXPECT_EQ(slurp(joined + "/report.md"), md);
+  EXPECT_EQ(eval_test::read_json(joined + "/report.json"), report);
+  // A file that is not an eval result, or two files instead of three: one line naming the problem.
+  const std::string bogus = out + "_bogus.json";
+  { std::ofstream(bogus) << "{\"format\": \"something else\"}\n"; }
+  std::filesystem::remove_all(joined + "2");
+  const auto r4 = test_env::run_command(test_env::linearard_bin() + " report --from-results " + out +
+                                        "/results_teacher.json " + bogus + " " + out + "/results_restored.json --out " +
+                                        joined + "2");
+  EXPECT_EQ(r4.exit_code, 1) << r4.output;
+  EXPECT_NE(r4.output.find("linearard: error: " + bogus + ": not a result of linearard eval --json"), std::string::npos)
+      << r4.output;
+  const auto r5 = test_env::run_command(test_env::linearard_bin() + " report --from-results " + out +
+                                        "/results_teacher.json " + bogus + " --out " + joined + "2");
+  EXPECT_NE(r5.exit_code, 0) << r5.output;
 }
 
 TEST(Report, FidelityWithAnotherVocabularyFailsBeforeEvaluating) {
