@@ -15,6 +15,7 @@ cd "$root"
 work=/tmp/linearard-restore
 session="$work/session"; mkdir -p "$session"
 verb="${1:-wait}"; shift || true
+call_out="${OUT:-}"  # this call's $OUT (the run's own OUT is the session's)
 if [ "$verb" = start ] && [ ! -f "$session/pid" ]; then
   export DEADLINE_S="${DEADLINE_S:-7200}" OUT="$session/final"
   mkdir -p "$OUT"
@@ -38,14 +39,14 @@ while [ ! -f "$session/rc" ] && [ $(( SECONDS - t0 )) -lt "${WAIT_S:-560}" ]; do
   [ $(( (SECONDS - t0) % 60 )) -lt 5 ] && progress
 done
 progress
-if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
-  python3 scripts/restore/summarize.py "$work/out" > "$OUT/restoration_table.md" 2>/dev/null
-  cp "$session/final/results.json" "$OUT/" 2>/dev/null
-  (cd "$work/out" && tar czf "$OUT/logs.tgz" .) 2>/dev/null
-  cp "$session/run.log" "$OUT/run.log"
+if [ -n "$call_out" ] && [ -d "$call_out" ]; then
+  python3 scripts/restore/summarize.py "$work/out" > "$call_out/restoration_table.md" 2>/dev/null
+  cp "$session/final/results.json" "$call_out/" 2>/dev/null
+  (cd "$work/out" && tar czf "$call_out/logs.tgz" .) 2>/dev/null
+  cp "$session/run.log" "$call_out/run.log"
 fi
 if [ -f "$session/rc" ]; then
-  echo "gpu_session: the run ended (rc $(cat "$session/rc"))"; cat "$OUT/restoration_table.md" 2>/dev/null
+  echo "gpu_session: the run ended (rc $(cat "$session/rc"))"; cat "$call_out/restoration_table.md" 2>/dev/null
   exit "$(cat "$session/rc")"
 fi
 echo "gpu_session: still running after ${WAIT_S:-560} s: call 'gpu_session.sh wait' again within the machine's idle time"
