@@ -84,17 +84,27 @@ eval_role() {  # role model [rope scaling]
 }
 scaled_args=("$teacher" "$scaled")
 [ -d "$scaled" ] && scaled_args=("$scaled")
+# SUITE_ROLES (default "teacher scaled restored"): the models to evaluate now; a role whose
+# results_<role>.json exists is not evaluated again, and the report is joined once all three exist
+# (so teacher and scaled can run before the restored model is trained).
 started=$SECONDS
-if [ "${SUITE_PARALLEL:-1}" = 1 ]; then
-  eval_role teacher "$teacher" & t=$!
-  eval_role scaled "${scaled_args[@]}" & s=$!
-  eval_role restored "$restored" & r=$!
-  failed=0
-  for p in $t $s $r; do wait $p || failed=1; done
-  [ $failed = 0 ] || exit 1
-else
-  eval_role teacher "$teacher" && eval_role scaled "${scaled_args[@]}" && eval_role restored "$restored"
-fi
+pids=()
+for role in ${SUITE_ROLES:-teacher scaled restored}; do
+  [ -f "$out/results_$role.json" ] && continue
+  case "$role" in
+    teacher) args=("$teacher") ;;
+    scaled) args=("${scaled_args[@]}") ;;
+    restored) args=("$restored") ;;
+    *) echo "eval_suite: unknown role '$role' in SUITE_ROLES" >&2; exit 2 ;;
+  esac
+  if [ "${SUITE_PARALLEL:-1}" = 1 ]; then eval_role "$role" "${args[@]}" & pids+=($!); else eval_role "$role" "${args[@]}" || exit 1; fi
+done
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=1; done
+[ $failed = 0 ] || exit 1
+for role in teacher scaled restored; do
+  [ -f "$out/results_$role.json" ] || { echo "eval_suite: results of ${SUITE_ROLES:-} done; the report waits for the $role model"; exit 0; }
+done
 "$bin" report --from-results "$out/results_teacher.json" "$out/results_scaled.json" "$out/results_restored.json" \
   --out "$out" --overwrite
 echo "eval_suite: teacher + scaled + restored in $(( SECONDS - started )) s"

@@ -95,16 +95,6 @@ if [ ! -f "$work/data/kjv/manifest.json" ]; then
     > "$out/tokenize.log" 2>&1 || { tail -5 "$out/tokenize.log"; exit 1; }
 fi
 stamp "tokenized KJV: $(grep -o '"total_tokens": *[0-9]*' "$work/data/kjv/manifest.json" | head -1)"
-# The teacher's own text (linearard sample: document starts, temperature 1), when a recipe uses it.
-if grep -v '^#' "$recipes" | cut -f4 | grep -qx sampled && [ ! -f "$work/data/sampled/manifest.json" ]; then
-  "$bin" sample --model "$teacher" --out "$work/data/sampled.tmp" --tokens "${SAMPLE_TOKENS:-2400000}" \
-      --sample-tokens 4096 --batch-size "${SAMPLE_BATCH:-512}" --seed 1 --device cuda --overwrite \
-      > "$out/sample.log" 2>&1 || { tail -5 "$out/sample.log"; exit 1; }
-  cp "$work/data/sampled.tmp/sample.json" "$out/sample.json"
-  rm -rf "$work/data/sampled" && mv "$work/data/sampled.tmp" "$work/data/sampled"
-  stamp "sampled: $(tail -1 "$out/sample.log")"
-fi
-
 rope_of() {
   case "$1" in
     pi4) echo '{"rope_type":"linear","factor":4}' ;;
@@ -180,13 +170,36 @@ suite_one() {  # scaling id; skipped when done, or when less than SUITE_NEEDS_S 
   if [ $(( deadline - $(date +%s) )) -lt "${SUITE_NEEDS_S:-420}" ]; then
     stamp "suite $scaling: less than ${SUITE_NEEDS_S:-420} s left in this call, run the call again"; return 0
   fi
-  [ -f .cache/suite/bbh/navigate/task.json ] || { mkdir -p .cache && tar -C .cache -xJf .restore/suite.tar.xz; }
+  [ -f .cache/suite/humaneval/HumanEval.jsonl ] || { mkdir -p .cache && tar -C .cache -xJf .restore/suite.tar.xz; }
+  # The teacher and scaled models' part, started before the trainings (suite_early), ends first.
+  while [ -f "$out/suite_$scaling.early" ]; do sleep 5; done
   local started=$SECONDS
   LINEARARD_BIN="$bin" bash scripts/eval_suite.sh "$teacher" "$(rope_of "$scaling")" "$(export_dir "$id")" \
       "$out/suite_$scaling" > "$out/suite_$scaling.log" 2>&1 || { echo "FAILED suite $scaling"; tail -3 "$out/suite_$scaling.log"; return 1; }
   echo "suite $scaling ($id): $(( SECONDS - started )) s" | tee "$out/suite_$scaling.time"
 }
+suite_early() {  # scaling: the suite's teacher and scaled models, beside sampling and training
+  [ -f .restore/suite.tar.xz ] && [[ " $suite_scalings " == *" $1 "* ]] || return 0
+  [ -f "$out/suite_$1/report.md" ] && return 0
+  [ -f .cache/suite/humaneval/HumanEval.jsonl ] || { mkdir -p .cache && tar -C .cache -xJf .restore/suite.tar.xz; }
+  touch "$out/suite_$1.early"
+  SUITE_ROLES="teacher scaled" LINEARARD_BIN="$bin" bash scripts/eval_suite.sh "$teacher" "$(rope_of "$1")" - \
+      "$out/suite_$1" > "$out/suite_${1}_early.log" 2>&1 || echo "FAILED suite (teacher, scaled) $1"
+  rm -f "$out/suite_$1.early"
+}
 pids=()
+# The suite's teacher and scaled models start now, beside sampling (a 135M model leaves the GPU idle).
+rm -f "$out"/suite_*.early  # left by a run that was stopped
+for scaling in $suite_scalings; do suite_early "$scaling" & pids+=($!); done
+# The teacher's own text (linearard sample: document starts, temperature 1), when a recipe uses it.
+if grep -v '^#' "$recipes" | cut -f4 | grep -qx sampled && [ ! -f "$work/data/sampled/manifest.json" ]; then
+  "$bin" sample --model "$teacher" --out "$work/data/sampled.tmp" --tokens "${SAMPLE_TOKENS:-2400000}" \
+      --sample-tokens 4096 --batch-size "${SAMPLE_BATCH:-512}" --seed 1 --device cuda --overwrite \
+      > "$out/sample.log" 2>&1 || { tail -5 "$out/sample.log"; exit 1; }
+  cp "$work/data/sampled.tmp/sample.json" "$out/sample.json"
+  rm -rf "$work/data/sampled" && mv "$work/data/sampled.tmp" "$work/data/sampled"
+  stamp "sampled: $(tail -1 "$out/sample.log")"
+fi
 ids=()
 eval_one teacher "$teacher" & pids+=($!)
 check_one teacher "$teacher" & pids+=($!)
