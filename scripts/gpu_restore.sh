@@ -45,6 +45,7 @@ stamp "staged parts: $(ls "$work/parts" | tr '\n' ' ')"
 build="${BUILD_DIR:-build-restore}"
 if [ ! -f "$build/build.ninja" ]; then
   cmake -S . -B "$build" -G Ninja -DLINEARARD_CUDA=ON -DLINEARARD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
+    -DLINEARARD_CUDA_ARCHS="${CUDA_ARCHS:-90a-real}" \
     -DLINEARARD_PYTHON="$(command -v python3)" > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
 fi
 ninja -C "$build" -j16 linearard > "$out/build.log" 2>&1 || { grep -B2 -A12 -m3 error "$out/build.log" | head -60; exit 1; }
