@@ -8,7 +8,8 @@
 #   --seconds N   run time per target (default 60)
 #   --only NAME   one target (safetensors_header, safetensors_index, model_config,
 #                 tokenizer_json, token_shard, token_manifest, gguf,
-#                 sentencepiece_model, bigbench_task, humaneval_task); may be given more than once
+#                 sentencepiece_model, bigbench_task, humaneval_task, adapter_spec); may be given
+#                 more than once
 #   --build DIR   where objects, binaries, scratch corpora and crash artifacts go
 #                 (default build-fuzz)
 #   --build-only  build and stop;  --no-build  run binaries built earlier
@@ -55,6 +56,7 @@ declare -A sources=(
   [gguf]="$common src/io/gguf.cpp src/io/gguf_dequant.cpp"
   [bigbench_task]="$common src/eval/bigbench_task.cpp"
   [humaneval_task]="$common src/eval/humaneval_task.cpp"
+  [adapter_spec]="$common src/train/adapter_spec.cpp"
   [sentencepiece_model]="$common src/io/sentencepiece_model.cpp"
   [tokenizer_json]="$common src/tokenizer/utf8.cpp src/tokenizer/regex.cpp src/tokenizer/normalizer.cpp
     src/tokenizer/pre_tokenizer.cpp src/tokenizer/bpe.cpp src/tokenizer/added_tokens.cpp
@@ -65,9 +67,9 @@ declare -A sources=(
 # tokenizer.json files of 10-40 KB); longer inputs only slow the search.
 declare -A max_len=([safetensors_header]=16384 [safetensors_index]=8192 [model_config]=8192 [token_shard]=4096
                     [token_manifest]=8192 [tokenizer_json]=65536 [gguf]=65536
-                    [sentencepiece_model]=16384 [bigbench_task]=8192 [humaneval_task]=8192)
+                    [sentencepiece_model]=16384 [bigbench_task]=8192 [humaneval_task]=8192 [adapter_spec]=4096)
 all_targets=(safetensors_header safetensors_index model_config tokenizer_json token_shard token_manifest gguf
-             sentencepiece_model bigbench_task humaneval_task)
+             sentencepiece_model bigbench_task humaneval_task adapter_spec)
 targets=("${only[@]:-${all_targets[@]}}")
 for t in "${targets[@]}"; do
   [ -n "${sources[$t]+x}" ] || { echo "fuzz.sh: unknown target '$t' (${all_targets[*]})" >&2; exit 2; }

@@ -1,15 +1,19 @@
 // `linearard export`: turns a training checkpoint's adapter (DIR/adapter.json + adapter.safetensors,
-// see io/export.h) into a PEFT adapter directory and/or a merged HF checkpoint with the student's
-// RoPE scaling in config.json, or into one GGUF file for llama.cpp (--format gguf, io/gguf_export.h),
+// see train/adapter_checkpoint.h) into a PEFT adapter directory and/or a merged HF checkpoint with the student's
+// RoPE scaling in config.json, or into one GGUF file for llama.cpp (--format gguf, export/gguf_export.h),
 // from the checkpoint or from a merged HF directory (--model).
 #include <cstdio>
 #include <memory>
 
 #include "cli/command.h"
 #include "common/error.h"
-#include "io/export.h"
-#include "io/gguf_export.h"
+#include "export/adapter_weights.h"
+#include "export/export_student.h"
+#include "export/gguf_export.h"
+#include "export/merged_hf.h"
+#include "export/student_config.h"
 #include "io/model_path.h"
+#include "train/adapter_checkpoint.h"
 
 namespace {
 
@@ -24,30 +28,30 @@ struct ExportOptions {
 };
 
 void run_gguf_export(const ExportOptions& o) {
-  io::GgufExportRequest r;
-  r.type = io::parse_gguf_type(o.gguf_type, "--gguf-type");
+  exporter::GgufExportRequest r;
+  r.type = exporter::parse_gguf_type(o.gguf_type, "--gguf-type");
   r.out_path = o.out_dir;
   r.overwrite = o.overwrite;
   if (!o.model_dir.empty()) {
     if (!o.checkpoint_dir.empty()) fail("--model", "give either --checkpoint or --model, not both");
     r.inputs = {o.model_dir};
-    io::export_model_dir_gguf(r, o.model_dir);
+    exporter::export_model_dir_gguf(r, o.model_dir);
     std::printf("wrote %s (GGUF %s) from %s\n", o.out_dir.c_str(), o.gguf_type.c_str(), o.model_dir.c_str());
     return;
   }
-  const io::AdapterCheckpoint ckpt = io::load_adapter_checkpoint(o.checkpoint_dir);
+  const train::AdapterCheckpoint ckpt = train::load_adapter_checkpoint(o.checkpoint_dir);
   const std::string base_dir = io::resolve_model_path(o.base_dir.empty() ? ckpt.base_model_dir : o.base_dir);
   r.inputs = {o.checkpoint_dir, base_dir};
   const model::ModelConfig base = model::load_model_config(base_dir);
   const model::RopeParams rope =
       model::parse_rope_override(ckpt.student_rope.dump(), base, o.checkpoint_dir + "/adapter.json student_rope");
   model::validate_rope(rope, base, "student RoPE");
-  io::validate_adapter(ckpt.adapter, base, "adapter");
+  exporter::validate_adapter(ckpt.adapter, base, "adapter");
   // The student's config.json (RoPE, context length) as the merged export writes it.
   const model::ModelConfig student =
-      model::parse_model_config(io::student_config_json(base, rope).dump(), o.checkpoint_dir + " (student config)");
-  io::write_gguf_model(r, student, io::merged_weights(base_dir, ckpt.adapter, base), base_dir);
-  std::printf("exported %s adapter (%s) on %s\n", ckpt.adapter.kind.c_str(), model::describe_rope(rope).c_str(),
+      model::parse_model_config(exporter::student_config_json(base, rope).dump(), o.checkpoint_dir + " (student config)");
+  exporter::write_gguf_model(r, student, exporter::merged_weights(base_dir, ckpt.adapter, base), base_dir);
+  std::printf("exported %s adapter (%s) on %s\n", ckpt.adapter.spec.json_kind().c_str(), model::describe_rope(rope).c_str(),
               base_dir.c_str());
   std::printf("wrote %s (GGUF %s)\n", o.out_dir.c_str(), o.gguf_type.c_str());
 }
@@ -56,24 +60,24 @@ void run_export(const ExportOptions& o) {
   if (o.format == "gguf") return run_gguf_export(o);
   if (!o.model_dir.empty()) fail("--model", "only with --format gguf (the other formats start from a --checkpoint)");
   if (o.checkpoint_dir.empty()) fail("--checkpoint", "required (the training checkpoint to export)");
-  io::ExportRequest r;
-  r.format = io::parse_export_format(o.format, "--format");
-  r.max_shard_bytes = io::parse_size_bytes(o.max_shard_size, "--max-shard-size");
+  exporter::ExportRequest r;
+  r.format = exporter::parse_export_format(o.format, "--format");
+  r.max_shard_bytes = exporter::parse_size_bytes(o.max_shard_size, "--max-shard-size");
   r.overwrite = o.overwrite;
   r.out_dir = o.out_dir;
   r.protected_dirs = {o.checkpoint_dir};
-  const io::AdapterCheckpoint ckpt = io::load_adapter_checkpoint(o.checkpoint_dir);
+  const train::AdapterCheckpoint ckpt = train::load_adapter_checkpoint(o.checkpoint_dir);
   // --base overrides the recorded path (the checkpoint may have moved between machines).
   r.base_model_dir = io::resolve_model_path(o.base_dir.empty() ? ckpt.base_model_dir : o.base_dir);
   const model::ModelConfig base = model::load_model_config(r.base_model_dir);
   const model::RopeParams rope =
       model::parse_rope_override(ckpt.student_rope.dump(), base, o.checkpoint_dir + "/adapter.json student_rope");
-  io::export_student(r, ckpt.adapter, rope);
+  exporter::export_student(r, ckpt.adapter, rope);
 
-  const char* what = r.format == io::ExportFormat::kPeft     ? "PEFT adapter"
-                     : r.format == io::ExportFormat::kMerged ? "merged checkpoint"
+  const char* what = r.format == exporter::ExportFormat::kPeft     ? "PEFT adapter"
+                     : r.format == exporter::ExportFormat::kMerged ? "merged checkpoint"
                                                              : "PEFT adapter (peft/) and merged checkpoint (merged/)";
-  std::printf("exported %s adapter (%s) on %s\n", ckpt.adapter.kind.c_str(), model::describe_rope(rope).c_str(),
+  std::printf("exported %s adapter (%s) on %s\n", ckpt.adapter.spec.json_kind().c_str(), model::describe_rope(rope).c_str(),
               r.base_model_dir.c_str());
   std::printf("wrote %s to %s\n", what, o.out_dir.c_str());
 }

@@ -138,7 +138,7 @@ void add_optim_flags(CLI::App& sub, train::OptimOptions& o) {
   sub.add_option("--clip-norm", o.clip_norm, "global gradient-norm clip (<= 0: off)")->capture_default_str();
 }
 
-void add_adapter_flags(CLI::App& sub, train::AdapterOptions& o) {
+void add_adapter_flags(CLI::App& sub, train::AdapterSpec& o) {
   sub.add_option("--train-qkv", o.kind, "lora or full (float32 deltas of the q/k/v weights)")->capture_default_str();
   sub.add_option("--lora-rank", o.rank, "LoRA r")->capture_default_str();
   sub.add_option("--lora-alpha", o.alpha, "LoRA alpha (scaling alpha / r)")->capture_default_str();

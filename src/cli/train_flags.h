@@ -22,7 +22,7 @@ void add_recipe_flag(CLI::App& sub, std::string& recipe);
 void apply_recipe(CLI::App& sub, const std::string& recipe);
 void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model);
 void add_optim_flags(CLI::App& sub, train::OptimOptions& o);
-void add_adapter_flags(CLI::App& sub, train::AdapterOptions& o);
+void add_adapter_flags(CLI::App& sub, train::AdapterSpec& o);
 // --layers and --relations are parsed after CLI11 (see finish_objective_flags).
 void add_objective_flags(CLI::App& sub, train::ObjectiveOptions& o, std::string& layers, std::string& relations);
 void finish_objective_flags(train::ObjectiveOptions& o, const std::string& layers, const std::string& relations);

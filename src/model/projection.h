@@ -1,6 +1,6 @@
 // The seven linear projections of a decoder layer (model::Projection, llama.h): their checkpoint
 // names, module paths and weight shapes, as transformers' modeling_llama.py lays them out. One place
-// for the adapters (train/qkv_adapter) and the exporters (io/export).
+// for the adapters (train/qkv_adapter) and the exporters (export/).
 #pragma once
 #include <cstdint>
 #include <optional>

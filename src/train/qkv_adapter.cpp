@@ -19,22 +19,25 @@ std::string module_prefix(int64_t layer, model::Projection p) {
 
 }  // namespace
 
-LoraAdapter::LoraAdapter(const model::ModelConfig& config, const LoraOptions& options, at::Device device)
-    : options_(options) {
+LoraAdapter::LoraAdapter(const model::ModelConfig& config, const AdapterSpec& spec, uint64_t seed, at::Device device)
+    : spec_(spec) {
   std::vector<bool> target(model::kProjectionCount, false);
-  for (auto p : options.targets) target[size_t(p)] = true;
+  for (const auto& name : spec.targets) {
+    const auto p = model::projection_from_name(name);
+    if (!p) fail("--lora-targets", "unknown module '" + name + "'");
+    target[size_t(*p)] = true;
+  }
   if (std::find(target.begin(), target.end(), true) == target.end()) fail("--lora-targets", "no target modules");
-  options_.targets.clear();
   for (int i = 0; i < model::kProjectionCount; ++i)
-    if (target[size_t(i)]) options_.targets.push_back(model::Projection(i));
+    if (target[size_t(i)]) targets_.push_back(model::Projection(i));
   // Drawn on CPU from its own generator so the init does not depend on the device or on the
   // global RNG.
-  at::Generator gen = at::detail::createCPUGenerator(options.seed);
-  const int64_t r = options.rank;
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  const int64_t r = spec.rank;
   a_.resize(size_t(config.num_hidden_layers * model::kProjectionCount));
   b_.resize(a_.size());
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-    for (auto p : options_.targets) {
+    for (auto p : targets_) {
       const auto [out, in] = model::projection_shape(config, p);
       const double bound = 1.0 / std::sqrt(double(in));  // kaiming_uniform_(a=sqrt(5)): gain*sqrt(3/fan_in)
       at::Tensor a = at::empty({r, in}, at::kFloat).uniform_(-bound, bound, gen).to(device);      // (r, in)
@@ -53,14 +56,14 @@ LoraAdapter::LoraAdapter(const model::ModelConfig& config, const LoraOptions& op
 at::Tensor LoraAdapter::delta(int64_t layer, model::Projection p, const at::Tensor& x) const {
   const size_t i = index(layer, p);
   if (!a_[i].defined()) return at::Tensor();
-  const at::Tensor in = uses_rng() ? at::dropout(x, options_.dropout, /*train=*/true) : x;
+  const at::Tensor in = uses_rng() ? at::dropout(x, spec_.dropout, /*train=*/true) : x;
   // (B, T, in) -> (B, T, r) -> (B, T, out); PEFT: lora_B(lora_A(dropout(x))) * scaling
   return at::linear(at::linear(in, a_[i].to(x.scalar_type())), b_[i].to(x.scalar_type())) * scaling();
 }
 
 std::vector<at::Tensor> LoraAdapter::layer_parameters(int64_t layer) const {
   std::vector<at::Tensor> out;
-  for (auto p : options_.targets) {
+  for (auto p : targets_) {
     out.push_back(a_[index(layer, p)]);
     out.push_back(b_[index(layer, p)]);
   }

@@ -12,6 +12,7 @@
 
 #include "model/llama.h"
 #include "model/model_config.h"
+#include "train/adapter_spec.h"
 
 namespace linearard::train {
 
@@ -32,16 +33,6 @@ class TrainableAdapter : public model::ProjectionAdapter {
   bool training_ = true;
 };
 
-struct LoraOptions {
-  int64_t rank = 1024;
-  double alpha = 2048;
-  double dropout = 0.05;
-  uint64_t seed = 0;  // A's Kaiming-uniform init (B starts at zero)
-  // The projections that get a LoRA; kept in Projection order whatever the order given here.
-  std::vector<model::Projection> targets = {model::Projection::kQuery, model::Projection::kKey,
-                                            model::Projection::kValue};
-};
-
 // y += (B (A dropout(x))) * alpha / r on the target projections of every layer, as PEFT's
 // lora.Linear (peft/tuners/lora/layer.py: Linear.forward, reset_lora_parameters). A (r, in) ~
 // U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_ with a = sqrt(5)), B (out, r) = 0; each projection
@@ -51,13 +42,15 @@ struct LoraOptions {
 // from one generator in (layer, projection) order, so q/k/v-only adapters keep their old init.
 class LoraAdapter : public TrainableAdapter {
  public:
-  LoraAdapter(const model::ModelConfig& config, const LoraOptions& options, at::Device device);
+  // spec.kind must be lora; `seed` draws A's Kaiming-uniform init (B starts at zero). The targets
+  // are kept in Projection order whatever the order in spec.targets.
+  LoraAdapter(const model::ModelConfig& config, const AdapterSpec& spec, uint64_t seed, at::Device device);
   at::Tensor delta(int64_t layer, model::Projection projection, const at::Tensor& x) const override;
   const NamedTensors& named_parameters() const override { return named_; }
   std::vector<at::Tensor> layer_parameters(int64_t layer) const override;
-  bool uses_rng() const override { return options_.dropout > 0 && training_; }
-  const LoraOptions& options() const { return options_; }
-  double scaling() const { return options_.alpha / double(options_.rank); }
+  bool uses_rng() const override { return spec_.dropout > 0 && training_; }
+  const AdapterSpec& spec() const { return spec_; }
+  double scaling() const { return spec_.alpha / double(spec_.rank); }
   // Undefined for a projection that is not a target.
   at::Tensor& A(int64_t layer, model::Projection p) { return a_[index(layer, p)]; }  // (r, in)
   at::Tensor& B(int64_t layer, model::Projection p) { return b_[index(layer, p)]; }  // (out, r)
@@ -66,7 +59,8 @@ class LoraAdapter : public TrainableAdapter {
   static size_t index(int64_t layer, model::Projection p) {
     return size_t(layer * model::kProjectionCount + int(p));
   }
-  LoraOptions options_;
+  AdapterSpec spec_;
+  std::vector<model::Projection> targets_;  // spec_.targets in Projection order
   std::vector<at::Tensor> a_, b_;  // per layer and Projection; undefined where not a target
   NamedTensors named_;
 };

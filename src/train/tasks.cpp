@@ -1,7 +1,5 @@
 #include "train/tasks.h"
 
-#include "io/export.h"
-
 #include <ATen/core/grad_mode.h>
 
 #include <chrono>
@@ -13,6 +11,7 @@
 #include "model/projection.h"
 #include "train/device_sync.h"
 #include "train/lm_loss.h"
+#include "train/adapter_checkpoint.h"
 #include "train/random_model.h"
 #include "train/train_checkpoint.h"
 
@@ -23,55 +22,20 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-nlohmann::json adapter_json(const TrainOptions& o) {
-  nlohmann::json j;
-  j["kind"] = o.adapter.kind;
-  j["target_modules"] = o.adapter.targets;
-  if (o.adapter.kind == "lora") {
-    j["r"] = o.adapter.rank;
-    j["lora_alpha"] = o.adapter.alpha;
-    j["lora_dropout"] = o.adapter.dropout;
-  }
-  return j;
-}
-
 // adapter.json next to trainable.safetensors, so `linearard export --checkpoint DIR` reads the
-// trainer's own file (format: src/io/export.h). Written inside the atomic final/ directory.
-std::string adapter_manifest(const TrainOptions& options, const NamedTensors& tensors,
-                             const model::RopeParams& student_rope) {
-  io::TrainedAdapter adapter;
-  adapter.kind = options.adapter.kind == "lora" ? "lora" : "qkv_delta";
-  if (adapter.kind == "lora") {
-    adapter.rank = options.adapter.rank;
-    adapter.alpha = options.adapter.alpha;
-    adapter.dropout = options.adapter.dropout;
-  }
-  adapter.target_modules = options.adapter.targets;
-  for (const auto& [name, t] : tensors) adapter.tensors[name] = t;
+// trainer's own file (format: train/adapter_checkpoint.h). Written inside the atomic final/ directory.
+std::string adapter_manifest(const TrainOptions& options, const model::RopeParams& student_rope) {
   // An absolute base path, so the checkpoint can be exported from any working directory.
   const std::string base = std::filesystem::absolute(options.run.model_dir).lexically_normal().string();
-  const auto j = io::adapter_checkpoint_json(adapter, base, student_rope, "trainable.safetensors");
-  return j.dump(1) + "\n";
+  return adapter_checkpoint_json(options.adapter, base, student_rope, "trainable.safetensors").dump(1) + "\n";
 }
-
 
 }  // namespace
 
 std::unique_ptr<TrainableAdapter> make_adapter(const TrainOptions& o, const model::ModelConfig& config,
                                                at::Device device) {
   if (o.adapter.kind == "full") return std::make_unique<FullQkvAdapter>(config, device);
-  LoraOptions lora;
-  lora.rank = o.adapter.rank;
-  lora.alpha = o.adapter.alpha;
-  lora.dropout = o.adapter.dropout;
-  lora.seed = o.run.seed;
-  lora.targets.clear();
-  for (const auto& name : o.adapter.targets) {
-    const auto p = model::projection_from_name(name);
-    if (!p) fail("--lora-targets", "unknown module '" + name + "'");
-    lora.targets.push_back(*p);
-  }
-  return std::make_unique<LoraAdapter>(config, lora, device);
+  return std::make_unique<LoraAdapter>(config, o.adapter, o.run.seed, device);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,7 +109,7 @@ LossParts DistillTask::loss(const at::Tensor& tokens) {
 
 nlohmann::json DistillTask::describe() const {
   nlohmann::json j;
-  j["adapter"] = adapter_json(options_);
+  j["adapter"] = to_json(options_.adapter);
   j["base_model"] = options_.run.model_dir;
   j["student_rope"] = student_rope_.to_json();
   return j;
@@ -153,7 +117,7 @@ nlohmann::json DistillTask::describe() const {
 
 void DistillTask::write_final(const std::string& dir, const nlohmann::json& state) const {
   const auto& params = adapter_->named_parameters();
-  write_checkpoint(dir, {params, {}, state, {{"adapter.json", adapter_manifest(options_, params, student_rope_)}}});
+  write_checkpoint(dir, {params, {}, state, {{"adapter.json", adapter_manifest(options_, student_rope_)}}});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,7 +155,7 @@ LossParts LmTask::loss(const at::Tensor& tokens) {
 nlohmann::json LmTask::describe() const {
   nlohmann::json j;
   if (adapter_) {
-    j["adapter"] = adapter_json(options_);
+    j["adapter"] = to_json(options_.adapter);
     j["base_model"] = options_.run.model_dir;
   } else {
     j["adapter"] = {{"kind", "none"}};
@@ -204,7 +168,7 @@ nlohmann::json LmTask::describe() const {
 void LmTask::write_final(const std::string& dir, const nlohmann::json& state) const {
   if (adapter_) {
     const auto& params = adapter_->named_parameters();
-    write_checkpoint(dir, {params, {}, state, {{"adapter.json", adapter_manifest(options_, params, rope_)}}});
+    write_checkpoint(dir, {params, {}, state, {{"adapter.json", adapter_manifest(options_, rope_)}}});
     return;
   }
   // Pretraining: a HF checkpoint directory (config.json + model.safetensors) plus train_state.json.

@@ -5,14 +5,6 @@
 namespace linearard::train {
 namespace {
 
-// The seven linears of a LLaMA layer in checkpoint order (transformers' modeling_llama.py).
-const std::vector<std::string> kLoraModules = {"q_proj", "k_proj", "v_proj", "o_proj",
-                                               "gate_proj", "up_proj", "down_proj"};
-const std::vector<std::string> kDefaultLoraTargets = {"q_proj", "k_proj", "v_proj"};
-constexpr const char* kLoraTargetsHelp =
-    "expected a comma list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj "
-    "(or q, k, v, o, gate, up, down), or all";
-
 std::string joined(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& s : items) out += (out.empty() ? "" : ",") + s;
@@ -20,39 +12,6 @@ std::string joined(const std::vector<std::string>& items) {
 }
 
 }  // namespace
-
-std::vector<std::string> parse_lora_targets(const std::vector<std::string>& items) {
-  std::vector<bool> on(kLoraModules.size(), false);
-  std::vector<std::string> words;
-  for (const auto& item : items) {  // each item may itself be a comma list
-    size_t start = 0;
-    while (true) {
-      const size_t comma = item.find(',', start);
-      std::string w = item.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      w.erase(0, w.find_first_not_of(" \t"));
-      w.erase(w.find_last_not_of(" \t") + 1);
-      words.push_back(w);
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
-  }
-  for (const auto& w : words) {
-    if (w == "all") {
-      on.assign(on.size(), true);
-      continue;
-    }
-    size_t i = 0;
-    while (i < kLoraModules.size() && w != kLoraModules[i] && w + "_proj" != kLoraModules[i]) ++i;
-    if (w.empty() || i == kLoraModules.size())
-      fail("--lora-targets", "unknown module '" + w + "' in '" + joined(items) + "'; " + kLoraTargetsHelp);
-    on[i] = true;
-  }
-  std::vector<std::string> out;
-  for (size_t i = 0; i < on.size(); ++i)
-    if (on[i]) out.push_back(kLoraModules[i]);
-  if (out.empty()) fail("--lora-targets", std::string("no modules given; ") + kLoraTargetsHelp);
-  return out;
-}
 
 nlohmann::json to_json(const TrainOptions& o) {
   nlohmann::json j;
@@ -90,7 +49,7 @@ nlohmann::json to_json(const TrainOptions& o) {
     j["lora-alpha"] = o.adapter.alpha;
     j["lora-dropout"] = o.adapter.dropout;
     // absent for the default: older runs' options hash
-    if (o.adapter.targets != kDefaultLoraTargets) j["lora-targets"] = joined(o.adapter.targets);
+    if (o.adapter.targets != default_adapter_targets()) j["lora-targets"] = joined(o.adapter.targets);
   }
   if (o.command == "distill") {
     const ObjectiveOptions& b = o.objective;
@@ -134,13 +93,13 @@ void validate(const TrainOptions& o) {
   if (!(p.weight_decay >= 0)) fail("--weight-decay", "must be >= 0");
   if (p.grad_accum < 1) fail("--grad-accum", "must be >= 1");
   if (o.command != "pretrain") {
-    const AdapterOptions& a = o.adapter;
+    const AdapterSpec& a = o.adapter;
     if (a.kind != "lora" && a.kind != "full") fail("--train-qkv", "expected lora or full, got '" + a.kind + "'");
     if (a.kind == "lora" && a.rank < 1) fail("--lora-rank", "must be >= 1");
     if (!(a.dropout >= 0 && a.dropout < 1)) fail("--lora-dropout", "must be in [0, 1)");
     if (parse_lora_targets(a.targets) != a.targets)
       fail("--lora-targets", "'" + joined(a.targets) + "' is not in canonical form (parse_lora_targets)");
-    if (a.kind == "full" && a.targets != kDefaultLoraTargets)
+    if (a.kind == "full" && a.targets != default_adapter_targets())
       fail("--lora-targets", "'" + joined(a.targets) +
                                  "' needs --train-qkv lora (--train-qkv full trains q_proj, k_proj, v_proj only)");
     if (r.model_dir.empty()) fail("--model", "is required");

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "train/adapter_spec.h"
+
 namespace linearard::train {
 
 // Defaults are the reference ARD run (shared/reference/paper.md §1.3, §6.10).
@@ -19,21 +21,6 @@ struct OptimOptions {
   int64_t grad_accum = 2;
   double clip_norm = 5.0;  // <= 0 disables clipping
 };
-
-// What the student trains on top of the frozen base weights.
-struct AdapterOptions {
-  std::string kind = "lora";  // lora (LoRA on `targets`), full (trainable q/k/v deltas), none
-  int64_t rank = 1024;        // reference r = 1024, alpha = 2048, dropout 0.05 (§1.3)
-  double alpha = 2048;
-  double dropout = 0.05;
-  // --lora-targets: the LoRA's modules, canonical names in layer order (parse_lora_targets).
-  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj"};
-};
-
-// --lora-targets: a comma list (or several items) of q_proj, k_proj, v_proj, o_proj, gate_proj,
-// up_proj, down_proj, their short forms q, k, v, o, gate, up, down, or all; returns the canonical
-// names without repeats in that order. Errors name the flag.
-std::vector<std::string> parse_lora_targets(const std::vector<std::string>& items);
 
 struct ObjectiveOptions {
   std::vector<int64_t> layers;  // empty = all layers
@@ -78,7 +65,7 @@ struct TrainOptions {
   std::string command;  // distill, cpt or pretrain
   RunOptions run;
   OptimOptions optim;
-  AdapterOptions adapter;
+  AdapterSpec adapter;  // its flags: --train-qkv (kind), --lora-rank, --lora-alpha, --lora-dropout, --lora-targets
   ObjectiveOptions objective;
   nlohmann::json architecture;  // pretrain: the config.json it builds
 };

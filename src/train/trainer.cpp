@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "io/atomic_file.h"
+#include "train/adapter_spec.h"
 #include "train/device_sync.h"
 #include "train/nonfinite.h"
 #include "train/oom_report.h"
@@ -72,6 +73,18 @@ struct NonfiniteCounts {
   int64_t total = 0, in_a_row = 0;
 };
 
+// A saved train_state.json "task" with its adapter in AdapterSpec's JSON form: checkpoints written
+// before that form spell it {"kind": "lora" | "full", "r", "lora_alpha", "lora_dropout", ...} and
+// must still resume. Pretraining's {"kind": "none"} has no spec.
+nlohmann::json task_as_written_now(const nlohmann::json& saved, const std::string& dir) {
+  nlohmann::json task = saved;
+  if (!task.is_object() || !task.contains("adapter")) return task;
+  const nlohmann::json& adapter = task["adapter"];
+  if (adapter.is_object() && adapter.value("kind", nlohmann::json()) != "none")
+    task["adapter"] = to_json(adapter_spec_from_json(adapter, dir + "/train_state.json task.adapter"));
+  return task;
+}
+
 // Restores a checkpoint into the task's tensors, the optimiser, the sampler and the generators;
 // returns the step it was taken after.
 int64_t restore(const std::string& dir, const TrainOptions& o, TrainTask& task, Optimizer& optimizer,
@@ -85,7 +98,8 @@ int64_t restore(const std::string& dir, const TrainOptions& o, TrainTask& task, 
   if (saved_world != world_size)
     fail(dir, "was written by " + std::to_string(saved_world) + " processes; resume it with the same world size, not " +
                   std::to_string(world_size));
-  if (s["task"] != task.describe()) fail(dir, "adapter, model or RoPE differ from this run's options");
+  if (task_as_written_now(s["task"], dir) != task.describe())
+    fail(dir, "adapter, model or RoPE differ from this run's options");
   {
     at::NoGradGuard no_grad;
     for (const auto& [name, t] : task.trainable()) {

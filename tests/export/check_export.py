@@ -62,6 +62,12 @@ def check_peft(args, tokens, expected):
             die(f"adapter_config.json: {key} = {cfg.get(key)!r}, expected {want!r}")
     if sorted(cfg["target_modules"]) != sorted(args.targets):
         die(f"adapter_config.json: target_modules {cfg['target_modules']}, expected {args.targets}")
+    # PEFT's own reader of adapter_config.json (LoraConfig.from_pretrained) sees the trained values.
+    from peft import LoraConfig
+    lora = LoraConfig.from_pretrained(args.peft)
+    for key, want in (("r", args.lora_r), ("lora_alpha", args.lora_alpha), ("lora_dropout", args.lora_dropout)):
+        if getattr(lora, key) != want:
+            die(f"LoraConfig.from_pretrained: {key} = {getattr(lora, key)!r}, expected {want!r}")
     with safe_open(os.path.join(args.peft, "adapter_model.safetensors"), "pt") as h:
         if h.metadata().get("format") != "pt":
             die("adapter_model.safetensors: metadata format is not 'pt'")
@@ -172,6 +178,9 @@ def main():
     lg.add_argument("--peft")
     lg.add_argument("--merged")
     lg.add_argument("--expect-sharded", action="store_true")
+    lg.add_argument("--lora-r", type=int, default=4)
+    lg.add_argument("--lora-alpha", type=float, default=8.0)
+    lg.add_argument("--lora-dropout", type=float, default=0.05)
     lg.add_argument("--targets", default="q_proj,k_proj,v_proj", type=lambda s: s.split(","),
                     help="the adapter's modules (comma list)")
     cf = sub.add_parser("config")

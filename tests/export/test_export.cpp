@@ -1,4 +1,4 @@
-// `linearard export` and io/export: a random adapter on the tiny GQA llama of make_export_base.py is
+// `linearard export` and export/: a random adapter on the tiny GQA llama of make_export_base.py is
 // saved as a training checkpoint, exported, and checked against (a) PEFT and (b) transformers by
 // check_export.py, which compare with the logits of our DecoderModel running the adapter as a
 // separate q/k/v delta (not merged: the merge is what is under test). Plus the refusals (c).
@@ -9,11 +9,16 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "io/atomic_file.h"
 #include "io/checkpoint.h"
-#include "io/export.h"
+#include "export/adapter_weights.h"
+#include "export/export_student.h"
+#include "export/student_config.h"
+#include "train/adapter_checkpoint.h"
 #include "model/projection.h"
 #include "model/llama.h"
 #include "test_env.h"
@@ -40,37 +45,37 @@ const std::vector<std::string> kAllModules = {"q_proj", "k_proj", "v_proj", "o_p
 // The adapter applied the way a training forward applies it: x A^T B^T * alpha / r, or x dW^T.
 class TestAdapter : public model::ProjectionAdapter {
  public:
-  explicit TestAdapter(const io::TrainedAdapter& a) : a_(a) {}
+  explicit TestAdapter(const train::TrainedAdapter& a) : a_(a) {}
   at::Tensor delta(int64_t layer, model::Projection p, const at::Tensor& x) const override {
     const std::string m = kAllModules[static_cast<size_t>(p)];  // Projection order
-    if (std::find(a_.target_modules.begin(), a_.target_modules.end(), m) == a_.target_modules.end())
+    if (std::find(a_.spec.targets.begin(), a_.spec.targets.end(), m) == a_.spec.targets.end())
       return at::Tensor();
-    if (a_.kind == "qkv_delta") return at::matmul(x, a_.tensors.at(io::qkv_delta_key(layer, m)).t());
-    const at::Tensor& A = a_.tensors.at(io::lora_key(layer, m, 'A'));  // (r, C)
-    const at::Tensor& B = a_.tensors.at(io::lora_key(layer, m, 'B'));  // (out, r)
-    return at::matmul(at::matmul(x, A.t()), B.t()) * (a_.alpha / static_cast<double>(a_.rank));
+    if (!a_.spec.is_lora()) return at::matmul(x, a_.tensors.at(train::qkv_delta_key(layer, m)).t());
+    const at::Tensor& A = a_.tensors.at(train::lora_key(layer, m, 'A'));  // (r, C)
+    const at::Tensor& B = a_.tensors.at(train::lora_key(layer, m, 'B'));  // (out, r)
+    return at::matmul(at::matmul(x, A.t()), B.t()) * (a_.spec.alpha / static_cast<double>(a_.spec.rank));
   }
 
  private:
-  const io::TrainedAdapter& a_;
+  const train::TrainedAdapter& a_;
 };
 
 // Random adapter for the fixture's shapes; large enough that every delta changes the logits.
-io::TrainedAdapter random_adapter(const model::ModelConfig& c, const std::string& kind,
+train::TrainedAdapter random_adapter(const model::ModelConfig& c, const std::string& kind,
                                   const std::vector<std::string>& targets = kQkv) {
   at::manual_seed(kind == "lora" ? 7 : 8);
-  io::TrainedAdapter a;
-  a.kind = kind;
-  a.target_modules = targets;
-  if (kind == "lora") a.rank = 4, a.alpha = 8, a.dropout = 0.05;
+  train::TrainedAdapter a;
+  a.spec.kind = kind == "lora" ? "lora" : "full";  // "qkv_delta": --train-qkv full
+  a.spec.targets = targets;
+  if (kind == "lora") a.spec.rank = 4, a.spec.alpha = 8, a.spec.dropout = 0.05;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
     for (const std::string& m : targets) {
       const auto [out, in] = model::projection_shape(c, *model::projection_from_name(m));
       if (kind == "lora") {
-        a.tensors[io::lora_key(l, m, 'A')] = at::randn({a.rank, in}) * 0.2;  // (r, in)
-        a.tensors[io::lora_key(l, m, 'B')] = at::randn({out, a.rank}) * 0.2;  // (out, r)
+        a.tensors[train::lora_key(l, m, 'A')] = at::randn({a.spec.rank, in}) * 0.2;  // (r, in)
+        a.tensors[train::lora_key(l, m, 'B')] = at::randn({out, a.spec.rank}) * 0.2;  // (out, r)
       } else {
-        a.tensors[io::qkv_delta_key(l, m)] = at::randn({out, c.hidden_size}) * 0.05;    // (out, C)
+        a.tensors[train::qkv_delta_key(l, m)] = at::randn({out, c.hidden_size}) * 0.05;    // (out, C)
       }
     }
   return a;
@@ -109,7 +114,7 @@ class Export : public ::testing::Test {
   }
 
   // (B, T) tokens and the C++ student's logits (B, T, V), saved for check_export.py.
-  at::Tensor student_logits(const io::TrainedAdapter& a, const model::RopeParams& rope, const at::Tensor& tokens) {
+  at::Tensor student_logits(const train::TrainedAdapter& a, const model::RopeParams& rope, const at::Tensor& tokens) {
     auto m = model::DecoderModel::load(base_dir(), at::kFloat, at::kCPU);
     TestAdapter adapter(a);
     auto tables = m.rope_tables_for(rope, tokens.size(1));
@@ -136,7 +141,7 @@ class Export : public ::testing::Test {
 TEST_F(Export, LoraAsPeftAndMergedMatchesPeftAndTransformers) {
   const auto adapter = random_adapter(config_, "lora");
   const auto rope = linear_rope(4.0);  // LinearARD's PI student, 64 -> 256 positions
-  io::save_adapter_checkpoint(path("ckpt"), adapter, base_dir(), rope);
+  train::save_adapter_checkpoint(path("ckpt"), adapter, base_dir(), rope);
   // 100KB shards: ~300 KB of weights must come out sharded with an index.
   auto r = linearard("--checkpoint " + path("ckpt") + " --base " + base_dir() + " --out " + path("out") +
                      " --format both --max-shard-size 100KB");
@@ -146,6 +151,26 @@ TEST_F(Export, LoraAsPeftAndMergedMatchesPeftAndTransformers) {
                         "merged/tokenizer.json", "merged/LICENSE", "merged/README.md"})
     EXPECT_TRUE(fs::exists(path("out/") + f)) << f;
   EXPECT_FALSE(fs::exists(path(".out.tmp." + std::to_string(::getpid())))) << "temp dir left behind";
+  // The exact bytes earlier builds wrote (adapter.json read by export, adapter_config.json read by
+  // PEFT): the AdapterSpec refactor (one JSON form, PEFT spelling only in export/) changes neither.
+  auto text_of = [](const std::string& file) {
+    std::ifstream in(file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  EXPECT_EQ(text_of(path("ckpt/adapter.json")),
+            "{\n  \"alpha\": 8.0,\n  \"base_model\": \"" + base_dir() + "\",\n  \"dropout\": 0.05,\n"
+            "  \"format\": \"linearard.trained_adapter\",\n  \"kind\": \"lora\",\n  \"rank\": 4,\n"
+            "  \"student_rope\": {\n    \"factor\": 4.0,\n    \"rope_theta\": 10000.0,\n    \"rope_type\": \"linear\"\n  },\n"
+            "  \"target_modules\": [\n    \"q_proj\",\n    \"k_proj\",\n    \"v_proj\"\n  ],\n"
+            "  \"tensors\": \"adapter.safetensors\",\n  \"version\": 1\n}\n");
+  EXPECT_EQ(text_of(path("out/peft/adapter_config.json")),
+            "{\n  \"alpha_pattern\": {},\n  \"base_model_name_or_path\": \"" + io::normalized_path(base_dir()) +
+                "\",\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n  \"inference_mode\": true,\n"
+                "  \"init_lora_weights\": true,\n  \"layers_pattern\": null,\n  \"layers_to_transform\": null,\n"
+                "  \"lora_alpha\": 8,\n  \"lora_dropout\": 0.05,\n  \"modules_to_save\": null,\n"
+                "  \"peft_type\": \"LORA\",\n  \"peft_version\": \"0.21.0\",\n  \"r\": 4,\n  \"rank_pattern\": {},\n"
+                "  \"revision\": null,\n  \"target_modules\": [\n    \"q_proj\",\n    \"k_proj\",\n    \"v_proj\"\n  ],\n"
+                "  \"task_type\": \"CAUSAL_LM\",\n  \"use_dora\": false,\n  \"use_rslora\": false\n}\n");
 
   at::manual_seed(11);
   const auto tokens = at::randint(config_.vocab_size, {2, 40}, at::kLong);  // (B, T), T < 64 native
@@ -176,16 +201,16 @@ TEST_F(Export, LoraOnAllProjectionsMatchesPeftAndTransformers) {
   const std::vector<std::string> targets = {"q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
   const auto adapter = random_adapter(config_, "lora", targets);
   const auto rope = linear_rope(4.0);
-  io::save_adapter_checkpoint(path("ckpt"), adapter, base_dir(), rope);
-  const auto back = io::load_adapter_checkpoint(path("ckpt"));  // adapter.json keeps the targets
-  EXPECT_EQ(back.adapter.target_modules, targets);
+  train::save_adapter_checkpoint(path("ckpt"), adapter, base_dir(), rope);
+  const auto back = train::load_adapter_checkpoint(path("ckpt"));  // adapter.json keeps the targets
+  EXPECT_EQ(back.adapter.spec.targets, targets);
   EXPECT_EQ(back.adapter.tensors.size(), adapter.tensors.size());
   auto r = linearard("--checkpoint " + path("ckpt") + " --base " + base_dir() + " --out " + path("out") +
                      " --format both");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   io::CheckpointWeights peft(path("out/peft/adapter_model.safetensors"));
   EXPECT_EQ(peft.names().size(), adapter.tensors.size());
-  EXPECT_EQ(peft.info(io::lora_key(1, "down_proj", 'A')).shape, (std::vector<int64_t>{4, config_.intermediate_size}));
+  EXPECT_EQ(peft.info(train::lora_key(1, "down_proj", 'A')).shape, (std::vector<int64_t>{4, config_.intermediate_size}));
 
   at::manual_seed(13);
   const auto tokens = at::randint(config_.vocab_size, {2, 40}, at::kLong);  // (B, T)
@@ -193,7 +218,7 @@ TEST_F(Export, LoraOnAllProjectionsMatchesPeftAndTransformers) {
   EXPECT_LE(rel_err(merged_logits(path("out/merged"), tokens), expected), kRelTol);
   // The o/MLP deltas matter: dropping them changes the logits.
   auto qv_only = adapter;
-  qv_only.target_modules = {"q_proj", "v_proj"};
+  qv_only.spec.targets = {"q_proj", "v_proj"};
   EXPECT_GT(rel_err(student_logits(qv_only, rope, tokens), expected), 1e-2);
 
   io::save_tensors(path("expected.safetensors"), {{"tokens", tokens}, {"logits", expected}});
@@ -208,10 +233,10 @@ TEST_F(Export, LoraOnAllProjectionsMatchesPeftAndTransformers) {
 TEST_F(Export, QkvDeltaMergedMatchesTransformers) {
   const auto adapter = random_adapter(config_, "qkv_delta");
   const auto rope = linear_rope(2.0);
-  io::ExportRequest req;
+  exporter::ExportRequest req;
   req.out_dir = path("merged");
   req.base_model_dir = base_dir();
-  io::write_merged_checkpoint(req, adapter, rope);
+  exporter::write_merged_checkpoint(req, adapter, rope);
   EXPECT_TRUE(fs::exists(path("merged/model.safetensors")));  // 5GB default: one file, no index
 
   at::manual_seed(12);
@@ -225,7 +250,7 @@ TEST_F(Export, QkvDeltaMergedMatchesTransformers) {
   std::printf("%s", py.output.c_str());
 
   // Full q/k/v deltas have no PEFT form.
-  io::save_adapter_checkpoint(path("ckpt"), adapter, base_dir(), rope);
+  train::save_adapter_checkpoint(path("ckpt"), adapter, base_dir(), rope);
   expect_error("--checkpoint " + path("ckpt") + " --out " + path("peft") + " --format peft",
                {"--format", "only LoRA adapters", "qkv_delta"});
   EXPECT_FALSE(fs::exists(path("peft")));
@@ -246,7 +271,7 @@ TEST_F(Export, StudentConfigsReadBackByTransformers) {
   std::string pairs;
   for (const auto& c : cases) {
     const auto rope = model::parse_rope_override(c.rope_json, config_, "test");
-    const auto j = io::student_config_json(config_, rope);
+    const auto j = exporter::student_config_json(config_, rope);
     EXPECT_EQ(j["max_position_embeddings"], c.max_pos) << c.name;
     EXPECT_EQ(j["rope_theta"], 10000.0) << c.name;
     EXPECT_FALSE(j["rope_scaling"].contains("rope_theta")) << c.name;
@@ -275,10 +300,10 @@ TEST_F(Export, Bf16BaseStaysBf16) {
   std::ofstream(path("base16/config.json")) << cfg.dump(2);
 
   const auto adapter = random_adapter(config_, "lora");
-  io::ExportRequest req;
+  exporter::ExportRequest req;
   req.out_dir = path("merged16");
   req.base_model_dir = path("base16");
-  io::write_merged_checkpoint(req, adapter, linear_rope(4.0));
+  exporter::write_merged_checkpoint(req, adapter, linear_rope(4.0));
   io::CheckpointWeights merged(path("merged16"));
   ASSERT_EQ(merged.names(), src.names());
   for (const auto& [name, w] : bf16) {
@@ -291,8 +316,8 @@ TEST_F(Export, Bf16BaseStaysBf16) {
     // Independent float64 reference: W + B A alpha/r, then one bf16 rounding (relative 2^-9).
     const std::string layer = name.substr(0, name.find(".self_attn.")).substr(std::string("model.layers.").size());
     const std::string module = name.substr(name.find(".self_attn.") + 11, 6);
-    const auto& A = adapter.tensors.at(io::lora_key(std::stoll(layer), module, 'A'));
-    const auto& B = adapter.tensors.at(io::lora_key(std::stoll(layer), module, 'B'));
+    const auto& A = adapter.tensors.at(train::lora_key(std::stoll(layer), module, 'A'));
+    const auto& B = adapter.tensors.at(train::lora_key(std::stoll(layer), module, 'B'));
     const at::Tensor ref = w.to(at::kDouble) + at::matmul(B.to(at::kDouble), A.to(at::kDouble)) * 2.0;
     const double worst = ((m.to(at::kDouble) - ref).abs() / ref.abs().clamp_min(1e-3)).max().item<double>();
     EXPECT_LE(worst, std::ldexp(1.0, -8)) << name;
@@ -303,7 +328,7 @@ TEST_F(Export, Bf16BaseStaysBf16) {
 TEST_F(Export, Refusals) {
   const auto adapter = random_adapter(config_, "lora");
   const auto rope = linear_rope(4.0);
-  io::save_adapter_checkpoint(path("ckpt"), adapter, base_dir(), rope);
+  train::save_adapter_checkpoint(path("ckpt"), adapter, base_dir(), rope);
   // A private copy of the base: refusals must leave it untouched and uncluttered.
   fs::create_directories(path("models"));
   fs::copy(base_dir(), path("models/base"), fs::copy_options::recursive);
@@ -344,54 +369,54 @@ TEST_F(Export, Refusals) {
 TEST_F(Export, CheckpointRoundTripAndValidation) {
   const auto adapter = random_adapter(config_, "lora");
   model::RopeParams rope = linear_rope(8.0);
-  io::save_adapter_checkpoint(path("ckpt"), adapter, "/models/base", rope);
-  const auto back = io::load_adapter_checkpoint(path("ckpt"));
-  EXPECT_EQ(back.adapter.kind, "lora");
-  EXPECT_EQ(back.adapter.rank, 4);
-  EXPECT_EQ(back.adapter.alpha, 8.0);
-  EXPECT_EQ(back.adapter.dropout, 0.05);
+  train::save_adapter_checkpoint(path("ckpt"), adapter, "/models/base", rope);
+  const auto back = train::load_adapter_checkpoint(path("ckpt"));
+  EXPECT_EQ(back.adapter.spec.kind, "lora");
+  EXPECT_EQ(back.adapter.spec.rank, 4);
+  EXPECT_EQ(back.adapter.spec.alpha, 8.0);
+  EXPECT_EQ(back.adapter.spec.dropout, 0.05);
   EXPECT_EQ(back.base_model_dir, "/models/base");
   EXPECT_EQ(back.student_rope, rope.to_json());
   ASSERT_EQ(back.adapter.tensors.size(), adapter.tensors.size());
   for (const auto& [name, t] : adapter.tensors) EXPECT_TRUE(at::equal(back.adapter.tensors.at(name), t)) << name;
-  io::validate_adapter(back.adapter, config_, "ckpt");
+  exporter::validate_adapter(back.adapter, config_, "ckpt");
 
-  auto expect_invalid = [&](io::TrainedAdapter a, const std::string& fragment) {
+  auto expect_invalid = [&](train::TrainedAdapter a, const std::string& fragment) {
     try {
-      io::validate_adapter(a, config_, "ckpt");
+      exporter::validate_adapter(a, config_, "ckpt");
       ADD_FAILURE() << "accepted; expected '" << fragment << "'";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
     }
   };
   auto a = adapter;
-  a.tensors[io::lora_key(1, "k_proj", 'B')] = at::zeros({64, 4});  // k is GQA: (Hk*D = 32, r)
+  a.tensors[train::lora_key(1, "k_proj", 'B')] = at::zeros({64, 4});  // k is GQA: (Hk*D = 32, r)
   expect_invalid(a, "'base_model.model.model.layers.1.self_attn.k_proj.lora_B.weight' has shape [64, 4], expected [32, 4]");
   a = adapter;
-  a.tensors.erase(io::lora_key(0, "v_proj", 'A'));
+  a.tensors.erase(train::lora_key(0, "v_proj", 'A'));
   expect_invalid(a, "missing tensor 'base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight'");
   a = adapter;
-  a.tensors[io::lora_key(2, "q_proj", 'A')] = at::zeros({4, 64});
+  a.tensors[train::lora_key(2, "q_proj", 'A')] = at::zeros({4, 64});
   expect_invalid(a, "unexpected tensor");
   a = adapter;
-  a.target_modules = {"q_proj", "lm_head"};
+  a.spec.targets = {"q_proj", "lm_head"};
   expect_invalid(a, "'lm_head' is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
   a = adapter;
-  a.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  a.spec.targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
   expect_invalid(a, "missing tensor 'base_model.model.model.layers.0.self_attn.o_proj.lora_A.weight'");
   auto d = random_adapter(config_, "qkv_delta");
-  d.target_modules = {"q_proj", "up_proj"};
+  d.spec.targets = {"q_proj", "up_proj"};
   expect_invalid(d, "'up_proj' of a qkv_delta adapter is not one of q_proj, k_proj, v_proj");
   a = adapter;
-  a.tensors[io::lora_key(0, "q_proj", 'A')] = a.tensors[io::lora_key(0, "q_proj", 'A')].clone();  // shared storage
-  a.tensors[io::lora_key(0, "q_proj", 'A')][0][0] = NAN;
+  a.tensors[train::lora_key(0, "q_proj", 'A')] = a.tensors[train::lora_key(0, "q_proj", 'A')].clone();  // shared storage
+  a.tensors[train::lora_key(0, "q_proj", 'A')][0][0] = NAN;
   expect_invalid(a, "NaN");
 
-  EXPECT_EQ(io::parse_size_bytes("5GB", "f"), 5'000'000'000ULL);
-  EXPECT_EQ(io::parse_size_bytes("100KB", "f"), 100'000ULL);
-  EXPECT_EQ(io::parse_size_bytes("2MiB", "f"), 2ULL << 20);
-  EXPECT_EQ(io::parse_size_bytes("12345", "f"), 12345ULL);
-  EXPECT_THROW(io::parse_size_bytes("-1GB", "f"), Error);
+  EXPECT_EQ(exporter::parse_size_bytes("5GB", "f"), 5'000'000'000ULL);
+  EXPECT_EQ(exporter::parse_size_bytes("100KB", "f"), 100'000ULL);
+  EXPECT_EQ(exporter::parse_size_bytes("2MiB", "f"), 2ULL << 20);
+  EXPECT_EQ(exporter::parse_size_bytes("12345", "f"), 12345ULL);
+  EXPECT_THROW(exporter::parse_size_bytes("-1GB", "f"), Error);
 }
 
 }  // namespace

@@ -104,6 +104,16 @@ TEST(TrainRuns, ResumeIsBitwiseExact) {
   train_once(resume_options(out), /*stop_after=*/4);
   ASSERT_TRUE(std::filesystem::exists(out + "/checkpoints/step-000004/train_state.json"));
   ASSERT_FALSE(std::filesystem::exists(out + "/final"));
+  // The checkpoint as builds before AdapterSpec wrote it: task.adapter in its own spelling (r,
+  // lora_alpha, lora_dropout). It must still resume, to the same tensors.
+  const std::string state_path = out + "/checkpoints/step-000004/train_state.json";
+  nlohmann::json state;
+  std::ifstream(state_path) >> state;
+  EXPECT_EQ(state["task"]["adapter"].dump(),
+            R"({"alpha":8.0,"dropout":0.1,"kind":"lora","rank":4,"target_modules":["q_proj","k_proj","v_proj"]})");
+  state["task"]["adapter"] = nlohmann::json::parse(
+      R"({"kind": "lora", "lora_alpha": 8.0, "lora_dropout": 0.1, "r": 4, "target_modules": ["q_proj", "k_proj", "v_proj"]})");
+  std::ofstream(state_path) << state.dump(1) << "\n";
   auto o = resume_options(out);
   o.run.resume = "latest";
   const auto resumed = train_once(o, 0);

@@ -1,5 +1,5 @@
 // See gguf_export.h.
-#include "io/gguf_export.h"
+#include "export/gguf_export.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,7 +15,10 @@
 #include "io/gguf_vocab.h"
 #include "io/gguf_writer.h"
 
-namespace linearard::io {
+namespace linearard::exporter {
+// The GGUF container, writer, quantizer and vocabulary are io/'s torch-free pieces.
+using namespace io;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -237,4 +240,4 @@ void export_model_dir_gguf(const GgufExportRequest& r, const std::string& model_
   write_gguf_model(r, c, tensors, model_dir);
 }
 
-}  // namespace linearard::io
+}  // namespace linearard::exporter

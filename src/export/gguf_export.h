@@ -23,14 +23,14 @@
 #include "io/gguf_dequant.h"
 #include "model/model_config.h"
 
-namespace linearard::io {
+namespace linearard::exporter {
 
 // "f32", "f16", "bf16", "q8_0"; anything else -> "<flag>: ...".
-GgmlType parse_gguf_type(const std::string& text, const std::string& flag);
+io::GgmlType parse_gguf_type(const std::string& text, const std::string& flag);
 
 struct GgufExportRequest {
   std::string out_path;  // FILE.gguf
-  GgmlType type = GgmlType::F16;  // convert_hf_to_gguf.py's default --outtype
+  io::GgmlType type = io::GgmlType::F16;  // convert_hf_to_gguf.py's default --outtype
   bool overwrite = false;         // replace an existing file
   std::vector<std::string> inputs;  // input paths: the output may be none of them nor inside them
 };
@@ -44,4 +44,4 @@ void write_gguf_model(const GgufExportRequest& request, const model::ModelConfig
 // A HF model directory (a merged export, or any llama checkpoint) as GGUF.
 void export_model_dir_gguf(const GgufExportRequest& request, const std::string& model_dir);
 
-}  // namespace linearard::io
+}  // namespace linearard::exporter
