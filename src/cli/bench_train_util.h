@@ -21,7 +21,7 @@ namespace linearard::cli::bench_train {
 struct Shape {
   std::string name;
   model::ModelConfig config;
-  double pi_factor;  // the paper's student: linear RoPE x8 (LLaMA-2) or x4 (LLaMA-3), paper.md §1.1
+  double pi_factor;  // the paper's student: linear RoPE x8 (LLaMA-2) or x4 (LLaMA-3), LinearARD arXiv 2604.00004
 };
 
 // "7b": LLaMA-2-7B (32 layers, C 4096, 32 heads, FFN 11008, vocab 32000, 4K window);

@@ -1,5 +1,5 @@
 // `linearard cpt`: continued pre-training of the RoPE-scaled student on long blocks: LM loss of the
-// base weights + --rope-scaling + trainable q/k/v adapters (the paper's stage 3, paper.md §1.1).
+// base weights + --rope-scaling + trainable q/k/v adapters (LinearARD's stage 3, arXiv 2604.00004).
 #include <ATen/ATen.h>
 
 #include <cstdio>
@@ -54,7 +54,7 @@ cli::CommandRegistration cpt_command(
       auto f = std::make_shared<CptFlags>();
       train::TrainOptions& o = f->options;
       o.command = "cpt";
-      o.run.context = 32768;  // long blocks: the scaled window of LLaMA-2 x8 (paper.md §1.1)
+      o.run.context = 32768;  // long blocks: the scaled window of LLaMA-2 x8 (LinearARD, arXiv 2604.00004)
       auto config_path = std::make_shared<std::string>();
       cli::add_config_flag(sub, *config_path);
       cli::add_run_flags(sub, o, /*needs_model=*/true);

@@ -2,7 +2,7 @@
 //   packed:    the shards' token streams (documents separated by EOS) are concatenated and cut
 //              into consecutive T-token blocks; the final partial block is dropped.
 //   documents: each document is cut on its own into non-overlapping T-token blocks and its tail
-//              is dropped; no block crosses a document (the paper's PG19 recipe, paper.md §1.3).
+//              is dropped; no block crosses a document (LinearARD's PG19 recipe, its released scripts).
 // Block order is a seeded permutation per epoch (or file order without shuffle). Rank r of W
 // takes every W-th block of that order, and every rank gets the same count (the remainder is
 // dropped) so data-parallel ranks stay in step. The position is a small state that restores

@@ -1,7 +1,8 @@
 // `linearard export` of a trained student (a training checkpoint's adapter, train/adapter_checkpoint.h)
 // as a PEFT adapter directory (export/peft_adapter.h) and/or a merged HF checkpoint
-// (export/merged_hf.h); formats: shared/reference/anchors.md §3.2 (PEFT) and §3.3 (safetensors, HF
-// layout). The GGUF export is export/gguf_export.h.
+// (export/merged_hf.h); formats: PEFT's save_pretrained (adapter_config.json +
+// adapter_model.safetensors) and the safetensors format (huggingface/safetensors README; HF layout).
+// The GGUF export is export/gguf_export.h.
 #pragma once
 #include <cstdint>
 #include <string>

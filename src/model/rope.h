@@ -1,6 +1,6 @@
 // RoPE frequencies and cos/sin tables, computed exactly as transformers 5.x does
 // (modeling_rope_utils.py + LlamaRotaryEmbedding): the same float32 operations in the same order,
-// so that the tables match bit for bit on CPU. Formulas: shared/reference/anchors.md §3.1.
+// so that the tables match bit for bit on CPU. Formulas: transformers' modeling_rope_utils.py (_compute_*_parameters).
 #pragma once
 #include <ATen/ATen.h>
 

@@ -21,7 +21,7 @@ struct AdapterSpec {
   // lora: LoRA on `targets`; full (--train-qkv full, "qkv_delta" in JSON): float32 deltas of the
   // q/k/v weights (targets q/k/v, rank/alpha/dropout unused).
   std::string kind = "lora";
-  int64_t rank = 1024;  // reference r = 1024, alpha = 2048, dropout 0.05 (paper.md §1.3)
+  int64_t rank = 1024;  // reference r = 1024, alpha = 2048, dropout 0.05 (LinearARD's released training scripts)
   double alpha = 2048;  // scaling = alpha / rank (no rsLoRA)
   double dropout = 0.05;
   // --lora-targets: the LoRA's modules, canonical names in layer order (parse_lora_targets).

@@ -8,7 +8,7 @@
 //   *.bin            little-endian int32 token ids, one document
 //   *.json           a JSON list of ids (one document) or a list of lists (one document each)
 // Each document is cut into non-overlapping blocks of T tokens and its tail is dropped, with no
-// packing across documents -- the reference's PG19 blocking (shared/reference/paper.md §1.3).
+// packing across documents -- the reference's PG19 blocking (LinearARD's released training scripts).
 #pragma once
 #include <ATen/ATen.h>
 

@@ -40,7 +40,7 @@ void DistillObjective::add_layer(const model::LayerCapture& s, const model::Laye
   const double H = double(config_.num_attention_heads);
   const double Hk = options_.kv_normalization == "kv-heads" ? double(config_.num_key_value_heads) : H;
   ops::RelationKLOptions kl;
-  kl.scale_s = kl.scale_t = 1.0 / std::sqrt(double(config_.head_dim));  // paper.md §6.2
+  kl.scale_s = kl.scale_t = 1.0 / std::sqrt(double(config_.head_dim));  // 1/sqrt(D) on both sides, as LinearARD's train.py (github.com/gracefulning/LinearARD)
   kl.causal = true;
   const double per_layer = 1.0 / double(layers_.size());
   auto term = [&](const at::Tensor& x, const at::Tensor& y, double weight, double heads) {

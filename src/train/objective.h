@@ -1,4 +1,4 @@
-// Attention-restore distillation objective (shared/reference/paper.md §1.2, §6.1-6.6):
+// Attention-restore distillation objective (LinearARD, arXiv 2604.00004; its train.py and kernels/attention_KL):
 //   per selected layer l and relation X in {Q, K, V}:  R_l^X = sum_{b,h,i} KL_i(teacher || student)
 //   of the row softmax of scale <x_i, x_j> (scale = 1/sqrt(head_dim) on both sides, causal with the
 //   diagonal, padding keys excluded, post-RoPE Q and K, V as is);
@@ -6,7 +6,7 @@
 //   denom_X = valid tokens x H for all three (the reference, "query-heads"), or valid tokens x Hk
 //   for K and V ("kv-heads": a per-head mean on GQA models);
 //   hidden = w_hidden * mean over the selected layers and tokens of (1 - cos(h_s, h_t)), h the layer's
-//   output (LongReD's short-text term, arXiv 2502.07365; paper.md §4.2);
+//   output (LongReD's short-text term, arXiv 2502.07365, its train_longred_*.py);
 //   total = relations + hidden + w_logits * logits KL + w_lm * LM cross-entropy.
 // Logits KL = KL(teacher || student) of log_softmax(logits / temperature) over the vocabulary on
 // the last k positions (k = 0: all), summed over the vocabulary and averaged over the B k positions;

@@ -14,7 +14,7 @@
 namespace linearard::train {
 
 // Learning rate of optimiser step `step` (0-based): linear warm-up lr * step / warmup (so step 0
-// runs at lr 0), then cosine from lr to lr * min_lr_ratio over the remaining steps (paper.md §1.3).
+// runs at lr 0), then cosine from lr to lr * min_lr_ratio over the remaining steps (LinearARD's released training scripts).
 double scheduled_lr(const OptimOptions& o, int64_t step);
 
 class Optimizer {

@@ -2,7 +2,7 @@
 // so that each layer can be activation-checkpointed. A checkpointed layer is one autograd Function
 // whose outputs are (h_out, q, k, v): the captured post-RoPE Q/K/V are real outputs, so their
 // gradients (from the relation KL) flow back through the recomputed layer. (Python's reentrant
-// checkpoint would drop them; the reference needs non-reentrant checkpointing, paper.md §6.11.)
+// checkpoint would drop them; LinearARD's train.py needs non-reentrant checkpointing for the same reason.)
 //
 // Weights are cast to the compute dtype at use, so the same code serves frozen bf16 base weights
 // (distill, cpt) and float32 trainable master weights (pretrain).

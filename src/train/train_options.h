@@ -10,7 +10,7 @@
 
 namespace linearard::train {
 
-// Defaults are the reference ARD run (shared/reference/paper.md §1.3, §6.10).
+// Defaults are the reference ARD run (LinearARD's released training scripts, github.com/gracefulning/LinearARD).
 struct OptimOptions {
   int64_t steps = 144;
   double lr = 2e-5;
@@ -31,7 +31,7 @@ struct ObjectiveOptions {
   std::string kv_normalization = "query-heads";
   double logits_kl_weight = 0.0;  // KL(teacher || student) of the logits, reference weight 0
   int64_t logits_kl_last = 512;   // on the last k positions (reference logits_to_keep = 512); 0 = all
-  // 1 - cos of each selected layer's output, as LongReD's short-text distillation (paper.md §4.2).
+  // 1 - cos of each selected layer's output, as LongReD's short-text distillation (arXiv 2502.07365).
   double hidden_weight = 0.0;
   double temperature = 1.0;       // logits only; no T^2 factor (reference)
   double lm_weight = 0.0;         // next-token cross-entropy of the student

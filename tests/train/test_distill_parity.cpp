@@ -172,7 +172,7 @@ INSTANTIATE_TEST_SUITE_P(
                            true, hidden_all_positions_objective()}),
     [](const auto& info) { return info.param.name; });
 
-// paper.md §1.2 sanity facts: factor 1 gives KL 0; at B = 0 the layer-0 V/V KL is 0.
+// Sanity facts of the relation KL (LinearARD, arXiv 2604.00004): factor 1 gives KL 0; at B = 0 the layer-0 V/V KL is 0.
 TEST(DistillSanity, FactorOneIsZeroAndLayerZeroValueIsZero) {
   const auto base = model::DecoderModel::load(fixture("llama_mha"), at::kFloat, at::kCPU);
   at::Generator gen = at::detail::createCPUGenerator(4);

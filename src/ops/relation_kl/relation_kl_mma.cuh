@@ -85,7 +85,7 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_
 }
 
 // Orders this thread's ordinary shared-memory writes (stores, cp.async) before later async-proxy
-// reads of them (wgmma operands, bulk copies) after a barrier (HOPPER.md). sm_90 only; nothing
+// reads of them (wgmma operands, bulk copies) after a barrier (PTX ISA: fence.proxy.async). sm_90 only; nothing
 // before, where no async-proxy reader exists.
 __device__ __forceinline__ void fence_proxy_async_shared() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
