@@ -72,7 +72,11 @@ TEST(TrainRuns, DistillsAQwen3AndExportsItForTransformers) {
   // Qwen3: q/k norms inside the layer, head_dim 24 != hidden / heads; LoRA on q/k/v, PI x4.
   const std::string out = train_test::fresh_dir("distill_qwen3");
   const std::string merged = train_test::fresh_dir("distill_qwen3_export") + "/merged";
-  auto r = linearard("distill --model " + fixture("qwen3_gqa") + " --data " + fixture("corpus.json") + " --out " + out +
+  const std::string data = train_test::fresh_dir("distill_qwen3_inputs") + "/one.json";
+  std::vector<int64_t> doc;  // two blocks of 32: every step sees the same batch, so the loss is comparable
+  for (int64_t i = 0; i < 64; ++i) doc.push_back((i * 37 + 11) % 101);
+  std::ofstream(data) << nlohmann::json(std::vector<std::vector<int64_t>>{doc}).dump();
+  auto r = linearard("distill --model " + fixture("qwen3_gqa") + " --data " + data + " --out " + out +
                      " --rope-scaling '{\"rope_type\":\"linear\",\"factor\":4.0}' --steps 8 --lr 1e-2"
                      " --warmup-steps 1 --context 32 --batch-size 2 --lora-rank 8 --lora-alpha 16 --lora-dropout 0"
                      " --device cpu --checkpoint-every 0 --no-shuffle --relations q,k,v");
@@ -95,9 +99,14 @@ TEST(TrainRuns, DistillsAQwen3AndExportsItForTransformers) {
   const std::string expected = out + "/merged_logits.safetensors";
   io::save_tensors(expected, {{"tokens", tokens}, {"logits", logits}});
   // transformers' Qwen3ForCausalLM on the merged directory gives the same logits (1e-5 relative).
+  nlohmann::json manifest;
+  std::ifstream(out + "/final/adapter.json") >> manifest;
+  std::string targets;  // the recipe's LoRA targets: the tensors the merge must change
+  for (const auto& t : manifest["target_modules"]) targets += (targets.empty() ? "" : ",") + t.get<std::string>();
   r = test_env::run_command(test_env::python() + " " + test_env::source_dir() +
                             "/tests/export/check_export.py logits --base " + fixture("qwen3_gqa") + " --expected " +
-                            expected + " --merged " + merged + " --expect-class Qwen3ForCausalLM");
+                            expected + " --merged " + merged + " --targets " + targets +
+                            " --expect-class Qwen3ForCausalLM");
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
