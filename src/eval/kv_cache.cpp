@@ -8,18 +8,10 @@
 #include <optional>
 
 #include "common/error.h"
+#include "model/attention.h"
 
 namespace linearard::eval {
 namespace {
-
-at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  return at::linear(x, weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt);
-}
-
-// (B, n, heads*D) -> (B, heads, n, D)
-at::Tensor split_heads(const at::Tensor& x, int64_t heads, int64_t D) {
-  return x.view({x.size(0), x.size(1), heads, D}).transpose(1, 2);
-}
 
 // float32 logits (B, V) of hidden (B, C).
 at::Tensor last_logits(const model::DecoderModel& model, const at::Tensor& hidden) {
@@ -41,8 +33,7 @@ KvCacheDecoder::KvCacheDecoder(const EvalModel& m, int64_t B, int64_t capacity, 
     }
   }
   const auto& c = model_.config();
-  if (c.sliding_window && capacity > *c.sliding_window && c.model_type == "qwen2")
-    fail("KvCacheDecoder", "Qwen2's sliding_window is not supported");
+  model::check_sliding_window(c, capacity, "KvCacheDecoder");
   auto opts = at::TensorOptions().dtype(model_.dtype()).device(model_.device());
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     k_cache_.push_back(at::empty({B, c.num_key_value_heads, capacity, c.head_dim}, opts));
@@ -104,11 +95,7 @@ at::Tensor KvCacheDecoder::attend(int64_t layer, const at::Tensor& q, const at::
     at::Tensor probs = at::softmax(scores, -1).to(q.scalar_type());              // (B Hk, group, S)
     return at::bmm(probs, vv).view({B, c.num_attention_heads, 1, D});             // (B, H, 1, D)
   }
-  const bool repeat_kv = group > 1 && q.is_cuda();  // as DecoderModel::forward
-  return at::scaled_dot_product_attention(
-      q, repeat_kv ? keys.repeat_interleave(group, 1) : keys,
-      repeat_kv ? values.repeat_interleave(group, 1) : values, mask, /*dropout_p=*/0.0, causal,
-      /*scale=*/1.0 / std::sqrt(double(c.head_dim)), /*enable_gqa=*/group > 1 && !repeat_kv);  // (B, H, n, D)
+  return model::sdpa({q, keys, values}, mask, causal);  // (B, H, n, D)
 }
 
 at::Tensor KvCacheDecoder::extend(const at::Tensor& tokens) {
@@ -121,7 +108,7 @@ at::Tensor KvCacheDecoder::extend(const at::Tensor& tokens) {
   if (length_ + n > capacity_)
     fail("KvCacheDecoder", "cache of " + std::to_string(capacity_) + " positions is full");
   at::NoGradGuard no_grad;
-  const int64_t H = c.num_attention_heads, Hk = c.num_key_value_heads, D = c.head_dim;
+  const int64_t D = c.head_dim;
   // RoPE positions (rows, n): cache index minus the row's padding (one row when there is none);
   // padding positions get 0 (their values are never seen by real queries).
   at::Tensor positions = at::arange(length_, length_ + n, at::TensorOptions().dtype(at::kLong).device(model_.device()))
@@ -137,15 +124,9 @@ at::Tensor KvCacheDecoder::extend(const at::Tensor& tokens) {
   tables.sin = tables.sin.view({rows, 1, n, D});
   at::Tensor h = at::embedding(w.embed, tokens.to(model_.device()));  // (B, n, C)
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const model::DecoderLayerWeights& lw = w.layers[l];
-    at::Tensor x = model::rms_norm(h, lw.input_norm, c.rms_norm_eps);
-    at::Tensor q = model::apply_rope(split_heads(linear(x, lw.q, lw.q_bias), H, D), tables);  // (B, H, n, D)
-    at::Tensor k = model::apply_rope(split_heads(linear(x, lw.k, lw.k_bias), Hk, D), tables);  // (B, Hk, n, D)
-    at::Tensor v = split_heads(linear(x, lw.v, lw.v_bias), Hk, D);                             // (B, Hk, n, D)
-    at::Tensor attn = attend(l, q, k, v).transpose(1, 2).reshape({B_, n, H * D});
-    h = h + linear(attn, lw.o, lw.o_bias);
-    x = model::rms_norm(h, lw.post_attention_norm, c.rms_norm_eps);
-    h = h + linear(at::silu(linear(x, lw.gate, lw.gate_bias)) * linear(x, lw.up, lw.up_bias), lw.down, lw.down_bias);
+    const model::DecoderLayer layer(c, w.layers[size_t(l)], l);
+    // The cache supplies the attention: the new keys and values join it, the queries see it.
+    h = layer.forward(h, tables, [&](const model::AttentionInputs& qkv) { return attend(l, qkv.q, qkv.k, qkv.v); });
   }
   length_ += n;
   at::Tensor last = model::rms_norm(h.select(1, n - 1), w.final_norm, c.rms_norm_eps);  // (B, C)

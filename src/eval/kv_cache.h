@@ -1,6 +1,8 @@
 // Incremental decoding for DecoderModel: the prompt is run once (prefill) and every later token
 // reuses the post-RoPE keys and values that earlier positions left in a per-layer cache, so a
-// greedy step costs O(T) instead of a full O(T^2) forward.
+// greedy step costs O(T) instead of a full O(T^2) forward. The layers are model::DecoderLayer (the
+// same code as the plain forward); this decoder supplies only their attention (attend(): the cache,
+// the padding mask, the sliding window) and the RoPE tables of the new positions.
 //
 // RoPE: the tokens of one extend() call at positions [L, L + n) get the tables of
 // model::rope_tables() for those positions. For RoPE types that depend on the sequence length

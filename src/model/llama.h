@@ -1,6 +1,6 @@
-// The LLaMA-family decoder (llama, mistral, qwen2) in LibTorch. One copy of the base weights serves
-// the teacher and the student: they differ only by the RoPE tables and the adapters that a forward is
-// given.
+// The LLaMA-family decoder (llama, mistral, qwen2, qwen3) in LibTorch: embedding, the layers of
+// decoder_layer.h, final norm and LM head. One copy of the base weights serves the teacher and the
+// student: they differ only by the RoPE tables and the adapters that a forward is given.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -8,39 +8,17 @@
 #include <string>
 #include <vector>
 
+#include "model/decoder_layer.h"
 #include "model/model_config.h"
 #include "model/rope.h"
 
 namespace linearard::model {
-
-struct DecoderLayerWeights {
-  at::Tensor input_norm;            // (C)
-  at::Tensor q, k, v, o;            // (H*D, C), (Hk*D, C), (Hk*D, C), (C, H*D)
-  at::Tensor q_bias, k_bias, v_bias, o_bias;  // undefined when the model has none
-  at::Tensor post_attention_norm;   // (C)
-  at::Tensor gate, up, down;        // (F, C), (F, C), (C, F)
-  at::Tensor gate_bias, up_bias, down_bias;   // mlp_bias only
-};
 
 struct DecoderWeights {
   at::Tensor embed;       // (V, C)
   std::vector<DecoderLayerWeights> layers;
   at::Tensor final_norm;  // (C)
   at::Tensor lm_head;     // (V, C); the same tensor as embed when tied
-};
-
-// The seven linear projections of a decoder layer, in the order of their checkpoint tensors
-// (transformers' LlamaAttention: q_proj, k_proj, v_proj, o_proj; LlamaMLP: gate_proj, up_proj, down_proj).
-enum class Projection { kQuery = 0, kKey = 1, kValue = 2, kOutput = 3, kGate = 4, kUp = 5, kDown = 6 };
-constexpr int kProjectionCount = 7;
-
-// Trainable additions to the layers' projections (LoRA, full q/k/v training...). delta() returns
-// what to add to the projection's output (B, T, out) for its input x (B, T, in), or an undefined
-// tensor when the projection has no adapter.
-class ProjectionAdapter {
- public:
-  virtual ~ProjectionAdapter() = default;
-  virtual at::Tensor delta(int64_t layer, Projection projection, const at::Tensor& x) const = 0;
 };
 
 // Where a forward may stop: after the q/k/v of the last captured layer, after the final norm, or
@@ -92,8 +70,5 @@ class DecoderModel {
   ModelConfig config_;
   DecoderWeights weights_;
 };
-
-// y = weight * (x * rsqrt(mean(x^2) + eps)) with the statistics in float32, as transformers does.
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
 }  // namespace linearard::model

@@ -206,8 +206,9 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   auto type = j.find("model_type");
   if (type == j.end() || !type->is_string()) fail(path, "missing 'model_type'");
   c.model_type = type->get<std::string>();
-  if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2")
-    fail(path, "unsupported model_type '" + c.model_type + "' (supported: llama, mistral, qwen2)");
+  if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2" && c.model_type != "qwen3")
+    fail(path, "unsupported model_type '" + c.model_type + "' (supported: llama, mistral, qwen2, qwen3)");
+  const bool qwen = c.model_type == "qwen2" || c.model_type == "qwen3";
 
   c.hidden_size = required_positive(j, "hidden_size", path);
   c.intermediate_size = required_positive(j, "intermediate_size", path);
@@ -220,17 +221,21 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
     fail(path, "num_attention_heads (" + std::to_string(c.num_attention_heads) +
                    ") must be a multiple of num_key_value_heads (" +
                    std::to_string(c.num_key_value_heads) + ")");
-  c.head_dim = optional_integer(j, "head_dim", path).value_or(c.hidden_size / c.num_attention_heads);
+  // Qwen3Config's head_dim is its own field (default 128, not hidden_size / heads): required here.
+  if (c.model_type == "qwen3") c.head_dim = required_positive(j, "head_dim", path);
+  else c.head_dim = optional_integer(j, "head_dim", path).value_or(c.hidden_size / c.num_attention_heads);
   if (c.head_dim <= 0 || c.head_dim % 2 != 0)
     fail(path, "head_dim must be a positive even number, got " + std::to_string(c.head_dim));
-  // Defaults are those of transformers 5.x's LlamaConfig / MistralConfig / Qwen2Config.
+  // Defaults are those of transformers 5.x's LlamaConfig / MistralConfig / Qwen2Config / Qwen3Config.
   const int64_t default_max_pos = c.model_type == "llama" ? 2048 : c.model_type == "mistral" ? 131072 : 32768;
   c.max_position_embeddings = optional_integer(j, "max_position_embeddings", path).value_or(default_max_pos);
   c.rms_norm_eps = optional_number(j, "rms_norm_eps", path).value_or(1e-6);
   c.tie_word_embeddings = optional_bool(j, "tie_word_embeddings", false, path);
   c.mlp_bias = optional_bool(j, "mlp_bias", false, path);
-  if (c.model_type == "llama") c.attention_bias = optional_bool(j, "attention_bias", false, path);
+  if (c.model_type == "llama" || c.model_type == "qwen3")
+    c.attention_bias = optional_bool(j, "attention_bias", false, path);
   if (c.model_type == "qwen2") c.qkv_bias = true;
+  if (c.model_type == "qwen3") c.qk_norm = true;  // Qwen3Attention's q_norm / k_norm
   if (auto act = j.find("hidden_act"); act != j.end() && act->is_string()) c.hidden_act = *act;
   if (c.hidden_act != "silu")
     fail(path, "hidden_act '" + c.hidden_act + "' is not supported (LLaMA-family models use silu)");
@@ -238,9 +243,10 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   if (auto dt = j.find("dtype"); dt != j.end() && dt->is_string()) c.torch_dtype = *dt;
   if (c.model_type == "mistral") {
     c.sliding_window = optional_integer(j, "sliding_window", path);
-  } else if (c.model_type == "qwen2" && optional_bool(j, "use_sliding_window", false, path)) {
-    // Qwen2 slides only on the layers past max_window_layers; we refuse sequences that reach it.
+  } else if (qwen && optional_bool(j, "use_sliding_window", false, path)) {
+    // Qwen2/Qwen3 slide only on the layers past max_window_layers; we refuse sequences that reach it.
     c.sliding_window = optional_integer(j, "sliding_window", path);
+    c.sliding_window_partial = true;
   }
   c.bos_token_id = optional_token_id(j, "bos_token_id", path);
   c.eos_token_id = optional_token_id(j, "eos_token_id", path);

@@ -1,5 +1,5 @@
-// HF config.json -> ModelConfig for the LLaMA family (model_type llama, mistral, qwen2; SmolLM is
-// llama). Torch-free so it builds fast and can be fuzzed. RoPE is read in both the transformers v4
+// HF config.json -> ModelConfig for the LLaMA family (model_type llama, mistral, qwen2, qwen3; SmolLM
+// is llama). Torch-free so it builds fast and can be fuzzed. RoPE is read in both the transformers v4
 // form (rope_theta + rope_scaling with rope_type or legacy type) and the v5 form (rope_parameters),
 // and normalised the way transformers 5.x standardize_rope_params() does.
 #pragma once
@@ -28,7 +28,7 @@ struct RopeParams {
 };
 
 struct ModelConfig {
-  std::string model_type;  // llama, mistral or qwen2
+  std::string model_type;  // llama, mistral, qwen2 or qwen3
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
   int64_t num_hidden_layers = 0;
@@ -39,10 +39,14 @@ struct ModelConfig {
   int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;  // bias on q/k/v/o (llama's attention_bias)
+  bool attention_bias = false;  // bias on q/k/v/o (llama's and qwen3's attention_bias)
   bool qkv_bias = false;        // bias on q/k/v only (qwen2)
   bool mlp_bias = false;
-  std::optional<int64_t> sliding_window;  // keys j with i - j < window (mistral; qwen2 if enabled)
+  bool qk_norm = false;         // per-head RMSNorm on q and k before RoPE (qwen3)
+  std::optional<int64_t> sliding_window;  // keys j with i - j < window (mistral; qwen2/qwen3 if enabled)
+  // qwen2/qwen3: the window applies only to the layers past max_window_layers, which is not
+  // implemented, so sequences longer than the window are refused (model/attention.h).
+  bool sliding_window_partial = false;
   std::string hidden_act = "silu";
   std::string torch_dtype;  // dtype the checkpoint declares ("bfloat16", ...), may be empty
   std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;

@@ -4,32 +4,17 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <mutex>
 
 #include "common/error.h"
+#include "model/attention.h"
 
 namespace linearard::train {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// The same boolean attention mask as model/llama.cpp (causal, sliding window, key padding; padded
-// rows keep their own position so no row is empty), or nothing for plain causal attention.
-std::optional<at::Tensor> attention_mask(const model::ModelConfig& c, const std::optional<at::Tensor>& key_mask,
-                                         int64_t B, int64_t T, at::Device device) {
-  const bool windowed = c.sliding_window && T > *c.sliding_window;
-  if (!key_mask && !windowed) return std::nullopt;
-  auto i = at::arange(T, at::TensorOptions().dtype(at::kLong).device(device)).unsqueeze(1);  // (T, 1)
-  auto j = i.transpose(0, 1);                                                                // (1, T)
-  auto allowed = j.le(i);
-  if (windowed) allowed = allowed.logical_and((i - j).lt(*c.sliding_window));
-  auto mask = allowed.view({1, 1, T, T}).expand({B, 1, T, T});
-  if (key_mask) mask = mask.logical_and(key_mask->to(device).ne(0).view({B, 1, 1, T}));
-  return mask.logical_or(at::eye(T, at::TensorOptions().dtype(at::kBool).device(device)).view({1, 1, T, T}));
-}
 
 // The generator that dropout draws from on `device`.
 at::Generator default_generator(at::Device device) {
@@ -122,10 +107,7 @@ StudentStack::StudentStack(const model::ModelConfig& config, const model::Decode
 std::vector<at::Tensor> StudentStack::layer_parameters(int64_t layer) const {
   std::vector<at::Tensor> out;
   if (adapter_) out = adapter_->layer_parameters(layer);
-  const model::DecoderLayerWeights& w = weights_.layers[size_t(layer)];
-  for (const at::Tensor* t : {&w.input_norm, &w.q, &w.k, &w.v, &w.o, &w.q_bias, &w.k_bias, &w.v_bias, &w.o_bias,
-                              &w.post_attention_norm, &w.gate, &w.up, &w.down, &w.gate_bias, &w.up_bias,
-                              &w.down_bias})
+  for (const at::Tensor* t : weights_.layers[size_t(layer)].all())
     if (t->defined() && t->requires_grad()) out.push_back(*t);
   return out;
 }
@@ -133,47 +115,12 @@ std::vector<at::Tensor> StudentStack::layer_parameters(int64_t layer) const {
 std::vector<at::Tensor> StudentStack::run_layer(int64_t layer, const at::Tensor& h, const model::RopeTables& rope,
                                                 const std::optional<at::Tensor>& mask, bool capture,
                                                 bool need_output) const {
-  const model::ModelConfig& c = config_;
-  const model::DecoderLayerWeights& w = weights_.layers[size_t(layer)];
-  const int64_t B = h.size(0), T = h.size(1);
-  const int64_t H = c.num_attention_heads, Hk = c.num_key_value_heads, D = c.head_dim;
-  auto cw = [&](const at::Tensor& t) { return t.defined() ? t.to(dtype_) : t; };
-  auto linear = [&](const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-    return at::linear(x, cw(weight), bias.defined() ? std::optional<at::Tensor>(cw(bias)) : std::nullopt);
-  };
-  // A projection plus its adapter's delta (none when the adapter has no module there).
-  auto adapted = [&](const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, model::Projection p) {
-    at::Tensor y = linear(x, weight, bias);
-    if (adapter_) {
-      at::Tensor d = adapter_->delta(layer, p, x);
-      if (d.defined()) y = y + d;
-    }
-    return y;
-  };
-  auto project = [&](const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, model::Projection p,
-                     int64_t heads) {
-    return adapted(x, weight, bias, p).view({B, T, heads, D}).transpose(1, 2);  // (B, heads, T, D)
-  };
-  at::Tensor x = model::rms_norm(h, cw(w.input_norm), c.rms_norm_eps);
-  at::Tensor q = model::apply_rope(project(x, w.q, w.q_bias, model::Projection::kQuery, H), rope);  // (B, H, T, D)
-  at::Tensor k = model::apply_rope(project(x, w.k, w.k_bias, model::Projection::kKey, Hk), rope);   // (B, Hk, T, D)
-  at::Tensor v = project(x, w.v, w.v_bias, model::Projection::kValue, Hk);                          // (B, Hk, T, D)
-  if (!need_output) return {q, k, v};
-
-  const int64_t group = H / Hk;
-  const bool repeat_kv = group > 1 && h.is_cuda();  // as llama.cpp: keeps SDPA on its flash kernel
-  at::Tensor attn = at::scaled_dot_product_attention(
-      q, repeat_kv ? k.repeat_interleave(group, 1) : k, repeat_kv ? v.repeat_interleave(group, 1) : v, mask,
-      /*dropout_p=*/0.0, /*is_causal=*/!mask.has_value(), /*scale=*/1.0 / std::sqrt(double(D)),
-      /*enable_gqa=*/group > 1 && !repeat_kv);  // (B, H, T, D)
-  attn = attn.transpose(1, 2).reshape({B, T, H * D});
-  at::Tensor out = h + adapted(attn, w.o, w.o_bias, model::Projection::kOutput);
-  x = model::rms_norm(out, cw(w.post_attention_norm), c.rms_norm_eps);
-  at::Tensor gated = at::silu(adapted(x, w.gate, w.gate_bias, model::Projection::kGate)) *
-                     adapted(x, w.up, w.up_bias, model::Projection::kUp);  // (B, T, F)
-  out = out + adapted(gated, w.down, w.down_bias, model::Projection::kDown);
+  const model::DecoderLayer block(config_, weights_.layers[size_t(layer)], layer, adapter_);
+  const model::AttentionInputs qkv = block.attention_inputs(h, rope);  // post-RoPE
+  if (!need_output) return {qkv.q, qkv.k, qkv.v};
+  at::Tensor out = block.output(h, qkv, model::masked_attention(mask));  // (B, T, C)
   if (!capture) return {out};
-  return {out, q, k, v};
+  return {out, qkv.q, qkv.k, qkv.v};
 }
 
 model::ForwardResult StudentStack::forward(const at::Tensor& tokens, const StackRequest& request) const {
@@ -189,7 +136,7 @@ model::ForwardResult StudentStack::forward(const at::Tensor& tokens, const Stack
   }
   const bool stop_early = request.stop == model::ForwardStop::kLastCapture;
   if (stop_early && last_capture < 0) fail("student forward", "stopping after the last capture needs a captured layer");
-  const auto mask = attention_mask(c, request.key_mask, B, T, tokens.device());
+  const auto mask = model::attention_mask(c, request.key_mask, B, T, tokens.device());
 
   model::ForwardResult result;
   at::Tensor h = at::embedding(weights_.embed.to(dtype_), tokens);  // (B, T, C)

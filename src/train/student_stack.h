@@ -1,5 +1,5 @@
-// The student's forward: the decoder of model/llama.cpp as a loop of layers that this module owns,
-// so that each layer can be activation-checkpointed. A checkpointed layer is one autograd Function
+// The student's forward: the layers of model/decoder_layer.h in a loop that this module owns, so
+// that each layer can be activation-checkpointed. A checkpointed layer is one autograd Function
 // whose outputs are (h_out, q, k, v): the captured post-RoPE Q/K/V are real outputs, so their
 // gradients (from the relation KL) flow back through the recomputed layer. (Python's reentrant
 // checkpoint would drop them; LinearARD's train.py needs non-reentrant checkpointing for the same reason.)

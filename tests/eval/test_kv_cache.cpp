@@ -94,6 +94,38 @@ TEST(KvCache, SlidingWindowMatches) {
   EXPECT_NE(eval::greedy_decode(m, prompt, 8), eval::greedy_decode(base.eval, prompt, 8));
 }
 
+TEST(KvCache, Qwen3QkNormMatches) {
+  // The fixture's weights as a Qwen3: per-head q/k RMSNorm before RoPE (the forward's parity with
+  // transformers is test_model_parity's qwen3 cases), with and without left padding.
+  eval_test::Loaded base("model");
+  model::ModelConfig config = base.model.config();
+  config.model_type = "qwen3";
+  config.qk_norm = true;
+  model::DecoderWeights weights = base.model.weights();
+  at::manual_seed(5);
+  for (auto& lw : weights.layers) {
+    lw.q_norm = 1.0 + 0.3 * at::randn({config.head_dim});  // (D)
+    lw.k_norm = 1.0 + 0.3 * at::randn({config.head_dim});  // (D)
+  }
+  model::DecoderModel qwen3(config, std::move(weights));
+  eval::EvalModel m = base.eval;
+  m.model = &qwen3;
+  expect_cache_matches_recompute(m, 30, 10, "qk norm");
+  expect_cache_matches_recompute(m, 30, 4, "qk norm, chunked", {10, 12, 8});
+  // Left padding: row 1 is row 0's prompt behind 5 pads and must decode the same logits.
+  const auto prompt = random_prompt(20, config.vocab_size, 9);
+  std::vector<int64_t> padded(5, 0);
+  padded.insert(padded.end(), prompt.begin(), prompt.end());
+  eval::KvCacheDecoder alone(m, 1, 30), batch(m, 2, 30, {0, 5});
+  std::vector<int64_t> row0 = prompt;
+  row0.insert(row0.end(), 5, prompt.back());  // row 0 is 25 long too; its tail is compared nowhere
+  at::Tensor a = alone.extend(at::tensor(prompt, at::kLong).view({1, 20}))[0];
+  at::Tensor b = batch.extend(at::stack({at::tensor(row0, at::kLong), at::tensor(padded, at::kLong)}))[1];
+  EXPECT_LE((a - b).abs().max().item<double>(), kLogitTol * a.abs().max().item<double>()) << "left padding";
+  // And the norm matters: the tokens differ from the plain model's.
+  EXPECT_NE(eval::greedy_decode(m, prompt, 8), eval::greedy_decode(base.eval, prompt, 8));
+}
+
 TEST(KvCache, GreedyMatchesTransformersGenerate) {
   const auto cases = eval_test::read_json(eval_test::dir() + "/generate.json");
   for (const auto& c : cases) {

@@ -104,9 +104,11 @@ def check_peft(args, tokens, expected):
 def check_merged(args, tokens, expected, peft_logits):
     model = transformers.AutoModelForCausalLM.from_pretrained(args.merged, dtype=torch.float32,
                                                               attn_implementation="eager").eval()
+    if args.expect_class and type(model).__name__ != args.expect_class:
+        die(f"merged checkpoint loads as {type(model).__name__}, expected {args.expect_class}")
     got = logits_of(model, tokens)
     err = rel_err(got, expected)
-    print(f"merged checkpoint (AutoModelForCausalLM) vs C++ student: rel err {err:.2e}")
+    print(f"merged checkpoint ({type(model).__name__}) vs C++ student: rel err {err:.2e}")
     if not err <= TOL:
         die(f"merged logits differ from the C++ student: rel err {err:.3e} > {TOL}")
     if peft_logits is not None:
@@ -133,7 +135,8 @@ def check_merged(args, tokens, expected, peft_logits):
         dst = os.path.join(args.merged, f)
         if not os.path.exists(dst) or open(src, "rb").read() != open(dst, "rb").read():
             die(f"{f} was not copied verbatim into the merged checkpoint")
-    transformers.AutoTokenizer.from_pretrained(args.merged)  # loads as a model directory
+    if any(os.path.exists(os.path.join(args.base, f)) for f in ("tokenizer.json", "tokenizer.model")):
+        transformers.AutoTokenizer.from_pretrained(args.merged)  # loads as a model directory
 
 
 def run_logits(args):
@@ -178,6 +181,7 @@ def main():
     lg.add_argument("--peft")
     lg.add_argument("--merged")
     lg.add_argument("--expect-sharded", action="store_true")
+    lg.add_argument("--expect-class", help="the transformers class the merged checkpoint must load as")
     lg.add_argument("--lora-r", type=int, default=4)
     lg.add_argument("--lora-alpha", type=float, default=8.0)
     lg.add_argument("--lora-dropout", type=float, default=0.05)

@@ -1,4 +1,4 @@
-"""Writes tiny random LLaMA-family checkpoints with transformers, plus transformers' own outputs on
+"""Writes tiny random LLaMA-family checkpoints (llama, mistral, qwen2, qwen3) with transformers, plus transformers' own outputs on
 them: logits and the post-RoPE Q, K and the V that each layer hands to its attention function.
 The C++ parity test (test_model_parity.cpp) loads the checkpoints with linearard and compares.
 
@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from transformers.models.llama import modeling_llama
 from transformers.models.mistral import modeling_mistral
 from transformers.models.qwen2 import modeling_qwen2
+from transformers.models.qwen3 import modeling_qwen3
 
 OUT = os.path.join(os.environ["LINEARARD_FIXTURES_DIR"], "parity")
 CAPTURED = []
@@ -28,7 +29,7 @@ def recording(original):
     return wrapper
 
 
-for module in (modeling_llama, modeling_mistral, modeling_qwen2):
+for module in (modeling_llama, modeling_mistral, modeling_qwen2, modeling_qwen3):
     module.eager_attention_forward = recording(module.eager_attention_forward)
 
 BASE = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
@@ -71,6 +72,10 @@ CASES = [
     ("qwen2_gqa_bias", "qwen2", {"num_key_value_heads": 2, "tie_word_embeddings": True,
                                  "rope_scaling": {"rope_type": "yarn", "factor": 2.0,
                                                   "original_max_position_embeddings": 64}}, 26, 2, True, None),
+    # Qwen3: per-head q/k RMSNorm before RoPE, head_dim 24 (not hidden_size / heads = 16), GQA, padding.
+    ("qwen3_gqa_qk_norm", "qwen3", {"num_key_value_heads": 2, "head_dim": 24}, 26, 2, True, None),
+    ("qwen3_bias_tied_linear", "qwen3", {"attention_bias": True, "tie_word_embeddings": True,
+                                         "rope_scaling": {"rope_type": "linear", "factor": 2.0}}, 20, 1, False, None),
 ]
 
 
@@ -111,6 +116,9 @@ def make_case(index, name, model_type, overrides, T, batch, padded, cli_rope):
     with torch.no_grad():  # larger than default init so every layer matters
         for p in model.parameters():
             p.normal_(0.0, 0.08)
+        for pname, p in model.named_parameters():  # q/k norm weights near 1: the attention stays peaked
+            if pname.endswith(("q_norm.weight", "k_norm.weight")):
+                p.normal_(1.0, 0.3)
     case_dir = os.path.join(OUT, name)
     model.config = saved_config
     model.save_pretrained(os.path.join(case_dir, "model"), safe_serialization=True)

@@ -15,8 +15,10 @@ using linearard::test_env::run_command;
 
 class ModelErrors : public ::testing::Test {
  protected:
+  // The parity case whose model each test copies and breaks.
+  virtual std::string parity_case() const { return "llama_default_mha"; }
   void SetUp() override {
-    source_ = linearard::test_env::fixtures_dir() + "/parity/llama_default_mha/model";
+    source_ = linearard::test_env::fixtures_dir() + "/parity/" + parity_case() + "/model";
     ASSERT_TRUE(fs::exists(source_ + "/config.json")) << "fixture missing: " << source_;
     dir_ = fs::temp_directory_path() / ("linearard_model_errors_" + std::to_string(::getpid()) + "_" +
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -175,6 +177,38 @@ TEST_F(ModelErrors, OverlappingOffsets) {
 TEST_F(ModelErrors, UnknownDtype) {
   edit_header([](nlohmann::json& h) { h["model.norm.weight"]["dtype"] = "F12"; });
   expect_error({"model.safetensors", "F12"});
+}
+
+// Qwen3's own fields: head_dim (no hidden_size / heads fallback) and the per-head q/k norm weights.
+class Qwen3ModelErrors : public ModelErrors {
+ protected:
+  std::string parity_case() const override { return "qwen3_gqa_qk_norm"; }
+};
+
+TEST_F(Qwen3ModelErrors, GoodModelInspects) {
+  auto r = run_command(linearard::test_env::linearard_bin() + " inspect " + dir_.string() + " --forward-tokens 4");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST_F(Qwen3ModelErrors, MissingHeadDim) {
+  auto j = config();
+  j.erase("head_dim");
+  write_config(j);
+  expect_error({"config.json", "missing required field 'head_dim'"});
+}
+
+TEST_F(Qwen3ModelErrors, QNormWrongShape) {
+  // Same bytes, another shape: the loader must check the (D) shape, not only the size.
+  edit_header([](nlohmann::json& h) { h["model.layers.1.self_attn.q_norm.weight"]["shape"] = {2, 12}; });
+  expect_error({dir_.string(), "model.layers.1.self_attn.q_norm.weight", "has shape [2, 12], expected [24]"});
+}
+
+TEST_F(Qwen3ModelErrors, MissingKNorm) {
+  edit_header([](nlohmann::json& h) {
+    h["model.layers.0.self_attn.k_norm.weight_renamed"] = h["model.layers.0.self_attn.k_norm.weight"];
+    h.erase("model.layers.0.self_attn.k_norm.weight");
+  });
+  expect_error({dir_.string(), "tensor 'model.layers.0.self_attn.k_norm.weight' not found"});
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Parity with transformers 5.17 in float32: logits and every layer's post-RoPE Q, K and V of tiny
-// random llama / mistral / qwen2 checkpoints (MHA and GQA, every RoPE type, a padded batch), written
+// random llama / mistral / qwen2 / qwen3 checkpoints (MHA and GQA, every RoPE type, a padded batch,
+// Qwen3's q/k norm and its own head_dim), written
 // by make_parity_models.py. Bound: max |ours - theirs| / max |theirs| <= 1e-5 (issue 2).
 #include <gtest/gtest.h>
 
@@ -108,7 +109,7 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(ModelParity);
 
 TEST(ModelParityFixtures, AllCasesPresent) {
   // Guards against a silently empty parameter list (fixture not generated).
-  EXPECT_GE(load_cases().size(), 16u) << "run the fixture.parity_models CTest step";
+  EXPECT_GE(load_cases().size(), 18u) << "run the fixture.parity_models CTest step";
 }
 
 }  // namespace

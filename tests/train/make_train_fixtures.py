@@ -1,7 +1,7 @@
-"""Tiny random LLaMA checkpoints and a small token corpus for the training tests.
+"""Tiny random LLaMA-family checkpoints and a small token corpus for the training tests.
 
-Layout under $LINEARARD_FIXTURES_DIR/train/: llama_mha/ and llama_gqa/ (HF model directories written
-by transformers), corpus.json (a list of token-id documents with learnable structure) and
+Layout under $LINEARARD_FIXTURES_DIR/train/: llama_mha/, llama_gqa/ and qwen3_gqa/ (HF model
+directories written by transformers; the Qwen3 one has q/k norms and head_dim 24 != 64 / 4), corpus.json (a list of token-id documents with learnable structure) and
 corpus.bin (the same ids, int32, one document).
 """
 import json
@@ -20,14 +20,16 @@ BASE = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_atten
 MODELS = {
     "llama_mha": {},
     "llama_gqa": {"num_key_value_heads": 2, "num_hidden_layers": 3},
+    "qwen3_gqa": {"model_type": "qwen3", "num_key_value_heads": 2, "head_dim": 24},
 }
 
 
 def make_model(name, overrides, seed):
     torch.manual_seed(seed)
     fields = dict(BASE, **overrides)
-    config = transformers.LlamaConfig(**fields)
-    model = transformers.LlamaForCausalLM(config).float().eval()
+    model_type = fields.pop("model_type", "llama")
+    config = transformers.AutoConfig.for_model(model_type, **fields)
+    model = transformers.AutoModelForCausalLM.from_config(config).float().eval()
     with torch.no_grad():
         # Linear weights larger than the default init and norm weights near 1, so that relation
         # logits are O(1): the KLs are then well above float32 rounding.

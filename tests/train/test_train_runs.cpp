@@ -1,6 +1,7 @@
 // Short training runs on the tiny fixtures (CPU): distill, cpt and pretrain lower their loss through
-// the CLI (with a JSON config file), a resumed run ends bitwise equal to an uninterrupted one, and
-// bad options fail with one line.
+// the CLI (with a JSON config file), a resumed run ends bitwise equal to an uninterrupted one, a
+// distilled Qwen3 exports to a merged checkpoint that transformers loads as Qwen3, and bad options
+// fail with one line.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -65,6 +66,48 @@ TEST(TrainRuns, DistillFromAConfigFileLowersTheLoss) {
   EXPECT_FALSE(std::filesystem::exists(out + "/checkpoints/step-000005"));
   EXPECT_TRUE(std::filesystem::exists(out + "/checkpoints/step-000015/optimizer.safetensors"));
   EXPECT_TRUE(std::filesystem::exists(out + "/checkpoints/step-000016/train_state.json"));
+}
+
+TEST(TrainRuns, DistillsAQwen3AndExportsItForTransformers) {
+  // Qwen3: q/k norms inside the layer, head_dim 24 != hidden / heads; LoRA on q/k/v, PI x4.
+  const std::string out = train_test::fresh_dir("distill_qwen3");
+  const std::string merged = train_test::fresh_dir("distill_qwen3_export") + "/merged";
+  const std::string data = train_test::fresh_dir("distill_qwen3_inputs") + "/one.json";
+  std::vector<int64_t> doc;  // two blocks of 32: every step sees the same batch, so the loss is comparable
+  for (int64_t i = 0; i < 64; ++i) doc.push_back((i * 37 + 11) % 101);
+  std::ofstream(data) << nlohmann::json(std::vector<std::vector<int64_t>>{doc}).dump();
+  auto r = linearard("distill --model " + fixture("qwen3_gqa") + " --data " + data + " --out " + out +
+                     " --rope-scaling '{\"rope_type\":\"linear\",\"factor\":4.0}' --steps 8 --lr 1e-2"
+                     " --warmup-steps 1 --context 32 --batch-size 2 --lora-rank 8 --lora-alpha 16 --lora-dropout 0"
+                     " --device cpu --checkpoint-every 0 --no-shuffle --relations q,k,v");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto m = read_metrics(out);
+  ASSERT_EQ(m.size(), 8u);
+  const auto [first, last] = first_last(m, "loss", 2);
+  EXPECT_LT(last, first) << "distillation loss " << first << " -> " << last;
+
+  r = linearard("export --checkpoint " + out + "/final --out " + merged + " --format merged");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto student = model::DecoderModel::load(merged, at::kFloat, at::kCPU);
+  EXPECT_EQ(student.config().model_type, "qwen3");
+  at::manual_seed(3);
+  const at::Tensor tokens = at::randint(student.config().vocab_size, {2, 40}, at::kLong);  // (B, T)
+  const auto tables = student.rope_tables_for(student.config().rope, tokens.size(1));
+  model::ForwardRequest request;
+  request.rope = &tables;
+  const at::Tensor logits = student.forward(tokens, request).logits;  // (B, T, V)
+  const std::string expected = out + "/merged_logits.safetensors";
+  io::save_tensors(expected, {{"tokens", tokens}, {"logits", logits}});
+  // transformers' Qwen3ForCausalLM on the merged directory gives the same logits (1e-5 relative).
+  nlohmann::json manifest;
+  std::ifstream(out + "/final/adapter.json") >> manifest;
+  std::string targets;  // the recipe's LoRA targets: the tensors the merge must change
+  for (const auto& t : manifest["target_modules"]) targets += (targets.empty() ? "" : ",") + t.get<std::string>();
+  r = test_env::run_command(test_env::python() + " " + test_env::source_dir() +
+                            "/tests/export/check_export.py logits --base " + fixture("qwen3_gqa") + " --expected " +
+                            expected + " --merged " + merged + " --targets " + targets +
+                            " --expect-class Qwen3ForCausalLM");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
 train::TrainOptions resume_options(const std::string& out) {

@@ -1,0 +1,46 @@
+#include "model/attention.h"
+
+#include <cmath>
+
+#include "common/error.h"
+
+namespace linearard::model {
+
+// Padded query rows are allowed their own position so that no row is empty: an empty row would
+// give NaN, and NaN values in padded positions would reach real rows through P @ V.
+std::optional<at::Tensor> attention_mask(const ModelConfig& config, const std::optional<at::Tensor>& key_mask,
+                                         int64_t B, int64_t T, at::Device device) {
+  const bool windowed = config.sliding_window && T > *config.sliding_window;
+  if (!key_mask && !windowed) return std::nullopt;
+  auto opts = at::TensorOptions().dtype(at::kBool).device(device);
+  auto i = at::arange(T, at::TensorOptions().dtype(at::kLong).device(device)).unsqueeze(1);  // (T, 1)
+  auto j = i.transpose(0, 1);                                                            // (1, T)
+  auto allowed = j.le(i);                                                                // (T, T)
+  if (windowed) allowed = allowed.logical_and((i - j).lt(*config.sliding_window));
+  auto mask = allowed.view({1, 1, T, T}).expand({B, 1, T, T});
+  if (key_mask) mask = mask.logical_and(key_mask->to(device).ne(0).view({B, 1, 1, T}));
+  return mask.logical_or(at::eye(T, opts).view({1, 1, T, T}));
+}
+
+at::Tensor sdpa(const AttentionInputs& qkv, const std::optional<at::Tensor>& mask, bool causal) {
+  const int64_t group = qkv.q.size(1) / qkv.k.size(1), D = qkv.q.size(3);
+  // CUDA: repeat K/V for GQA so SDPA keeps its flash kernel; CPU: let SDPA broadcast.
+  const bool repeat_kv = group > 1 && qkv.q.is_cuda();
+  return at::scaled_dot_product_attention(
+      qkv.q, repeat_kv ? qkv.k.repeat_interleave(group, 1) : qkv.k,
+      repeat_kv ? qkv.v.repeat_interleave(group, 1) : qkv.v, mask, /*dropout_p=*/0.0, causal,
+      /*scale=*/1.0 / std::sqrt(double(D)), /*enable_gqa=*/group > 1 && !repeat_kv);  // (B, H, n, D)
+}
+
+Attention masked_attention(std::optional<at::Tensor> mask) {
+  return [mask = std::move(mask)](const AttentionInputs& qkv) { return sdpa(qkv, mask, !mask.has_value()); };
+}
+
+void check_sliding_window(const ModelConfig& c, int64_t length, const std::string& where) {
+  if (!c.sliding_window || length <= *c.sliding_window || !c.sliding_window_partial) return;
+  const std::string name = c.model_type == "qwen3" ? "Qwen3" : "Qwen2";
+  fail(where, "sequence of " + std::to_string(length) + " tokens exceeds " + name + "'s sliding_window " +
+                  std::to_string(*c.sliding_window) + " (use_sliding_window is not supported)");
+}
+
+}  // namespace linearard::model
