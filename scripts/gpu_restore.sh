@@ -12,7 +12,9 @@
 #   carry: .restore/parts/part-N .restore/model.sha256 .restore/corpus.tar.xz .device-deps/include
 #          .device-deps/tokenizer (and .restore/suite.tar.xz in the second call, for the task suite)
 #   scripts/gpu_restore.sh [RECIPES.tsv]      (default scripts/restore/recipes.tsv)
-# Environment: SCALINGS (default "pi4 yarn4"), EVAL_TOKENS (131072), SAMPLE_TOKENS (2400000), SAMPLE_BATCH (512), CONTEXTS (512,2048,8192),
+# Environment: SCALINGS (default "pi4 yarn4"), EVAL_TOKENS (131072), SAMPLE_TOKENS (2400000), SAMPLE_BATCH (512;
+# its KV cache is SAMPLE_BATCH x SAMPLE_LEN tokens: 488 x 4096 fits an H100, halve it for 8192),
+# SAMPLE_LEN (the longest --context of the recipes on sampled data, at least 4096), CONTEXTS (512,2048,8192),
 # LONG_CONTEXTS (32768), STAGE_ONLY=1 (stage and build, then stop), BUILD_DIR (build-restore),
 # SUITE_SCALINGS (pi4; empty: no task suite; the suite needs .restore/suite.tar.xz carried),
 # CHECK=0 (no transformers check: linearard's own eval only, which CI tests against transformers).
@@ -194,8 +196,12 @@ rm -f "$out"/suite_*.early  # left by a run that was stopped
 for scaling in $suite_scalings; do suite_early "$scaling" & pids+=($!); done
 # The teacher's own text (linearard sample: document starts, temperature 1), when a recipe uses it.
 if grep -v '^#' "$recipes" | cut -f4 | grep -qx sampled && [ ! -f "$work/data/sampled/manifest.json" ]; then
+  # Each sample is one document: as long as the longest --context of the recipes that read it
+  # (a block never spans two documents), at least 4096 tokens; SAMPLE_LEN overrides.
+  sample_len="${SAMPLE_LEN:-$(grep -v '^#' "$recipes" | awk -F'\t' '$4 == "sampled"' | grep -o -- '--context [0-9]*' \
+    | awk -v m=4096 '$2 > m { m = $2 } END { print m }')}"
   "$bin" sample --model "$teacher" --out "$work/data/sampled.tmp" --tokens "${SAMPLE_TOKENS:-2400000}" \
-      --sample-tokens 4096 --batch-size "${SAMPLE_BATCH:-512}" --seed 1 --device cuda --overwrite \
+      --sample-tokens "$sample_len" --batch-size "${SAMPLE_BATCH:-512}" --seed 1 --device cuda --overwrite \
       > "$out/sample.log" 2>&1 || { tail -5 "$out/sample.log"; exit 1; }
   cp "$work/data/sampled.tmp/sample.json" "$out/sample.json"
   rm -rf "$work/data/sampled" && mv "$work/data/sampled.tmp" "$work/data/sampled"
