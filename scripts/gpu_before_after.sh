@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# A refactor's GPU check in one device call: this tree's CUDA tests, then the relation-KL, distill
+# and CPT benchmarks of this tree and of a baseline tree, alternated on the same GPU, and one table
+# of both. Both are built here (Release, sm_90a) at the same time.
+#
+# Here (the dev machine):  bash scripts/device_deps.sh
+#                          mkdir -p .gpu-base && git archive BASE_COMMIT | xz > .gpu-base/base.tar.xz
+# GPU machine (repo root;  carry: .device-deps .gpu-base):  bash scripts/gpu_before_after.sh
+# Environment: BASE (default .gpu-base/base.tar.xz), ROUNDS (2: bench after, base, after, base),
+# RKL_T (4096,32768), RKL_D (128,64). Logs under $OUT; the table is printed last.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+out="${OUT:-$root/out}"; mkdir -p "$out"
+export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+base_src=/tmp/ba-base-src
+rm -rf "$base_src" && mkdir -p "$base_src" && tar -xJf "${BASE:-.gpu-base/base.tar.xz}" -C "$base_src" \
+  && cp -a .device-deps "$base_src/" || { echo "gpu_before_after: no baseline tree (${BASE:-.gpu-base/base.tar.xz})"; exit 1; }
+configure() {  # src build tests(ON|OFF)
+  cmake -S "$1" -B "$2" -G Ninja -DLINEARARD_CUDA=ON -DLINEARARD_CUDA_ARCHS=90a-real -DCMAKE_BUILD_TYPE=Release \
+    -DLINEARARD_TESTS="$3" -DLINEARARD_PYTHON="$(command -v python3)"
+}
+(configure . /tmp/ba-after ON > "$out/configure_after.log" 2>&1 &&
+   ninja -C /tmp/ba-after -j12 linearard test_relation_kl_cuda test_model_cuda test_eval > "$out/build_after.log" 2>&1) & a=$!
+(configure "$base_src" /tmp/ba-base OFF > "$out/configure_base.log" 2>&1 &&
+   ninja -C /tmp/ba-base -j8 linearard > "$out/build_base.log" 2>&1) & b=$!
+wait $a || { echo "after: build failed"; grep -m3 -A12 "error" "$out/configure_after.log" "$out/build_after.log" | head -50; exit 1; }
+wait $b || { echo "base: build failed"; grep -m3 -A12 "error" "$out/configure_base.log" "$out/build_base.log" | head -50; exit 1; }
+stamp "built both"
+rc=0
+(cd /tmp/ba-after && ctest -R "fixture[.](cuda_parity|eval_fixtures)" > "$out/fixtures.log" 2>&1)
+for t in tests/ops/test_relation_kl_cuda tests/model/test_model_cuda "tests/eval/test_eval --gtest_filter=FidelityCuda.*"; do
+  name="$(basename "${t%% *}")"
+  (cd /tmp/ba-after && ./$t) > "$out/$name.log" 2>&1 || rc=1
+  echo "$name: $(grep -E '^\[  (PASSED|FAILED)  \]' "$out/$name.log" | tr '\n' ' ')"
+done
+grep "max |logit error|" "$out/test_model_cuda.log"
+stamp "GPU tests done (rc $rc)"
+bench() {  # tree-name bin round
+  local n="$1" bin="$2" r="$3"
+  "$bin" bench relation-kl --T "${RKL_T:-4096,32768}" --D "${RKL_D:-128,64}" --sdpa --no-naive \
+    --csv "$out/rkl_$n.csv" > "$out/rkl_${n}_$r.log" 2>&1 || rc=1
+  "$bin" bench distill --json "$out/distill_${n}_$r.json" > "$out/distill_${n}_$r.log" 2>&1 || rc=1
+  "$bin" bench cpt --json "$out/cpt_${n}_$r.json" > "$out/cpt_${n}_$r.log" 2>&1 || rc=1
+}
+for r in $(seq 1 "${ROUNDS:-2}"); do
+  bench after /tmp/ba-after/linearard "$r"; stamp "bench after round $r"
+  bench base /tmp/ba-base/linearard "$r"; stamp "bench base round $r"
+done
+python3 - "$out" <<'PY' | tee "$out/before_after.md"
+import csv, glob, json, os, re, statistics, sys
+out = sys.argv[1]
+def rkl(name):  # (impl, D, T) -> [fwd+bwd ms of each round]
+    rows = {}
+    p = os.path.join(out, f"rkl_{name}.csv")
+    if not os.path.exists(p):
+        return rows
+    for r in csv.DictReader(open(p)):
+        key = (r.get("impl", r.get("implementation", "")), r.get("D", r.get("Ds", "")), r.get("T", ""))
+        v = r.get("fwd_bwd_ms") or r.get("fwdbwd_ms") or r.get("fwd+bwd_ms")
+        if v:
+            rows.setdefault(key, []).append(float(v))
+    return rows
+a, b = rkl("after"), rkl("base")
+print("| relation-KL (B=1, H=32, bf16, causal) | after fwd+bwd ms | base fwd+bwd ms | after / base |")
+print("| --- | ---: | ---: | ---: |")
+for k in sorted(set(a) & set(b), key=lambda k: (k[0], -int(k[1] or 0), int(k[2] or 0))):
+    ma, mb = statistics.median(a[k]), statistics.median(b[k])
+    print(f"| {k[0]} D={k[1]} T={k[2]} | {ma:.3f} | {mb:.3f} | {ma / mb:.3f} |")
+def tps(kind, name):
+    vals = []
+    for p in sorted(glob.glob(os.path.join(out, f"{kind}_{name}_*.json"))):
+        d = json.load(open(p))
+        items = d if isinstance(d, list) else d.get("results", [d])
+        for it in items:
+            t = it.get("tokens_per_s") or it.get("tokens_per_second")
+            if t:
+                vals.append((it.get("shape", ""), float(t), it.get("peak_gib") or it.get("peak_memory_gib")))
+    return vals
+print()
+print("| training step | after tokens/s (rounds) | base tokens/s (rounds) | after / base |")
+print("| --- | --- | --- | ---: |")
+for kind in ("distill", "cpt"):
+    va, vb = tps(kind, "after"), tps(kind, "base")
+    for shape in sorted({s for s, _, _ in va}):
+        xa = [t for s, t, _ in va if s == shape]; xb = [t for s, t, _ in vb if s == shape]
+        if xa and xb:
+            print(f"| {kind} {shape} | {', '.join(f'{x:.0f}' for x in xa)} | {', '.join(f'{x:.0f}' for x in xb)} | {statistics.median(xa) / statistics.median(xb):.3f} |")
+PY
+stamp "done (rc $rc)"
+exit $rc
