@@ -10,8 +10,8 @@
 # Prebuilt mode (saves the device build minutes): if $RKL_BIN (default out/rkl-bin/) holds
 # `linearard` and `test_relation_kl_cuda` (built on the dev machine with -DLINEARARD_CUDA=ON against
 # the same torch 2.11 cu130; carry that folder), they run against the GPU machine's torch
-# libraries. The `linearard` there may be a bench-only link (main, command, bench,
-# bench_relation_kl objects + the relation-KL libraries), which needs no other CLI file to build.
+# libraries. The `linearard` there may be a bench-only link (main, command, bench/bench,
+# bench/relation_kl objects + the relation-KL libraries), which needs no other CLI file to build.
 # Otherwise: configure build-gpu-rkl/ (carry ".device-deps") and build with ninja -j16; the folder
 # is reused while the machine stays warm.
 set -uo pipefail
@@ -39,7 +39,8 @@ if [ "$what" = prebuild ]; then
   err=src/CMakeFiles/linearard_formats.dir/common/error.cpp.o
   tobj="tests/ops/CMakeFiles/test_relation_kl_cuda.dir/test_relation_kl_cuda.cpp.o tests/ops/CMakeFiles/test_relation_kl_cuda.dir/__/test_main.cpp.o"
   # main.cpp's out-of-memory message formats with train/oom_report (torch-only dependencies).
-  bobj="$(printf 'src/CMakeFiles/linearard.dir/cli/%s.cpp.o ' main command bench bench_relation_kl)"
+  bobj="$(printf 'src/CMakeFiles/linearard.dir/cli/%s.cpp.o ' main command)"
+  bobj="$bobj $(printf 'bench/CMakeFiles/linearard_bench.dir/%s.cpp.o ' bench relation_kl)"
   bobj="$bobj src/CMakeFiles/linearard_core.dir/train/oom_report.cpp.o"
   # One file per compile command (xargs would mangle their quotes); the PCH first, the rest 2 at a time.
   jobs="$(mktemp -d)"; i=0

@@ -5,11 +5,17 @@
 
 #include "cli/command.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "train/oom_report.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"linearard: restore the short-text quality of context-extended LLaMA-family models"};
   app.require_subcommand(1);
+  // Global: `linearard --verbose <command>` or `linearard <command> ... --verbose` (subcommands
+  // pass options they do not know up to here; common/log.h).
+  app.add_flag("--verbose", linearard::verbose_flag(),
+               "log decisions made on the way (e.g. each relation-KL kernel choice) to stderr");
+  app.fallthrough();
   linearard::cli::add_registered_commands(app);
   try {
     app.parse(argc, argv);

@@ -57,21 +57,21 @@ struct BwdCta {
                                             float& gs) const {
     ls = lt = INFINITY;
     gs = 0.f;
-    if (row >= p.T || (km != nullptr && km[row] == 0)) return;
-    const int64_t o = static_cast<int64_t>(b * p.H + h) * p.T + row;
-    const float lse_s = p.lse_s[o];
+    if (row >= p.shape.T || (km != nullptr && km[row] == 0)) return;
+    const int64_t o = static_cast<int64_t>(b * p.shape.H + h) * p.shape.T + row;
+    const float lse_s = p.layout.lse_s[o];
     if (lse_s == -INFINITY) return;
     ls = lse_s * kLog2e;
-    lt = p.lse_t[o] * kLog2e;
-    gs = p.grad_kl[o] * p.scale_s;
+    lt = p.layout.lse_t[o] * kLog2e;
+    gs = p.layout.grad_kl[o] * p.shape.scale_s;
   }
 
   // One pass over streamed tiles [t_begin, t_end). kRow: streamed rows are keys (xo, yo = key
   // heads), anchors are queries of head h. Column: streamed rows are queries of head h.
   template <bool kRow>
   __device__ void pass(int h, const Elem* xo, const Elem* yo, int t_begin, int t_end) {
-    const int T = p.T;
-    const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
+    const int T = p.shape.T;
+    const uint8_t* km = p.layout.key_mask ? p.layout.key_mask + static_cast<int64_t>(b) * T : nullptr;
     const int warp_row0 = row0 + warp * 16;
     // Per-thread anchor rows (g, g + 8): row pass needs their statistics, column pass their key validity.
     float a_ls[2], a_lt[2], a_g[2];
@@ -83,8 +83,8 @@ struct BwdCta {
       a_kv[r] = row < T && (km == nullptr || km[row] != 0);
     }
     auto load = [&](int tile, int stage) {
-      load_tile_async<kBlockN, kThreads>(sXo + stage * kBlockN * PS, PS, xo, tile * kBlockN, T, p.Ds);
-      load_tile_async<kBlockN, kThreads>(sYo + stage * kBlockN * PT, PT, yo, tile * kBlockN, T, p.Dt);
+      load_tile_async<kBlockN, kThreads>(sXo + stage * kBlockN * PS, PS, xo, tile * kBlockN, T, p.shape.Ds);
+      load_tile_async<kBlockN, kThreads>(sYo + stage * kBlockN * PT, PT, yo, tile * kBlockN, T, p.shape.Dt);
       for (int j = threadIdx.x; j < kBlockN; j += kThreads) {
         const int row = tile * kBlockN + j;
         if (kRow) {
@@ -99,7 +99,7 @@ struct BwdCta {
     if (t_begin >= t_end) return;
     __syncthreads();  // the previous pass is done with the streamed buffers
     load(t_begin, 0);
-    const float sc_s = p.scale_s_log2, sc_t = p.scale_t_log2;
+    const float sc_s = p.shape.scale_s_log2, sc_t = p.shape.scale_t_log2;
     for (int tile = t_begin; tile < t_end; ++tile) {
       const int stage = (tile - t_begin) & 1;
       cp_async_wait_all();
@@ -107,14 +107,14 @@ struct BwdCta {
       if (tile + 1 < t_end) load(tile + 1, stage ^ 1);
 
       float s[kBlockN / 8][4], t[kBlockN / 8][4];
-      warp_logits<Elem, DS>(s, sXa + warp * 16 * PS, sXo + stage * kBlockN * PS, p.Ds, lane);
-      warp_logits<Elem, DT>(t, sYa + warp * 16 * PT, sYo + stage * kBlockN * PT, p.Dt, lane);
+      warp_logits<Elem, DS>(s, sXa + warp * 16 * PS, sXo + stage * kBlockN * PS, p.shape.Ds, lane);
+      warp_logits<Elem, DT>(t, sYa + warp * 16 * PT, sYo + stage * kBlockN * PT, p.shape.Dt, lane);
 
       const int col0 = tile * kBlockN;
       // Element (anchor row ra, streamed row c): query/key are (ra, c) in the row pass, (c, ra) in
       // the column pass. Causal needs key <= query.
       const bool masked = km != nullptr || col0 + kBlockN > T ||
-                          (p.causal && (kRow ? col0 + kBlockN - 1 > warp_row0
+                          (p.shape.causal && (kRow ? col0 + kBlockN - 1 > warp_row0
                                              : warp_row0 + 15 > col0));
 #pragma unroll
       for (int nt = 0; nt < kBlockN / 8; ++nt)
@@ -132,13 +132,13 @@ struct BwdCta {
           float gij = gs * (ps - pt);
           if (masked) {
             const int ra = warp_row0 + g + 8 * r, c = col0 + j;
-            const bool ok = kRow ? (sKv[stage * kBlockN + j] && (!p.causal || c <= ra))
-                                 : (a_kv[r] && c < T && (!p.causal || ra <= c));
+            const bool ok = kRow ? (sKv[stage * kBlockN + j] && (!p.shape.causal || c <= ra))
+                                 : (a_kv[r] && c < T && (!p.shape.causal || ra <= c));
             if (!ok) gij = 0.f;  // a select: masked logits may overflow exp2 to inf
           }
           s[nt][e] = gij;
         }
-      warp_grad_gemm<Elem, DS>(acc, s, sXo + stage * kBlockN * PS, p.Ds, lane);
+      warp_grad_gemm<Elem, DS>(acc, s, sXo + stage * kBlockN * PS, p.shape.Ds, lane);
     }
   }
 
@@ -146,11 +146,12 @@ struct BwdCta {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int row = row0 + warp * 16 + g + 8 * r;
-      if (row >= p.T) continue;
-      Elem* o = out + static_cast<int64_t>(row) * p.Ds;
+      if (row >= p.shape.T) continue;
+      Elem* o = out + static_cast<int64_t>(row) * p.shape.Ds;
 #pragma unroll
       for (int nt = 0; nt < DS / 8; ++nt)
-        if (nt * 8 < p.Ds) MmaType<Elem>::store2(o + nt * 8 + 2 * q, acc[nt][2 * r], acc[nt][2 * r + 1]);
+        if (nt * 8 < p.shape.Ds)
+          MmaType<Elem>::store2(o + nt * 8 + 2 * q, acc[nt][2 * r], acc[nt][2 * r + 1]);
     }
   }
 };
@@ -161,51 +162,57 @@ __global__ void __launch_bounds__(kThreads) relation_kl_bwd_kernel(const __grid_
   extern __shared__ __align__(16) unsigned char smem_raw[];
   BwdCta<Elem, DS, DT> cta(p, smem_raw);
   constexpr int PS = BwdCta<Elem, DS, DT>::PS, PT = BwdCta<Elem, DS, DT>::PT;
-  const int T = p.T;
-  const int heads = p.mode == RelationKLBwdMode::kColumns ? p.Hk : p.H;
+  const int T = p.shape.T;
+  const int heads = p.launch.mode == RelationKLBwdMode::kColumns ? p.shape.Hk : p.shape.H;
   const int ha = blockIdx.x % heads;
   cta.b = blockIdx.x / heads;
   const int b = cta.b;
   // Row-only causal launches: the last row blocks stream the most tiles, so they go first. The
   // column pass is heaviest for the first blocks already; kSelf does ~nb tiles in every CTA.
-  const int ab = (p.causal && p.mode == RelationKLBwdMode::kRows) ? gridDim.y - 1 - blockIdx.y : blockIdx.y;
+  const int ab =
+      (p.shape.causal && p.launch.mode == RelationKLBwdMode::kRows) ? gridDim.y - 1 - blockIdx.y : blockIdx.y;
   cta.row0 = ab * kBlockM;
   const int n_tiles = (T + kBlockN - 1) / kBlockN;
-  const Elem* xq = static_cast<const Elem*>(p.xq);
-  const Elem* xk = static_cast<const Elem*>(p.xk);
-  const Elem* yq = static_cast<const Elem*>(p.yq);
-  const Elem* yk = static_cast<const Elem*>(p.yk);
+  const Elem* xq = static_cast<const Elem*>(p.layout.xq);
+  const Elem* xk = static_cast<const Elem*>(p.layout.xk);
+  const Elem* yq = static_cast<const Elem*>(p.layout.yq);
+  const Elem* yk = static_cast<const Elem*>(p.layout.yk);
   auto head_ptr = [&](const Elem* base, int num_heads, int head, int D) {
     return base + static_cast<int64_t>(b * num_heads + head) * T * D;
   };
 
-  if (p.mode != RelationKLBwdMode::kColumns) {  // anchors = query rows of head ha
-    const int h = ha, hk = h / (p.H / p.Hk), hkt = h / (p.H / p.Hkt);
-    load_tile_async<kBlockM, kThreads>(cta.sXa, PS, head_ptr(xq, p.H, h, p.Ds), cta.row0, T, p.Ds);
-    load_tile_async<kBlockM, kThreads>(cta.sYa, PT, head_ptr(yq, p.H, h, p.Dt), cta.row0, T, p.Dt);
-    const int col_end = p.causal ? min(T, cta.row0 + kBlockM) : T;
-    cta.template pass<true>(h, head_ptr(xk, p.Hk, hk, p.Ds), head_ptr(yk, p.Hkt, hkt, p.Dt), 0,
-                            (col_end + kBlockN - 1) / kBlockN);
+  if (p.launch.mode != RelationKLBwdMode::kColumns) {  // anchors = query rows of head ha
+    const int h = ha, hk = h / (p.shape.H / p.shape.Hk), hkt = h / (p.shape.H / p.shape.Hkt);
+    load_tile_async<kBlockM, kThreads>(cta.sXa, PS, head_ptr(xq, p.shape.H, h, p.shape.Ds), cta.row0, T,
+                                       p.shape.Ds);
+    load_tile_async<kBlockM, kThreads>(cta.sYa, PT, head_ptr(yq, p.shape.H, h, p.shape.Dt), cta.row0, T,
+                                       p.shape.Dt);
+    const int col_end = p.shape.causal ? min(T, cta.row0 + kBlockM) : T;
+    cta.template pass<true>(h, head_ptr(xk, p.shape.Hk, hk, p.shape.Ds),
+                            head_ptr(yk, p.shape.Hkt, hkt, p.shape.Dt), 0, (col_end + kBlockN - 1) / kBlockN);
   }
-  if (p.mode != RelationKLBwdMode::kRows) {  // anchors = key rows of key head hk
+  if (p.launch.mode != RelationKLBwdMode::kRows) {  // anchors = key rows of key head hk
     const int hk = ha;
-    const int group = p.H / p.Hk;
-    const int t_begin = p.causal ? cta.row0 / kBlockN : 0;
+    const int group = p.shape.H / p.shape.Hk;
+    const int t_begin = p.shape.causal ? cta.row0 / kBlockN : 0;
     int loaded_hkt = -1;
     for (int h = hk * group; h < (hk + 1) * group; ++h) {
-      const int hkt = h / (p.H / p.Hkt);
-      if (p.mode != RelationKLBwdMode::kSelf && hkt != loaded_hkt) {
+      const int hkt = h / (p.shape.H / p.shape.Hkt);
+      if (p.launch.mode != RelationKLBwdMode::kSelf && hkt != loaded_hkt) {
         __syncthreads();  // everyone is done with the previous anchors
         if (loaded_hkt < 0)
-          load_tile_async<kBlockM, kThreads>(cta.sXa, PS, head_ptr(xk, p.Hk, hk, p.Ds), cta.row0, T, p.Ds);
-        load_tile_async<kBlockM, kThreads>(cta.sYa, PT, head_ptr(yk, p.Hkt, hkt, p.Dt), cta.row0, T, p.Dt);
+          load_tile_async<kBlockM, kThreads>(cta.sXa, PS, head_ptr(xk, p.shape.Hk, hk, p.shape.Ds), cta.row0,
+                                             T, p.shape.Ds);
+        load_tile_async<kBlockM, kThreads>(cta.sYa, PT, head_ptr(yk, p.shape.Hkt, hkt, p.shape.Dt), cta.row0,
+                                           T, p.shape.Dt);
         loaded_hkt = hkt;
       }
-      cta.template pass<false>(h, head_ptr(xq, p.H, h, p.Ds), head_ptr(yq, p.H, h, p.Dt), t_begin, n_tiles);
+      cta.template pass<false>(h, head_ptr(xq, p.shape.H, h, p.shape.Ds),
+                               head_ptr(yq, p.shape.H, h, p.shape.Dt), t_begin, n_tiles);
     }
   }
-  const int out_heads = p.mode == RelationKLBwdMode::kColumns ? p.Hk : p.H;
-  cta.store(static_cast<Elem*>(p.d_out) + static_cast<int64_t>(b * out_heads + ha) * T * p.Ds);
+  const int out_heads = p.launch.mode == RelationKLBwdMode::kColumns ? p.shape.Hk : p.shape.H;
+  cta.store(static_cast<Elem*>(p.layout.d_out) + static_cast<int64_t>(b * out_heads + ha) * T * p.shape.Ds);
 }
 
 }  // namespace linearard::ops::rkl

@@ -106,14 +106,14 @@ __device__ __forceinline__ void warp_row_term(float (&racc)[DS / 16][4], const E
 // d_out[(bh0 + i) T Ds + k] = accum[i T Ds + k] * quantum (the chunk's n_bh x T x Ds elements).
 template <typename Elem>
 __global__ void relation_kl_self_finalize_kernel(const __grid_constant__ RelationKLParams p) {
-  const int64_t per_bh = static_cast<int64_t>(p.T) * p.Ds;
-  const int64_t n = per_bh * p.n_bh / 2;  // pairs (Ds is even)
-  Elem* out = static_cast<Elem*>(p.d_out) + static_cast<int64_t>(p.bh0) * per_bh;
+  const int64_t per_bh = static_cast<int64_t>(p.shape.T) * p.shape.Ds;
+  const int64_t n = per_bh * p.launch.n_bh / 2;  // pairs (Ds is even)
+  Elem* out = static_cast<Elem*>(p.layout.d_out) + static_cast<int64_t>(p.launch.bh0) * per_bh;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t k = 2 * i;
-    const float qv = p.quantum[2 * (p.bh0 + k / per_bh) + 1];
-    const longlong2 v = *reinterpret_cast<const longlong2*>(p.accum + k);
+    const float qv = p.launch.quantum[2 * (p.launch.bh0 + k / per_bh) + 1];
+    const longlong2 v = *reinterpret_cast<const longlong2*>(p.launch.accum + k);
     MmaType<Elem>::store2(out + k, __ll2float_rn(v.x) * qv, __ll2float_rn(v.y) * qv);
   }
 }

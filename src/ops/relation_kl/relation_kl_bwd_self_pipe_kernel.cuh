@@ -15,8 +15,8 @@
 
 namespace linearard::ops::rkl {
 
-// grid (p.n_bh, ceil(T / kSelfKeys)), kSelfThreads threads, BwdSelfSmem::kBytes shared memory.
-// p.accum holds this chunk's (n_bh, T, Ds) sums.
+// grid (p.launch.n_bh, ceil(T / kSelfKeys)), kSelfThreads threads, BwdSelfSmem::kBytes shared memory.
+// p.launch.accum holds this chunk's (n_bh, T, Ds) sums.
 template <typename Elem, int DS, int DT>
 __global__ void __launch_bounds__(kSelfThreads, 1)
     relation_kl_bwd_self_pipe_kernel(const __grid_constant__ RelationKLParams p) {
@@ -35,17 +35,17 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
                                                (threadIdx.x / 32) * 16 * S::kStageRowBytes);
   constexpr int kStagePitch = S::kStageRowBytes / 8;
 
-  const int T = p.T, D = p.Ds;
+  const int T = p.shape.T, D = p.shape.Ds;
   const int bh_local = blockIdx.x;
-  const int bh = p.bh0 + bh_local;
-  const int b = bh / p.H;
+  const int bh = p.launch.bh0 + bh_local;
+  const int b = bh / p.shape.H;
   const int key0 = blockIdx.y * kSelfKeys;  // causal: low blocks have the most tiles, go first
-  const Elem* x = static_cast<const Elem*>(p.xq) + static_cast<int64_t>(bh) * T * p.Ds;
-  const Elem* y = static_cast<const Elem*>(p.yq) + static_cast<int64_t>(bh) * T * p.Dt;
-  int64_t* accum = p.accum + static_cast<int64_t>(bh_local) * T * p.Ds;
-  const float inv_q = p.quantum[2 * bh];
-  const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
-  const float* row_stats = p.row_stats + static_cast<int64_t>(bh) * T * 4;
+  const Elem* x = static_cast<const Elem*>(p.layout.xq) + static_cast<int64_t>(bh) * T * p.shape.Ds;
+  const Elem* y = static_cast<const Elem*>(p.layout.yq) + static_cast<int64_t>(bh) * T * p.shape.Dt;
+  int64_t* accum = p.launch.accum + static_cast<int64_t>(bh_local) * T * p.shape.Ds;
+  const float inv_q = p.launch.quantum[2 * bh];
+  const uint8_t* km = p.layout.key_mask ? p.layout.key_mask + static_cast<int64_t>(b) * T : nullptr;
+  const float* row_stats = p.workspace.row_stats + static_cast<int64_t>(bh) * T * 4;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, q = lane % 4;
@@ -58,16 +58,16 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
   for (int r = 0; r < 2; ++r) {
     const int key = warp_key0 + g + 8 * r;
     const bool valid = key < T && (km == nullptr || km[key] != 0);
-    key_lim[r] = !valid ? INT_MAX : p.causal ? key : INT_MIN;
+    key_lim[r] = !valid ? INT_MAX : p.shape.causal ? key : INT_MIN;
   }
 
-  load_tile_async<kSelfKeys, kSelfThreads>(sXa, PS, x, key0, T, p.Ds);
-  load_tile_async<kSelfKeys, kSelfThreads>(sYa, PT, y, key0, T, p.Dt);
+  load_tile_async<kSelfKeys, kSelfThreads>(sXa, PS, x, key0, T, p.shape.Ds);
+  load_tile_async<kSelfKeys, kSelfThreads>(sYa, PT, y, key0, T, p.shape.Dt);
   auto load = [&](int tile, int stage) {
     load_tile_async<kSelfQueries, kSelfThreads>(sXo + stage * kSelfQueries * PS, PS, x,
-                                                tile * kSelfQueries, T, p.Ds);
+                                                tile * kSelfQueries, T, p.shape.Ds);
     load_tile_async<kSelfQueries, kSelfThreads>(sYo + stage * kSelfQueries * PT, PT, y,
-                                                tile * kSelfQueries, T, p.Dt);
+                                                tile * kSelfQueries, T, p.shape.Dt);
     for (int j = threadIdx.x; j < kSelfQueries; j += kSelfThreads) {
       const int row = tile * kSelfQueries + j;
       cp_async_16(sSt + stage * kSelfQueries + j, row_stats + (row < T ? static_cast<int64_t>(row) * 4 : 0),
@@ -81,12 +81,12 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
   for (int nt = 0; nt < DS / 8; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
 
   const int n_tiles = (T + kSelfQueries - 1) / kSelfQueries;
-  const int t_begin = p.causal ? key0 / kSelfQueries : 0;
-  const float sc_s = p.scale_s_log2, sc_t = p.scale_t_log2;
+  const int t_begin = p.shape.causal ? key0 / kSelfQueries : 0;
+  const float sc_s = p.shape.scale_s_log2, sc_t = p.shape.scale_t_log2;
   // Row-term work split: warp w computes queries (w % 4) * 16.. and dims (w / 4) * DS / 2.. (a
   // 32 x 32 split per warp, 8 fewer ldmatrix per tile, measured no faster: docs/perf.md).
   const int rq0 = (warp % 4) * 16, rd0 = (warp / 4) * (DS / 2);
-  const bool full = p.Ds == DS && p.Dt == DT;  // no run-time bound in any head-dim loop
+  const bool full = p.shape.Ds == DS && p.shape.Dt == DT;  // no run-time bound in any head-dim loop
   if (t_begin < n_tiles) load(t_begin, 0);
   // One streamed query tile; FULL (D == DS) is a template constant so that the tile's body has no
   // branch between the exponentials and the mma they are meant to overlap.
@@ -101,10 +101,12 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
     const Elem* sXq = sXo + stage * kSelfQueries * PS;
     if constexpr (kFull)
       warp_logits_pair_impl<Elem, DS, DT, true>(s, t, sXa + warp * 16 * PS, sXq, sYa + warp * 16 * PT,
-                                                sYo + stage * kSelfQueries * PT, p.Ds, p.Dt, lane);
+                                                sYo + stage * kSelfQueries * PT, p.shape.Ds, p.shape.Dt,
+                                                lane);
     else
       warp_logits_pair_impl<Elem, DS, DT, false>(s, t, sXa + warp * 16 * PS, sXq, sYa + warp * 16 * PT,
-                                                 sYo + stage * kSelfQueries * PT, p.Ds, p.Dt, lane);
+                                                 sYo + stage * kSelfQueries * PT, p.shape.Ds, p.shape.Dt,
+                                                 lane);
 
     const int col0 = tile * kSelfQueries;
     // G for the 8-query slice c (in place of s), and its G^T slice into shared memory.
@@ -201,7 +203,7 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
   }
 }
 
-// One CTA per (b, h): writes p.row_stats of its rows, and the fixed-point quantum from
+// One CTA per (b, h): writes p.workspace.row_stats of its rows, and the fixed-point quantum from
 // bound = 4 scale_s max|x| (2 max|g| + sum|g|), which covers every partial sum of dX (row term
 // <= 2 scale_s |g_i| max|x|, column term <= scale_s max|x| sum_i |g_i|, x4 for the operand rounding
 // and exp2 approximations); quantum[2 bh] = 2^(60 - E), quantum[2 bh + 1] = 2^(E - 60) with
@@ -214,10 +216,10 @@ __global__ void __launch_bounds__(kQuantumWideThreads)
     relation_kl_self_quantum_wide_kernel(const __grid_constant__ RelationKLParams p) {
   const int bh = blockIdx.x;
   constexpr int kVec = 16 / sizeof(Elem);
-  const int64_t n_vec = static_cast<int64_t>(p.T) * p.Ds / kVec;
-  const uint4* x = reinterpret_cast<const uint4*>(static_cast<const Elem*>(p.xq) +
-                                                  static_cast<int64_t>(bh) * p.T * p.Ds);
-  const float* gkl = p.grad_kl + static_cast<int64_t>(bh) * p.T;
+  const int64_t n_vec = static_cast<int64_t>(p.shape.T) * p.shape.Ds / kVec;
+  const uint4* x = reinterpret_cast<const uint4*>(static_cast<const Elem*>(p.layout.xq) +
+                                                  static_cast<int64_t>(bh) * p.shape.T * p.shape.Ds);
+  const float* gkl = p.layout.grad_kl + static_cast<int64_t>(bh) * p.shape.T;
   float mx = 0.f, mg = 0.f, sg = 0.f;
   for (int64_t i = threadIdx.x; i < n_vec; i += kQuantumWideThreads) {
     const uint4 v = __ldg(x + i);
@@ -225,16 +227,18 @@ __global__ void __launch_bounds__(kQuantumWideThreads)
 #pragma unroll
     for (int k = 0; k < kVec; ++k) mx = fmaxf(mx, fabsf(static_cast<float>(e[k])));
   }
-  const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(bh / p.H) * p.T : nullptr;
-  const int64_t o = static_cast<int64_t>(bh) * p.T;
-  for (int i = threadIdx.x; i < p.T; i += kQuantumWideThreads) {
+  const uint8_t* km =
+      p.layout.key_mask ? p.layout.key_mask + static_cast<int64_t>(bh / p.shape.H) * p.shape.T : nullptr;
+  const int64_t o = static_cast<int64_t>(bh) * p.shape.T;
+  for (int i = threadIdx.x; i < p.shape.T; i += kQuantumWideThreads) {
     const float a = fabsf(gkl[i]);
     mg = fmaxf(mg, a);
     sg += a;
     float4 st = make_float4(INFINITY, INFINITY, 0.f, 0.f);
-    if ((km == nullptr || km[i] != 0) && p.lse_s[o + i] != -INFINITY)
-      st = make_float4(p.lse_s[o + i] * kLog2e, p.lse_t[o + i] * kLog2e, gkl[i] * p.scale_s, 0.f);
-    reinterpret_cast<float4*>(p.row_stats)[o + i] = st;
+    if ((km == nullptr || km[i] != 0) && p.layout.lse_s[o + i] != -INFINITY)
+      st = make_float4(p.layout.lse_s[o + i] * kLog2e, p.layout.lse_t[o + i] * kLog2e,
+                       gkl[i] * p.shape.scale_s, 0.f);
+    reinterpret_cast<float4*>(p.workspace.row_stats)[o + i] = st;
   }
   __shared__ float red[3][kQuantumWideThreads / 32];
 #pragma unroll
@@ -256,12 +260,12 @@ __global__ void __launch_bounds__(kQuantumWideThreads)
       mg = fmaxf(mg, red[1][w]);
       sg += red[2][w];
     }
-    const float bound = 4.f * p.scale_s * mx * (2.f * mg + sg);
+    const float bound = 4.f * p.shape.scale_s * mx * (2.f * mg + sg);
     int E = 0;
     if (bound > 0.f && bound < INFINITY) frexpf(bound, &E);
     E = min(max(E, -kSelfFixedBits), 127);
-    p.quantum[2 * bh] = ldexpf(1.f, kSelfFixedBits - E);
-    p.quantum[2 * bh + 1] = ldexpf(1.f, E - kSelfFixedBits);
+    p.launch.quantum[2 * bh] = ldexpf(1.f, kSelfFixedBits - E);
+    p.launch.quantum[2 * bh + 1] = ldexpf(1.f, E - kSelfFixedBits);
   }
 }
 

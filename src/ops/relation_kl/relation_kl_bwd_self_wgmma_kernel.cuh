@@ -47,23 +47,24 @@ struct BwdSelfWgmmaSmem {
 // (A template, like every kernel in these headers: one instantiation per translation unit's Elem.)
 template <typename Elem>
 __global__ void relation_kl_self_row_stats_kernel(const __grid_constant__ RelationKLParams p) {
-  const int pitch = p.stats_pitch;
-  const int64_t n = static_cast<int64_t>(p.B) * p.H * pitch;
+  const int pitch = p.workspace.stats_pitch;
+  const int64_t n = static_cast<int64_t>(p.shape.B) * p.shape.H * pitch;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t bh = i / pitch, t = i % pitch, b = bh / p.H, o = bh * p.T + t;
-    const bool valid = t < p.T && (p.key_mask == nullptr || p.key_mask[b * p.T + t] != 0) &&
-                       p.lse_s[o] != -INFINITY;
-    float* dst = p.col_stats + bh * 3 * pitch + t;
-    dst[0] = valid ? p.lse_s[o] * kLog2e : INFINITY;
-    dst[pitch] = valid ? p.lse_t[o] * kLog2e : INFINITY;
-    dst[2 * pitch] = valid ? p.grad_kl[o] * p.scale_s : 0.f;
+    const int64_t bh = i / pitch, t = i % pitch, b = bh / p.shape.H, o = bh * p.shape.T + t;
+    const bool valid = t < p.shape.T &&
+                       (p.layout.key_mask == nullptr || p.layout.key_mask[b * p.shape.T + t] != 0) &&
+                       p.layout.lse_s[o] != -INFINITY;
+    float* dst = p.workspace.col_stats + bh * 3 * pitch + t;
+    dst[0] = valid ? p.layout.lse_s[o] * kLog2e : INFINITY;
+    dst[pitch] = valid ? p.layout.lse_t[o] * kLog2e : INFINITY;
+    dst[2 * pitch] = valid ? p.layout.grad_kl[o] * p.shape.scale_s : 0.f;
   }
 }
 
 // grid (B * H, ceil(T / kBwdWgAnchors)), kBwdWgThreads threads, BwdSelfWgmmaSmem::kBytes dynamic
-// shared memory. Reads p.xq (= x), p.yq (= y), p.col_stats; ROWS writes p.self_rows (B, H, T, Ds)
-// fp32, COLUMNS reads it and writes p.d_out (B, H, T, Ds).
+// shared memory. Reads p.layout.xq (= x), p.layout.yq (= y), p.workspace.col_stats; ROWS writes
+// p.workspace.self_rows (B, H, T, Ds) fp32, COLUMNS reads it and writes p.layout.d_out (B, H, T, Ds).
 template <typename Elem, int DS, int DT, bool COLUMNS>
 __global__ void __launch_bounds__(kBwdWgThreads, 1)
     relation_kl_bwd_self_wgmma_kernel(const __grid_constant__ RelationKLParams p) {
@@ -80,15 +81,15 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   float* sSt = reinterpret_cast<float*>(smem + S::kStatOffset);  // (stages, 3, BN) streamed-row stats
   uint8_t* sKv = smem + S::kMaskOffset;                              // (stages, BN) streamed key valid
 
-  const int T = p.T, bh = blockIdx.x, b = bh / p.H;
+  const int T = p.shape.T, bh = blockIdx.x, b = bh / p.shape.H;
   // Causal: long rows (ROWS: late anchors; COLUMNS: early anchors) first.
-  const int blk = (!COLUMNS && p.causal) ? gridDim.y - 1 - blockIdx.y : blockIdx.y;
+  const int blk = (!COLUMNS && p.shape.causal) ? gridDim.y - 1 - blockIdx.y : blockIdx.y;
   const int a0 = blk * kA;
-  const Elem* x = static_cast<const Elem*>(p.xq) + static_cast<int64_t>(bh) * T * DS;
-  const Elem* y = static_cast<const Elem*>(p.yq) + static_cast<int64_t>(bh) * T * DT;
-  const int pitch = p.stats_pitch;
-  const float* stats = p.col_stats + static_cast<int64_t>(bh) * 3 * pitch;  // (3, pitch)
-  const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
+  const Elem* x = static_cast<const Elem*>(p.layout.xq) + static_cast<int64_t>(bh) * T * DS;
+  const Elem* y = static_cast<const Elem*>(p.layout.yq) + static_cast<int64_t>(bh) * T * DT;
+  const int pitch = p.workspace.stats_pitch;
+  const float* stats = p.workspace.col_stats + static_cast<int64_t>(bh) * 3 * pitch;  // (3, pitch)
+  const uint8_t* km = p.layout.key_mask ? p.layout.key_mask + static_cast<int64_t>(b) * T : nullptr;
 
   const int wg = warpgroup_index(), warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, q = lane % 4;
@@ -97,8 +98,8 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   // Streamed tiles [t_begin, t_end), the same for both warpgroups (causal: one of them has a fully
   // masked first or last tile, G = 0 there; 32 of 2112 warpgroup tiles per head at T = 4096) so that every wgmma is issued on one straight path, which
   // ptxas needs to overlap them with the exponentials.
-  const int t_begin = COLUMNS && p.causal ? a0 / BN : 0;
-  const int t_end = !COLUMNS && p.causal ? (min(T, a0 + kA) + BN - 1) / BN : n_all;
+  const int t_begin = COLUMNS && p.shape.causal ? a0 / BN : 0;
+  const int t_end = !COLUMNS && p.shape.causal ? (min(T, a0 + kA) + BN - 1) / BN : n_all;
 
   // ROWS: the anchors' own statistics; COLUMNS: the causal mask as one compare per element (query
   // >= key_lim, INT_MIN without causality). A padded anchor key needs no mask here: its column term
@@ -110,7 +111,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
     const int row = warp_a0 + g + 8 * r;
     ast[r] = row < T ? make_float3(stats[row], stats[pitch + row], stats[2 * pitch + row])
                      : make_float3(INFINITY, INFINITY, 0.f);
-    key_lim[r] = p.causal ? row : INT_MIN;
+    key_lim[r] = p.shape.causal ? row : INT_MIN;
   }
 
   load_tile_sw128_async<kA, DS, kThreads>(sXa, x, a0, T);
@@ -149,7 +150,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   // G of a tile as A fragments, two buffers: tile n - 1's gradient wgmma still reads its buffer
   // while tile n's exponentials fill the other.
   uint32_t ga0[BN / 16][4], ga1[BN / 16][4];
-  const float sc_s = p.scale_s_log2, sc_t = p.scale_t_log2;
+  const float sc_s = p.shape.scale_s_log2, sc_t = p.shape.scale_t_log2;
 
   // Before tile n + 1's logits: it has landed for every thread, and every warpgroup is done with
   // tile n - 2's stage (its gradient wgmma was waited for at the start of step n), which tile n + 2
@@ -180,7 +181,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
       } else {
         st = ast[r];
         if constexpr (kMasked)
-          keep = sKv[stage * BN + j] && (!p.causal || col0 + j <= warp_a0 + g + 8 * r);
+          keep = sKv[stage * BN + j] && (!p.shape.causal || col0 + j <= warp_a0 + g + 8 * r);
       }
       const float ps = exp2f(fmaf(cs[4 * c + e], sc_s, -st.x));
       const float pt = exp2f(fmaf(ct[4 * c + e], sc_t, -st.y));
@@ -207,8 +208,9 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
     fence_regs(cs);
     fence_regs(ct);
     const int col0 = n * BN;
-    const bool masked = col0 + BN > T || (COLUMNS ? p.causal && col0 < warp_a0 + 16
-                                                  : km != nullptr || (p.causal && col0 + BN - 1 > warp_a0));
+    const bool masked =
+        col0 + BN > T || (COLUMNS ? p.shape.causal && col0 < warp_a0 + 16
+                                  : km != nullptr || (p.shape.causal && col0 + BN - 1 > warp_a0));
     if (masked)
       process_impl(n, cs, ct, ga, std::true_type{});
     else
@@ -257,8 +259,8 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
 #pragma unroll
   for (int dc = 0; dc < DS / 64; ++dc) fence_regs(acc[dc]);
 
-  float* rows = p.self_rows + static_cast<int64_t>(bh) * T * DS;
-  Elem* out = static_cast<Elem*>(p.d_out) + static_cast<int64_t>(bh) * T * DS;
+  float* rows = p.workspace.self_rows + static_cast<int64_t>(bh) * T * DS;
+  Elem* out = static_cast<Elem*>(p.layout.d_out) + static_cast<int64_t>(bh) * T * DS;
   bool anchor_valid[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {

@@ -30,28 +30,32 @@ __global__ void __launch_bounds__(32 * WARPS) relation_kl_fwd_kernel(const __gri
   Elem* sYk = sXk + 2 * kBlockN * PS;              // (2, kBlockN, PT)
   uint8_t* sKv = reinterpret_cast<uint8_t*>(sYk + 2 * kBlockN * PT);  // (2, kBlockN) key valid
 
-  const int b = blockIdx.x / p.H, h = blockIdx.x % p.H;
+  const int b = blockIdx.x / p.shape.H, h = blockIdx.x % p.shape.H;
   // Causal: the last row blocks have the most key tiles; launch them first (tail balance).
-  const int mb = p.causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y;
+  const int mb = p.shape.causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y;
   const int row0 = mb * kBlockM;
-  const int T = p.T;
-  const int hk = h / (p.H / p.Hk), hkt = h / (p.H / p.Hkt);
-  const Elem* xq = static_cast<const Elem*>(p.xq) + static_cast<int64_t>(b * p.H + h) * T * p.Ds;
-  const Elem* yq = static_cast<const Elem*>(p.yq) + static_cast<int64_t>(b * p.H + h) * T * p.Dt;
-  const Elem* xk = static_cast<const Elem*>(p.xk) + static_cast<int64_t>(b * p.Hk + hk) * T * p.Ds;
-  const Elem* yk = static_cast<const Elem*>(p.yk) + static_cast<int64_t>(b * p.Hkt + hkt) * T * p.Dt;
-  const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
+  const int T = p.shape.T;
+  const int hk = h / (p.shape.H / p.shape.Hk), hkt = h / (p.shape.H / p.shape.Hkt);
+  const Elem* xq =
+      static_cast<const Elem*>(p.layout.xq) + static_cast<int64_t>(b * p.shape.H + h) * T * p.shape.Ds;
+  const Elem* yq =
+      static_cast<const Elem*>(p.layout.yq) + static_cast<int64_t>(b * p.shape.H + h) * T * p.shape.Dt;
+  const Elem* xk =
+      static_cast<const Elem*>(p.layout.xk) + static_cast<int64_t>(b * p.shape.Hk + hk) * T * p.shape.Ds;
+  const Elem* yk =
+      static_cast<const Elem*>(p.layout.yk) + static_cast<int64_t>(b * p.shape.Hkt + hkt) * T * p.shape.Dt;
+  const uint8_t* km = p.layout.key_mask ? p.layout.key_mask + static_cast<int64_t>(b) * T : nullptr;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, q = lane % 4;
-  const int col_end = p.causal ? min(T, row0 + kBlockM) : T;
+  const int col_end = p.shape.causal ? min(T, row0 + kBlockM) : T;
   const int n_tiles = (col_end + kBlockN - 1) / kBlockN;
 
-  load_tile_async<kBlockM, kThreads>(sXq, PS, xq, row0, T, p.Ds);
-  load_tile_async<kBlockM, kThreads>(sYq, PT, yq, row0, T, p.Dt);
+  load_tile_async<kBlockM, kThreads>(sXq, PS, xq, row0, T, p.shape.Ds);
+  load_tile_async<kBlockM, kThreads>(sYq, PT, yq, row0, T, p.shape.Dt);
   auto load_keys = [&](int tile, int stage) {
-    load_tile_async<kBlockN, kThreads>(sXk + stage * kBlockN * PS, PS, xk, tile * kBlockN, T, p.Ds);
-    load_tile_async<kBlockN, kThreads>(sYk + stage * kBlockN * PT, PT, yk, tile * kBlockN, T, p.Dt);
+    load_tile_async<kBlockN, kThreads>(sXk + stage * kBlockN * PS, PS, xk, tile * kBlockN, T, p.shape.Ds);
+    load_tile_async<kBlockN, kThreads>(sYk + stage * kBlockN * PT, PT, yk, tile * kBlockN, T, p.shape.Dt);
     for (int j = threadIdx.x; j < kBlockN; j += kThreads) {
       const int col = tile * kBlockN + j;
       sKv[stage * kBlockN + j] = col < T && (km == nullptr || km[col] != 0);
@@ -63,7 +67,7 @@ __global__ void __launch_bounds__(32 * WARPS) relation_kl_fwd_kernel(const __gri
   RowStats st[2];  // rows g and g + 8 of this warp
   st[0].init();
   st[1].init();
-  const float sc_s = p.scale_s_log2, sc_t = p.scale_t_log2;
+  const float sc_s = p.shape.scale_s_log2, sc_t = p.shape.scale_t_log2;
   const int warp_row0 = row0 + warp * 16;
 
   for (int tile = 0; tile < n_tiles; ++tile) {
@@ -74,11 +78,12 @@ __global__ void __launch_bounds__(32 * WARPS) relation_kl_fwd_kernel(const __gri
 
     float s[kBlockN / 8][4], t[kBlockN / 8][4];
     warp_logits_pair<Elem, DS, DT>(s, t, sXq + warp * 16 * PS, sXk + stage * kBlockN * PS,
-                                   sYq + warp * 16 * PT, sYk + stage * kBlockN * PT, p.Ds, p.Dt, lane);
+                                   sYq + warp * 16 * PT, sYk + stage * kBlockN * PT, p.shape.Ds, p.shape.Dt,
+                                   lane);
 
     const int col0 = tile * kBlockN;
     const bool masked = km != nullptr || col0 + kBlockN > T ||
-                        (p.causal && col0 + kBlockN - 1 > warp_row0);
+                        (p.shape.causal && col0 + kBlockN - 1 > warp_row0);
     if (masked) {
 #pragma unroll
       for (int nt = 0; nt < kBlockN / 8; ++nt)
@@ -86,7 +91,7 @@ __global__ void __launch_bounds__(32 * WARPS) relation_kl_fwd_kernel(const __gri
         for (int e = 0; e < 4; ++e) {
           const int j = nt * 8 + 2 * q + (e & 1);
           const int row = warp_row0 + g + (e >> 1) * 8;
-          const bool ok = sKv[stage * kBlockN + j] && (!p.causal || col0 + j <= row);
+          const bool ok = sKv[stage * kBlockN + j] && (!p.shape.causal || col0 + j <= row);
           if (!ok) s[nt][e] = t[nt][e] = -INFINITY;
         }
     }
@@ -121,7 +126,7 @@ __global__ void __launch_bounds__(32 * WARPS) relation_kl_fwd_kernel(const __gri
     }
   }
 
-  store_row_outputs(st, p, static_cast<int64_t>(b * p.H + h) * T, warp_row0, km, lane);
+  store_row_outputs(st, p, static_cast<int64_t>(b * p.shape.H + h) * T, warp_row0, km, lane);
 }
 
 }  // namespace linearard::ops::rkl

@@ -67,29 +67,33 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_CTAS)
   Elem* sYk = sXk + kFwdPipeStages * BN * PS;               // (kFwdPipeStages, BN, PT)
   uint8_t* sKv = reinterpret_cast<uint8_t*>(sYk + kFwdPipeStages * BN * PT);  // (mask stages, BN)
 
-  const int b = blockIdx.x / p.H, h = blockIdx.x % p.H;
-  const int mb = p.causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y;  // longest row blocks first
+  const int b = blockIdx.x / p.shape.H, h = blockIdx.x % p.shape.H;
+  const int mb = p.shape.causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y;  // longest row blocks first
   const int row0 = mb * kBlockM;
-  const int T = p.T;
-  const int hk = h / (p.H / p.Hk), hkt = h / (p.H / p.Hkt);
-  const Elem* xq = static_cast<const Elem*>(p.xq) + static_cast<int64_t>(b * p.H + h) * T * p.Ds;
-  const Elem* yq = static_cast<const Elem*>(p.yq) + static_cast<int64_t>(b * p.H + h) * T * p.Dt;
-  const Elem* xk = static_cast<const Elem*>(p.xk) + static_cast<int64_t>(b * p.Hk + hk) * T * p.Ds;
-  const Elem* yk = static_cast<const Elem*>(p.yk) + static_cast<int64_t>(b * p.Hkt + hkt) * T * p.Dt;
-  const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
+  const int T = p.shape.T;
+  const int hk = h / (p.shape.H / p.shape.Hk), hkt = h / (p.shape.H / p.shape.Hkt);
+  const Elem* xq =
+      static_cast<const Elem*>(p.layout.xq) + static_cast<int64_t>(b * p.shape.H + h) * T * p.shape.Ds;
+  const Elem* yq =
+      static_cast<const Elem*>(p.layout.yq) + static_cast<int64_t>(b * p.shape.H + h) * T * p.shape.Dt;
+  const Elem* xk =
+      static_cast<const Elem*>(p.layout.xk) + static_cast<int64_t>(b * p.shape.Hk + hk) * T * p.shape.Ds;
+  const Elem* yk =
+      static_cast<const Elem*>(p.layout.yk) + static_cast<int64_t>(b * p.shape.Hkt + hkt) * T * p.shape.Dt;
+  const uint8_t* km = p.layout.key_mask ? p.layout.key_mask + static_cast<int64_t>(b) * T : nullptr;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, q = lane % 4;
-  const int col_end = p.causal ? min(T, row0 + kBlockM) : T;
+  const int col_end = p.shape.causal ? min(T, row0 + kBlockM) : T;
   const int n_tiles = (col_end + BN - 1) / BN;  // >= 1 (row0 < T)
-  const bool full = p.Ds == DS && p.Dt == DT;  // no run-time bound on the k loop
+  const bool full = p.shape.Ds == DS && p.shape.Dt == DT;  // no run-time bound on the k loop
 
-  load_tile_async<kBlockM, kThreads>(sXq, PS, xq, row0, T, p.Ds);
-  load_tile_async<kBlockM, kThreads>(sYq, PT, yq, row0, T, p.Dt);
+  load_tile_async<kBlockM, kThreads>(sXq, PS, xq, row0, T, p.shape.Ds);
+  load_tile_async<kBlockM, kThreads>(sYq, PT, yq, row0, T, p.shape.Dt);
   auto load_keys = [&](int tile) {
     const int stage = tile % kFwdPipeStages, mstage = tile % kFwdPipeMaskStages;
-    load_tile_async<BN, kThreads>(sXk + stage * BN * PS, PS, xk, tile * BN, T, p.Ds);
-    load_tile_async<BN, kThreads>(sYk + stage * BN * PT, PT, yk, tile * BN, T, p.Dt);
+    load_tile_async<BN, kThreads>(sXk + stage * BN * PS, PS, xk, tile * BN, T, p.shape.Ds);
+    load_tile_async<BN, kThreads>(sYk + stage * BN * PT, PT, yk, tile * BN, T, p.shape.Dt);
     for (int j = threadIdx.x; j < BN; j += kThreads) {
       const int col = tile * BN + j;
       sKv[mstage * BN + j] = col < T && (km == nullptr || km[col] != 0);
@@ -108,7 +112,7 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_CTAS)
   RowStats st[2];  // rows g and g + 8 of this warp
   st[0].init();
   st[1].init();
-  const float sc_s = p.scale_s_log2, sc_t = p.scale_t_log2;
+  const float sc_s = p.shape.scale_s_log2, sc_t = p.shape.scale_t_log2;
   const int warp_row0 = row0 + warp * 16;
   const Elem* sXw = sXq + warp * 16 * PS;
   const Elem* sYw = sYq + warp * 16 * PT;
@@ -122,8 +126,8 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_CTAS)
     for (int c = 0; c < NT; ++c) s[c][0] = s[c][1] = s[c][2] = s[c][3] = t[c][0] = t[c][1] = t[c][2] = t[c][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < KMAX; ++kk) {
-      if (kk < KS && kk * 16 < p.Ds) warp_logits_kstep<Elem, PS, BN>(s, sXw, sXn, kk, lane);
-      if (kk < KT && kk * 16 < p.Dt) warp_logits_kstep<Elem, PT, BN>(t, sYw, sYn, kk, lane);
+      if (kk < KS && kk * 16 < p.shape.Ds) warp_logits_kstep<Elem, PS, BN>(s, sXw, sXn, kk, lane);
+      if (kk < KT && kk * 16 < p.shape.Dt) warp_logits_kstep<Elem, PT, BN>(t, sYw, sYn, kk, lane);
     }
   };
 
@@ -139,7 +143,7 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_CTAS)
     }
     const int mstage = n % kFwdPipeMaskStages;
     const int col0 = n * BN;
-    const bool masked = km != nullptr || col0 + BN > T || (p.causal && col0 + BN - 1 > warp_row0);
+    const bool masked = km != nullptr || col0 + BN > T || (p.shape.causal && col0 + BN - 1 > warp_row0);
     if (masked) {
 #pragma unroll
       for (int c = 0; c < NT; ++c)
@@ -147,7 +151,7 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_CTAS)
         for (int e = 0; e < 4; ++e) {
           const int j = c * 8 + 2 * q + (e & 1);
           const int row = warp_row0 + g + (e >> 1) * 8;
-          const bool ok = sKv[mstage * BN + j] && (!p.causal || col0 + j <= row);
+          const bool ok = sKv[mstage * BN + j] && (!p.shape.causal || col0 + j <= row);
           if (!ok) cs[c][e] = ct[c][e] = -INFINITY;
         }
     }
@@ -229,7 +233,7 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_CTAS)
     step(n + 1, next, sB, tB, sA, tA);
   }
 
-  store_row_outputs(st, p, static_cast<int64_t>(b * p.H + h) * T, warp_row0, km, lane);
+  store_row_outputs(st, p, static_cast<int64_t>(b * p.shape.H + h) * T, warp_row0, km, lane);
 }
 
 }  // namespace linearard::ops::rkl

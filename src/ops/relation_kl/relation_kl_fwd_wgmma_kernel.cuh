@@ -44,21 +44,22 @@ __global__ void __launch_bounds__(128 * WG, 1)
   const uint32_t sKeys = base + S::kQueryBytes;    // (stages) x [(BN, DS) Xk, (BN, DT) Yk]
   uint8_t* sKv = smem_raw + (base - raw) + S::kMaskOffset;  // (stages, BN) key valid
 
-  const int b = blockIdx.x / p.H, h = blockIdx.x % p.H;
-  const int mb = p.causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y;  // longest row blocks first
+  const int b = blockIdx.x / p.shape.H, h = blockIdx.x % p.shape.H;
+  const int mb = p.shape.causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y;  // longest row blocks first
   const int row0 = mb * kRows;
-  const int T = p.T;
-  const int hk = h / (p.H / p.Hk), hkt = h / (p.H / p.Hkt);
-  const Elem* xq = static_cast<const Elem*>(p.xq) + static_cast<int64_t>(b * p.H + h) * T * DS;
-  const Elem* yq = static_cast<const Elem*>(p.yq) + static_cast<int64_t>(b * p.H + h) * T * DT;
-  const Elem* xk = static_cast<const Elem*>(p.xk) + static_cast<int64_t>(b * p.Hk + hk) * T * DS;
-  const Elem* yk = static_cast<const Elem*>(p.yk) + static_cast<int64_t>(b * p.Hkt + hkt) * T * DT;
-  const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
+  const int T = p.shape.T;
+  const int hk = h / (p.shape.H / p.shape.Hk), hkt = h / (p.shape.H / p.shape.Hkt);
+  const Elem* xq = static_cast<const Elem*>(p.layout.xq) + static_cast<int64_t>(b * p.shape.H + h) * T * DS;
+  const Elem* yq = static_cast<const Elem*>(p.layout.yq) + static_cast<int64_t>(b * p.shape.H + h) * T * DT;
+  const Elem* xk = static_cast<const Elem*>(p.layout.xk) + static_cast<int64_t>(b * p.shape.Hk + hk) * T * DS;
+  const Elem* yk =
+      static_cast<const Elem*>(p.layout.yk) + static_cast<int64_t>(b * p.shape.Hkt + hkt) * T * DT;
+  const uint8_t* km = p.layout.key_mask ? p.layout.key_mask + static_cast<int64_t>(b) * T : nullptr;
 
   const int wg = warpgroup_index(), warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, q = lane % 4;
   const int wg_row0 = row0 + 64 * wg, warp_row0 = wg_row0 + 16 * (warp % 4);
-  const int col_end = p.causal ? min(T, row0 + kRows) : T;
+  const int col_end = p.shape.causal ? min(T, row0 + kRows) : T;
   // Both warpgroups take all n_tiles key tiles (causal: warpgroup 0's last one is fully masked, ~1.5 %
   // of the work at T = 4096): every wgmma is then issued on one straight path, which ptxas needs to
   // overlap them with the exponentials (on a path it cannot prove uniform it serializes them).
@@ -97,7 +98,7 @@ __global__ void __launch_bounds__(128 * WG, 1)
   RowStats st[2];  // rows g and g + 8 of this warp
   st[0].init();
   st[1].init();
-  const float sc_s = p.scale_s_log2, sc_t = p.scale_t_log2;
+  const float sc_s = p.shape.scale_s_log2, sc_t = p.shape.scale_t_log2;
 
   // Tile n's statistics from its logits (cs, ct), read only: an ordinary write to a wgmma's
   // accumulator registers serializes the wgmma (ptxas C7515), so masking is a select on the way.
@@ -110,7 +111,7 @@ __global__ void __launch_bounds__(128 * WG, 1)
     auto keep = [&](int c, int e) {
       const int j = c * 8 + 2 * q + (e & 1);
       return !kMasked ||
-             (sKv[mstage * BN + j] && (!p.causal || col0 + j <= warp_row0 + g + (e >> 1) * 8));
+             (sKv[mstage * BN + j] && (!p.shape.causal || col0 + j <= warp_row0 + g + (e >> 1) * 8));
     };
     float ms[2], mt[2];
 #pragma unroll
@@ -160,7 +161,7 @@ __global__ void __launch_bounds__(128 * WG, 1)
     fence_regs(cs);
     fence_regs(ct);
     const int col0 = n * BN;
-    if (km != nullptr || col0 + BN > T || (p.causal && col0 + BN - 1 > warp_row0))
+    if (km != nullptr || col0 + BN > T || (p.shape.causal && col0 + BN - 1 > warp_row0))
       process_impl(n, cs, ct, std::true_type{});
     else
       process_impl(n, cs, ct, std::false_type{});
@@ -194,7 +195,7 @@ __global__ void __launch_bounds__(128 * WG, 1)
     process(n, sA, tA);
   }
 
-  store_row_outputs(st, p, static_cast<int64_t>(b * p.H + h) * T, warp_row0, km, lane);
+  store_row_outputs(st, p, static_cast<int64_t>(b * p.shape.H + h) * T, warp_row0, km, lane);
 #else
   __trap();  // dispatched only on compute capability 9.0, whose cubin is sm_90a: never reached
 #endif

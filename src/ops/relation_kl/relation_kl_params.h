@@ -1,8 +1,14 @@
-// The plain parameter struct that is all a relation-KL kernel sees (no Tensors, no ATen): raw
-// pointers to contiguous tensors, sizes, scales and flags. relation_kl_cuda.cu fills it after every
-// Tensor check; the launchers in relation_kl_launch.h take it by value.
+// The plain parameter struct that is all a relation-KL kernel sees (no Tensors, no ATen), in parts:
+// the memory layout (pointers to contiguous tensors), the launch (the chosen kernel, the backward
+// term, the (b, h) chunk), the problem's shape (sizes, scales, mask rule) and the self backwards'
+// workspace.
+// relation_kl_cuda.cu fills it after every Tensor check; the launchers in relation_kl_launch.h take
+// it by value. Dimension letters as in relation_kl.h: B batch, H query heads, Hk student key heads,
+// Hkt teacher key heads (GQA), T tokens, Ds student and Dt teacher head dims.
 #pragma once
 #include <cstdint>
+
+#include "ops/relation_kl/relation_kl_kernel.h"
 
 namespace linearard::ops {
 
@@ -13,8 +19,8 @@ enum class RelationKLBwdMode : int {
   kSelf = 2,     // xq = xk = x: d_x = scale_s (G + G^T) x, both terms into one buffer
 };
 
-struct RelationKLParams {
-  // Inputs, contiguous, all of one element type (bf16, fp16 or fp32; the launcher's template).
+// Where the tensors live: contiguous, all inputs of one element type (the launcher's template).
+struct RelationKLLayout {
   const void* xq = nullptr;  // (B, H, T, Ds)   student queries
   const void* xk = nullptr;  // (B, Hk, T, Ds)  student keys
   const void* yq = nullptr;  // (B, H, T, Dt)   teacher queries
@@ -29,37 +35,54 @@ struct RelationKLParams {
   // Backward.
   const float* grad_kl = nullptr;  // (B, H, T) dL/dKL_i
   void* d_out = nullptr;           // kRows: (B, H, T, Ds); kColumns: (B, Hk, T, Ds); kSelf: (B, H, T, Ds)
+};
+
+// How this launch runs: the kernel family (choose_kernel, relation_kl_choose.h) and the backward
+// term. kSelfBwdMmaPipe (relation_kl_bwd_self_pipe_kernel.cuh) runs the flattened (b, h) in chunks:
+// this launch covers [bh0, bh0 + n_bh), accum is the chunk's zeroed fixed-point dX and quantum the
+// per-(b, h) (1 / q, q) pairs (filled when bh0 == 0). Tile sizes and stages are compile-time
+// constants of each kernel family (the *.cuh files).
+struct RelationKLLaunch {
   RelationKLBwdMode mode = RelationKLBwdMode::kRows;
-  // mma.sync kSelf only (relation_kl_bwd_self_pipe_kernel.cuh): the launch covers the flattened
-  // (b, h) in [bh0, bh0 + n_bh); accum is that chunk's zeroed fixed-point dX; quantum the per-(b, h)
-  // (1 / q, q) pairs and row_stats the per-row (lse_s log2 e, lse_t log2 e, g scale_s, 0), both
-  // filled when bh0 == 0 (16-byte rows, so the kernel fetches them with cp.async).
+  RelationKLKernel kernel = RelationKLKernel::kFwdSimt;
   int64_t* accum = nullptr;  // (n_bh, T, Ds)
   float* quantum = nullptr;  // (B * H, 2)
   int bh0 = 0, n_bh = 0;
+};
 
+// The problem: what is computed, independent of where it lives and how it is launched.
+struct RelationKLShape {
   int B = 0, H = 0, Hk = 0, Hkt = 0, T = 0, Ds = 0, Dt = 0;
   float scale_s = 1.f, scale_t = 1.f;            // logit scales (natural units)
   float scale_s_log2 = 1.f, scale_t_log2 = 1.f;  // scale * log2(e): the kernels work with exp2
-  bool causal = true;
-
-  float* row_stats = nullptr;  // (B * H, T, 4) tensor-core kSelf, see accum above
-  // wgmma kSelf (relation_kl_bwd_self_wgmma_kernel.cuh): the row term, fp32 (B, H, T, Ds), and
-  // the per-row statistics, fp32 (B * H, 3, stats_pitch), stats_pitch = T rounded up to 64.
-  float* self_rows = nullptr;
-  float* col_stats = nullptr;
-  int stats_pitch = 0;
-
-  // sm_90a warpgroup-MMA kernels (relation_kl_fwd_wgmma_kernel.cuh, relation_kl_bwd_self_wgmma_
-  // kernel.cuh) for Ds, Dt in {64, 128}: set by relation_kl_cuda.cu on compute capability 9.0
-  // unless LINEARARD_RKL_WGMMA=0.
-  bool wgmma = false;
-
-  // mma.sync kernel variants (relation_kl_cuda.cu reads them from the environment once).
-  // Pipelined forward: CTA shape (relation_kl_launch_template.cuh), and whether Ds = Dt = 64 uses
-  // it (at D = 64 the exponentials dominate and the plain kernel measured faster, docs/perf.md).
-  int fwd_cfg = 1;
-  bool fwd_pipe_d64 = false;
+  bool causal = true;                            // keys j <= i only
 };
+
+// Per-row statistics the tensor-core self backwards stage in global memory.
+struct RelationKLWorkspace {
+  // kSelfBwdMmaPipe: (lse_s log2 e, lse_t log2 e, g scale_s, 0) per row, filled when bh0 == 0
+  // (16-byte rows, so the kernel fetches them with cp.async).
+  float* row_stats = nullptr;  // (B * H, T, 4)
+  // kSelfBwdWgmma (relation_kl_bwd_self_wgmma_kernel.cuh): the row term, and the per-row
+  // statistics with stats_pitch = T rounded up to kRelationKLWgmmaTile.
+  float* self_rows = nullptr;  // (B, H, T, Ds) fp32
+  float* col_stats = nullptr;  // (B * H, 3, stats_pitch) fp32
+  int stats_pitch = 0;
+};
+
+// The parts' order and sizes keep every field at the byte offset it had in the flat struct this
+// replaced: compared with cuobjdump -sass (sm_80 and sm_90a), every kernel but
+// relation_kl_bwd_kernel came out byte-identical; that one (row / column backward) differs only in
+// the order and form of its integer address and parameter-load instructions. Compare the SASS again
+// before changing the order.
+struct RelationKLParams {
+  RelationKLLayout layout;        // bytes   0 ..  80
+  RelationKLLaunch launch;        // bytes  80 .. 112
+  RelationKLShape shape;          // bytes 112 .. 160
+  RelationKLWorkspace workspace;  // bytes 160 .. 192
+};
+static_assert(sizeof(RelationKLLayout) == 80 && sizeof(RelationKLLaunch) == 32 &&
+                  sizeof(RelationKLShape) == 48 && sizeof(RelationKLWorkspace) == 32,
+              "RelationKLParams layout changed: compare the kernels' SASS before and after");
 
 }  // namespace linearard::ops

@@ -64,27 +64,29 @@ inline int simt_smem_bytes(int Ds, int Dt, bool backward) {
 template <typename Elem>
 __global__ void __launch_bounds__(kSimtRows) relation_kl_fwd_simt_kernel(const __grid_constant__ RelationKLParams p) {
   extern __shared__ float smem_f[];
-  const int Ds = p.Ds, Dt = p.Dt, T = p.T;
+  const int Ds = p.shape.Ds, Dt = p.shape.Dt, T = p.shape.T;
   float* sXa = smem_f;
   float* sYa = sXa + kSimtRows * (Ds + 1);
   float* sXo = sYa + kSimtRows * (Dt + 1);
   float* sYo = sXo + kSimtTile * Ds;
-  const int b = blockIdx.x / p.H, h = blockIdx.x % p.H;
-  const int hk = h / (p.H / p.Hk), hkt = h / (p.H / p.Hkt);
+  const int b = blockIdx.x / p.shape.H, h = blockIdx.x % p.shape.H;
+  const int hk = h / (p.shape.H / p.shape.Hk), hkt = h / (p.shape.H / p.shape.Hkt);
   const int row0 = blockIdx.y * kSimtRows, row = row0 + threadIdx.x;
-  const Elem* xq = static_cast<const Elem*>(p.xq) + static_cast<int64_t>(b * p.H + h) * T * Ds;
-  const Elem* yq = static_cast<const Elem*>(p.yq) + static_cast<int64_t>(b * p.H + h) * T * Dt;
-  const Elem* xk = static_cast<const Elem*>(p.xk) + static_cast<int64_t>(b * p.Hk + hk) * T * Ds;
-  const Elem* yk = static_cast<const Elem*>(p.yk) + static_cast<int64_t>(b * p.Hkt + hkt) * T * Dt;
-  const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
+  const Elem* xq = static_cast<const Elem*>(p.layout.xq) + static_cast<int64_t>(b * p.shape.H + h) * T * Ds;
+  const Elem* yq = static_cast<const Elem*>(p.layout.yq) + static_cast<int64_t>(b * p.shape.H + h) * T * Dt;
+  const Elem* xk = static_cast<const Elem*>(p.layout.xk) + static_cast<int64_t>(b * p.shape.Hk + hk) * T * Ds;
+  const Elem* yk =
+      static_cast<const Elem*>(p.layout.yk) + static_cast<int64_t>(b * p.shape.Hkt + hkt) * T * Dt;
+  const uint8_t* km = p.layout.key_mask ? p.layout.key_mask + static_cast<int64_t>(b) * T : nullptr;
   load_rows_f32<kSimtRows>(sXa, Ds + 1, xq, row0, T, Ds);
   load_rows_f32<kSimtRows>(sYa, Dt + 1, yq, row0, T, Dt);
   const float* xa = sXa + threadIdx.x * (Ds + 1);
   const float* ya = sYa + threadIdx.x * (Dt + 1);
   RowStatsT<double> st;
   st.init();
-  const double sc_s = static_cast<double>(p.scale_s) * kLog2ed, sc_t = static_cast<double>(p.scale_t) * kLog2ed;
-  const int col_end = p.causal ? min(T, row0 + kSimtRows) : T;
+  const double sc_s = static_cast<double>(p.shape.scale_s) * kLog2ed,
+               sc_t = static_cast<double>(p.shape.scale_t) * kLog2ed;
+  const int col_end = p.shape.causal ? min(T, row0 + kSimtRows) : T;
   for (int col0 = 0; col0 < col_end; col0 += kSimtTile) {
     __syncthreads();
     load_rows_f32<kSimtTile>(sXo, Ds, xk, col0, T, Ds);
@@ -92,7 +94,7 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_fwd_simt_kernel(const _
     __syncthreads();
     for (int j = 0; j < kSimtTile; ++j) {
       const int col = col0 + j;
-      if (col >= T || (km != nullptr && km[col] == 0) || (p.causal && col > row)) continue;
+      if (col >= T || (km != nullptr && km[col] == 0) || (p.shape.causal && col > row)) continue;
       const double s2 = dot_f64(xa, sXo + j * Ds, Ds) * sc_s;
       const double t2 = dot_f64(ya, sYo + j * Dt, Dt) * sc_t;
       st.rescale(fmax(st.m_s, s2), fmax(st.m_t, t2));
@@ -104,10 +106,10 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_fwd_simt_kernel(const _
   }
   if (row < T) {
     const bool valid = st.l_s > 0.0 && (km == nullptr || km[row] != 0);
-    const int64_t o = static_cast<int64_t>(b * p.H + h) * T + row;
-    p.kl[o] = valid ? static_cast<float>(kLn2d * (st.a / st.l_t + log2(st.l_s / st.l_t))) : 0.f;
-    p.lse_s[o] = valid ? static_cast<float>(kLn2d * (st.m_s + log2(st.l_s))) : -INFINITY;
-    p.lse_t[o] = valid ? static_cast<float>(kLn2d * (st.m_t + log2(st.l_t))) : -INFINITY;
+    const int64_t o = static_cast<int64_t>(b * p.shape.H + h) * T + row;
+    p.layout.kl[o] = valid ? static_cast<float>(kLn2d * (st.a / st.l_t + log2(st.l_s / st.l_t))) : 0.f;
+    p.layout.lse_s[o] = valid ? static_cast<float>(kLn2d * (st.m_s + log2(st.l_s))) : -INFINITY;
+    p.layout.lse_t[o] = valid ? static_cast<float>(kLn2d * (st.m_t + log2(st.l_t))) : -INFINITY;
   }
 }
 
@@ -117,19 +119,19 @@ __device__ __forceinline__ void simt_row_stats(const RelationKLParams& p, int b,
                                                const uint8_t* km, double& ls, double& lt, double& gs) {
   ls = lt = INFINITY;
   gs = 0.0;
-  if (row >= p.T || (km != nullptr && km[row] == 0)) return;
-  const int64_t o = static_cast<int64_t>(b * p.H + h) * p.T + row;
-  if (p.lse_s[o] == -INFINITY) return;
-  ls = p.lse_s[o];
-  lt = p.lse_t[o];
-  gs = static_cast<double>(p.grad_kl[o]) * p.scale_s;
+  if (row >= p.shape.T || (km != nullptr && km[row] == 0)) return;
+  const int64_t o = static_cast<int64_t>(b * p.shape.H + h) * p.shape.T + row;
+  if (p.layout.lse_s[o] == -INFINITY) return;
+  ls = p.layout.lse_s[o];
+  lt = p.layout.lse_t[o];
+  gs = static_cast<double>(p.layout.grad_kl[o]) * p.shape.scale_s;
 }
 
 // grid (B * Hx, ceil(T / kSimtRows)), Hx = Hk for kColumns else H; kSimtRows threads.
 template <typename Elem>
 __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const __grid_constant__ RelationKLParams p) {
   extern __shared__ double smem_d[];
-  const int Ds = p.Ds, Dt = p.Dt, T = p.T;
+  const int Ds = p.shape.Ds, Dt = p.shape.Dt, T = p.shape.T;
   float* sXa = reinterpret_cast<float*>(smem_d);
   float* sYa = sXa + kSimtRows * (Ds + 1);
   float* sXo = sYa + kSimtRows * (Dt + 1);
@@ -138,35 +140,35 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const _
   double* sLs = sAcc + kSimtRows * (Ds + 1);
   double* sLt = sLs + kSimtTile;
   double* sG = sLt + kSimtTile;
-  const int heads = p.mode == RelationKLBwdMode::kColumns ? p.Hk : p.H;
+  const int heads = p.launch.mode == RelationKLBwdMode::kColumns ? p.shape.Hk : p.shape.H;
   const int b = blockIdx.x / heads, ha = blockIdx.x % heads;
   const int row0 = blockIdx.y * kSimtRows, row = row0 + threadIdx.x;
-  const uint8_t* km = p.key_mask ? p.key_mask + static_cast<int64_t>(b) * T : nullptr;
+  const uint8_t* km = p.layout.key_mask ? p.layout.key_mask + static_cast<int64_t>(b) * T : nullptr;
   auto ptr = [&](const void* base, int num_heads, int head, int D) {
     return static_cast<const Elem*>(base) + static_cast<int64_t>(b * num_heads + head) * T * D;
   };
   double* acc = sAcc + threadIdx.x * (Ds + 1);
   for (int d = 0; d < Ds; ++d) acc[d] = 0.0;
-  const double sc_s = p.scale_s, sc_t = p.scale_t;  // natural units: p = exp(x sc - lse)
+  const double sc_s = p.shape.scale_s, sc_t = p.shape.scale_t;  // natural units: p = exp(x sc - lse)
   const float* xa = sXa + threadIdx.x * (Ds + 1);
   const float* ya = sYa + threadIdx.x * (Dt + 1);
 
-  if (p.mode != RelationKLBwdMode::kColumns) {  // row pass: anchors = queries of head ha
-    const int h = ha, hk = h / (p.H / p.Hk), hkt = h / (p.H / p.Hkt);
-    load_rows_f32<kSimtRows>(sXa, Ds + 1, ptr(p.xq, p.H, h, Ds), row0, T, Ds);
-    load_rows_f32<kSimtRows>(sYa, Dt + 1, ptr(p.yq, p.H, h, Dt), row0, T, Dt);
+  if (p.launch.mode != RelationKLBwdMode::kColumns) {  // row pass: anchors = queries of head ha
+    const int h = ha, hk = h / (p.shape.H / p.shape.Hk), hkt = h / (p.shape.H / p.shape.Hkt);
+    load_rows_f32<kSimtRows>(sXa, Ds + 1, ptr(p.layout.xq, p.shape.H, h, Ds), row0, T, Ds);
+    load_rows_f32<kSimtRows>(sYa, Dt + 1, ptr(p.layout.yq, p.shape.H, h, Dt), row0, T, Dt);
     double ls, lt, gs;
     simt_row_stats(p, b, h, row, km, ls, lt, gs);
-    const int col_end = p.causal ? min(T, row0 + kSimtRows) : T;
+    const int col_end = p.shape.causal ? min(T, row0 + kSimtRows) : T;
     for (int col0 = 0; col0 < col_end; col0 += kSimtTile) {
       __syncthreads();
-      load_rows_f32<kSimtTile>(sXo, Ds, ptr(p.xk, p.Hk, hk, Ds), col0, T, Ds);
-      load_rows_f32<kSimtTile>(sYo, Dt, ptr(p.yk, p.Hkt, hkt, Dt), col0, T, Dt);
+      load_rows_f32<kSimtTile>(sXo, Ds, ptr(p.layout.xk, p.shape.Hk, hk, Ds), col0, T, Ds);
+      load_rows_f32<kSimtTile>(sYo, Dt, ptr(p.layout.yk, p.shape.Hkt, hkt, Dt), col0, T, Dt);
       __syncthreads();
       if (gs == 0.0) continue;
       for (int j = 0; j < kSimtTile; ++j) {
         const int col = col0 + j;
-        if (col >= T || (km != nullptr && km[col] == 0) || (p.causal && col > row)) continue;
+        if (col >= T || (km != nullptr && km[col] == 0) || (p.shape.causal && col > row)) continue;
         const double ps = exp(fma(dot_f64(xa, sXo + j * Ds, Ds), sc_s, -ls));
         const double pt = exp(fma(dot_f64(ya, sYo + j * Dt, Dt), sc_t, -lt));
         const double gij = gs * (ps - pt);
@@ -174,26 +176,26 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const _
       }
     }
   }
-  if (p.mode != RelationKLBwdMode::kRows) {  // column pass: anchors = keys of key head ha
-    const int hk = ha, group = p.H / p.Hk;
+  if (p.launch.mode != RelationKLBwdMode::kRows) {  // column pass: anchors = keys of key head ha
+    const int hk = ha, group = p.shape.H / p.shape.Hk;
     const bool key_ok = row < T && (km == nullptr || km[row] != 0);
     for (int h = hk * group; h < (hk + 1) * group; ++h) {
-      const int hkt = h / (p.H / p.Hkt);
+      const int hkt = h / (p.shape.H / p.shape.Hkt);
       __syncthreads();
-      load_rows_f32<kSimtRows>(sXa, Ds + 1, ptr(p.xk, p.Hk, hk, Ds), row0, T, Ds);
-      load_rows_f32<kSimtRows>(sYa, Dt + 1, ptr(p.yk, p.Hkt, hkt, Dt), row0, T, Dt);
-      const int col_begin = p.causal ? row0 : 0;
+      load_rows_f32<kSimtRows>(sXa, Ds + 1, ptr(p.layout.xk, p.shape.Hk, hk, Ds), row0, T, Ds);
+      load_rows_f32<kSimtRows>(sYa, Dt + 1, ptr(p.layout.yk, p.shape.Hkt, hkt, Dt), row0, T, Dt);
+      const int col_begin = p.shape.causal ? row0 : 0;
       for (int col0 = col_begin; col0 < T; col0 += kSimtTile) {
         __syncthreads();
-        load_rows_f32<kSimtTile>(sXo, Ds, ptr(p.xq, p.H, h, Ds), col0, T, Ds);
-        load_rows_f32<kSimtTile>(sYo, Dt, ptr(p.yq, p.H, h, Dt), col0, T, Dt);
+        load_rows_f32<kSimtTile>(sXo, Ds, ptr(p.layout.xq, p.shape.H, h, Ds), col0, T, Ds);
+        load_rows_f32<kSimtTile>(sYo, Dt, ptr(p.layout.yq, p.shape.H, h, Dt), col0, T, Dt);
         for (int j = threadIdx.x; j < kSimtTile; j += blockDim.x)
           simt_row_stats(p, b, h, col0 + j, km, sLs[j], sLt[j], sG[j]);
         __syncthreads();
         if (!key_ok) continue;
         for (int j = 0; j < kSimtTile; ++j) {
           const int col = col0 + j;
-          if (sG[j] == 0.0 || (p.causal && row > col)) continue;
+          if (sG[j] == 0.0 || (p.shape.causal && row > col)) continue;
           const double ps = exp(fma(dot_f64(xa, sXo + j * Ds, Ds), sc_s, -sLs[j]));
           const double pt = exp(fma(dot_f64(ya, sYo + j * Dt, Dt), sc_t, -sLt[j]));
           const double gij = sG[j] * (ps - pt);
@@ -203,8 +205,9 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const _
     }
   }
   if (row < T) {
-    const int out_heads = p.mode == RelationKLBwdMode::kColumns ? p.Hk : p.H;
-    Elem* out = static_cast<Elem*>(p.d_out) + (static_cast<int64_t>(b * out_heads + ha) * T + row) * Ds;
+    const int out_heads = p.launch.mode == RelationKLBwdMode::kColumns ? p.shape.Hk : p.shape.H;
+    Elem* out =
+        static_cast<Elem*>(p.layout.d_out) + (static_cast<int64_t>(b * out_heads + ha) * T + row) * Ds;
     for (int d = 0; d < Ds; ++d) out[d] = from_f32<Elem>(static_cast<float>(acc[d]));
   }
 }

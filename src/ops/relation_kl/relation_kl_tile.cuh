@@ -209,13 +209,13 @@ __device__ __forceinline__ void store_row_outputs(RowStats (&st)[2], const Relat
   for (int r = 0; r < 2; ++r) {
     st[r].merge_quad();
     const int row = warp_row0 + lane / 4 + 8 * r;
-    if (lane % 4 == 0 && row < p.T) {
+    if (lane % 4 == 0 && row < p.shape.T) {
       const bool valid = st[r].l_s > 0.f && (km == nullptr || km[row] != 0);
       const int64_t o = bh_row0 + row;
       const float log2_ls = __log2f(st[r].l_s), log2_lt = __log2f(st[r].l_t);
-      p.kl[o] = valid ? kLn2 * (st[r].a / st[r].l_t + __log2f(st[r].l_s / st[r].l_t)) : 0.f;
-      p.lse_s[o] = valid ? kLn2 * (st[r].m_s + log2_ls) : -INFINITY;
-      p.lse_t[o] = valid ? kLn2 * (st[r].m_t + log2_lt) : -INFINITY;
+      p.layout.kl[o] = valid ? kLn2 * (st[r].a / st[r].l_t + __log2f(st[r].l_s / st[r].l_t)) : 0.f;
+      p.layout.lse_s[o] = valid ? kLn2 * (st[r].m_s + log2_ls) : -INFINITY;
+      p.layout.lse_t[o] = valid ? kLn2 * (st[r].m_t + log2_lt) : -INFINITY;
     }
   }
 }

@@ -10,7 +10,7 @@
 // overlapped with the backward), and rank 0 reports tokens/s over all ranks (W B T / step time),
 // the communication left exposed after the backward, and every rank's peak memory.
 // Byte model of the exposed part: a ring all-reduce moves 2 (W-1)/W x the fp32 gradient bytes per
-// GPU (7b: 805M LoRA parameters = 3.2 GB).
+// GPU (7b: 805M LoRA parameters = 3.2 GB; bench/flop_model.h). Case: bench/case_grid.h (DistillCase).
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -19,7 +19,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "cli/bench_train_util.h"
+#include "bench/train_util.h"
 #include "cli/command.h"
 #include "cli/train_flags.h"
 #include "ops/relation_kl/relation_kl.h"
@@ -31,9 +31,12 @@ namespace {
 using namespace linearard;
 namespace bt = cli::bench_train;
 
+const bench::DistillCase kCase;  // bench/case_grid.h
+
 struct Flags {
-  std::vector<std::string> shapes{"7b", "8b"};
-  int64_t context = 4096, batch = 1, rank = 1024, steps = 3, warmup = 1, nproc = 1;
+  std::vector<std::string> shapes = kCase.shapes;
+  int64_t context = kCase.context, batch = kCase.batch, rank = kCase.lora_rank, steps = kCase.steps,
+          warmup = kCase.warmup, nproc = 1;
   bool checkpointing = true;
   std::string train_qkv = "lora", json;
 };

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "cli/bench_train_util.h"
+#include "bench/train_util.h"
 #include "cli/command.h"
 #include "train/optimizer.h"
 #include "train/tasks.h"
@@ -17,9 +17,12 @@ namespace {
 using namespace linearard;
 namespace bt = cli::bench_train;
 
+const bench::CptCase kCase;  // bench/case_grid.h
+
 struct Flags {
-  std::string shape = "7b";
-  int64_t context = 32768, batch = 1, rank = 1024, steps = 2, warmup = 1;
+  std::string shape = kCase.shape;
+  int64_t context = kCase.context, batch = kCase.batch, rank = kCase.lora_rank, steps = kCase.steps,
+          warmup = kCase.warmup;
   std::string json;
 };
 

@@ -1,4 +1,4 @@
-// `linearard bench <what>`: the parent of the benchmark subcommands (bench_*.cpp).
+// `linearard bench <what>`: the parent of the benchmark subcommands (the other files of bench/).
 #include "cli/command.h"
 
 namespace {

@@ -1,15 +1,14 @@
-// Helpers shared by `linearard bench distill` and `bench cpt`: model shapes of the paper's models,
-// CUDA peak-memory counters and a wall clock that waits for the device.
+// Helpers shared by `linearard bench distill` and `bench cpt`: the paper's student RoPE of a model
+// shape (bench/case_grid.h), CUDA peak-memory counters and a wall clock that waits for the device.
 #pragma once
 #include <ATen/ATen.h>
 
 #include <chrono>
 #include <string>
 
-#include "common/error.h"
+#include "bench/case_grid.h"
 #include "model/model_config.h"
 #include "train/device_sync.h"
-#include "train/random_model.h"
 
 #ifdef LINEARARD_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -18,27 +17,10 @@
 
 namespace linearard::cli::bench_train {
 
-struct Shape {
-  std::string name;
-  model::ModelConfig config;
-  double pi_factor;  // the paper's student: linear RoPE x8 (LLaMA-2) or x4 (LLaMA-3), LinearARD arXiv 2604.00004
-};
+using Shape = bench::ModelShape;
 
-// "7b": LLaMA-2-7B (32 layers, C 4096, 32 heads, FFN 11008, vocab 32000, 4K window);
-// "8b": LLaMA-3-8B (8 KV heads, FFN 14336, vocab 128256, theta 5e5, 8K window).
-inline Shape shape(const std::string& name) {
-  nlohmann::json j;
-  double factor = 8;
-  if (name == "7b") {
-    j = train::llama_config_json(4096, 11008, 32, 32, 32, 32000, 4096, 10000.0);
-  } else if (name == "8b") {
-    j = train::llama_config_json(4096, 14336, 32, 32, 8, 128256, 8192, 500000.0);
-    factor = 4;
-  } else {
-    fail("--shape", "expected 7b or 8b, got '" + name + "'");
-  }
-  return {name, model::parse_model_config(j.dump(), "bench shape " + name), factor};
-}
+// The two shapes of the paper's training runs.
+inline Shape shape(const std::string& name) { return bench::model_shape(name, {"7b", "8b"}); }
 
 inline model::RopeParams pi_rope(const Shape& s) {
   model::RopeParams rope = s.config.rope;

@@ -1,7 +1,8 @@
 // `linearard bench relation-kl`: times the CUDA relation-KL op (the self relation, the training
 // case: forward + fused self backward) against the naive materialised LibTorch version and PyTorch
 // SDPA (flash) at the same shape, with effective TFLOP/s, % of a measured bf16 GEMM and peak extra
-// memory. Numbers go to docs/perf.md.
+// memory. Cases: bench/case_grid.h (RelationKLGrid); FLOP model: bench/flop_model.h. Numbers go to
+// docs/perf.md. With --verbose the op logs the kernel it chose for each case (stderr).
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
@@ -15,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/case_grid.h"
+#include "bench/flop_model.h"
 #include "cli/command.h"
 #include "common/error.h"
 #include "ops/relation_kl/relation_kl.h"
@@ -31,33 +34,15 @@
 namespace linearard::cli {
 namespace {
 
-struct BenchOptions {
-  std::vector<int64_t> T{1024, 2048, 4096, 8192, 16384, 32768};
-  std::vector<int64_t> D{128, 64};
-  int64_t B = 1, H = 32;
-  std::string dtype = "bf16";
-  bool causal = true;
-  int warmup = 3, repeats = 10;
+struct BenchOptions : bench::RelationKLGrid {
   bool naive = true, sdpa = true;
   std::string csv;
 };
 
-// FLOP model (anchors §2.3), per relation: the forward computes two logit GEMMs (student Ds,
-// teacher Dt) over the T x T scores; the backward recomputes both and does the two gradient GEMMs
-// (G X for the row term, G^T X for the column term) in Ds. Causal halves everything.
-double relation_kl_fwd_flops(int64_t B, int64_t H, int64_t T, int64_t Ds, int64_t Dt, bool causal) {
-  const double f = 2.0 * B * H * double(T) * T * (Ds + Dt);
-  return causal ? f / 2 : f;
-}
-double relation_kl_bwd_flops(int64_t B, int64_t H, int64_t T, int64_t Ds, int64_t Dt, bool causal) {
-  const double f = 2.0 * B * H * double(T) * T * (Ds + Dt) + 4.0 * B * H * double(T) * T * Ds;
-  return causal ? f / 2 : f;
-}
-// FlashAttention's model for SDPA: forward 4 B H T^2 D (QK^T and PV), backward 2.5x, causal halves.
-double sdpa_fwd_flops(int64_t B, int64_t H, int64_t T, int64_t D, bool causal) {
-  const double f = 4.0 * B * H * double(T) * T * D;
-  return causal ? f / 2 : f;
-}
+using bench::kSdpaFwdBwdOverFwd;
+using bench::relation_kl_bwd_flops;
+using bench::relation_kl_fwd_flops;
+using bench::sdpa_fwd_flops;
 
 #ifdef LINEARARD_WITH_CUDA
 
@@ -250,7 +235,7 @@ void run_bench(const BenchOptions& o) {
           r.ours_fb.peak_extra / 1048576.0, r.ours_fb.peak_extra / r.in_bytes,
           fmt_ms(r.naive_f).c_str(), fmt_ms(r.naive_fb).c_str(), fmt_ms(r.sdpa_f).c_str(),
           fmt_num(sf / (r.sdpa_f.median * 1e9), "%.0f").c_str(), fmt_ms(r.sdpa_fb).c_str(),
-          fmt_num(3.5 * sf / (r.sdpa_fb.median * 1e9), "%.0f").c_str());
+          fmt_num(kSdpaFwdBwdOverFwd * sf / (r.sdpa_fb.median * 1e9), "%.0f").c_str());
       std::fflush(stdout);
       if (csv) {
         auto line = [&](const char* impl, const Timing& f, const Timing& fbt, double flops_f,
@@ -266,7 +251,7 @@ void run_bench(const BenchOptions& o) {
         };
         line("relation_kl_cuda", r.ours_f, r.ours_fb, ff, fb);
         if (o.naive) line("relation_kl_materialized", r.naive_f, r.naive_fb, ff, fb);
-        if (o.sdpa) line("sdpa_flash", r.sdpa_f, r.sdpa_fb, sf, 3.5 * sf);
+        if (o.sdpa) line("sdpa_flash", r.sdpa_f, r.sdpa_fb, sf, kSdpaFwdBwdOverFwd * sf);
       }
       rows.push_back(r);
     }

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <string>
 
+#include "bench/case_grid.h"
+#include "bench/flop_model.h"
 #include "cli/command.h"
 #include "common/error.h"
 #include "eval/eval_model.h"
@@ -29,9 +31,12 @@
 namespace linearard::cli {
 namespace {
 
+const bench::EvalPplCase kCase;  // bench/case_grid.h
+
 struct EvalBenchOptions {
-  std::string shape = "7b", device = "cuda", dtype = "bf16", sdpa_backend = "auto";
-  int64_t context = 32768, windows = 2, batch_size = 1, warmup_context = 2048;
+  std::string shape = kCase.shape, device = "cuda", dtype = "bf16", sdpa_backend = "auto";
+  int64_t context = kCase.context, windows = kCase.windows, batch_size = kCase.batch,
+          warmup_context = kCase.warmup_context;
   int64_t decode = 0;  // > 0: also greedy-decode this many tokens after a `context`-token prompt
   uint64_t seed = 0;
 };
@@ -54,25 +59,6 @@ std::pair<double, double> allocated(at::Device d) {
   }
 #endif
   return {-1, -1};
-}
-
-// LLaMA-2-7B: 32 layers, C 4096, 32 heads, FFN 11008, vocab 32000, 4K native window;
-// "tiny" (2 layers, C 256) lets the command run on a CPU.
-model::ModelConfig shape_config(const std::string& name) {
-  nlohmann::json j;
-  if (name == "7b") j = train::llama_config_json(4096, 11008, 32, 32, 32, 32000, 4096, 10000.0);
-  else if (name == "tiny") j = train::llama_config_json(256, 512, 2, 4, 4, 32000, 4096, 10000.0);
-  else fail("--shape", "expected 7b or tiny, got '" + name + "'");
-  return model::parse_model_config(j.dump(), "bench shape " + name);
-}
-
-// Forward FLOPs of one window of T tokens (FA's convention, anchors §2.3): 2 per multiply-add of
-// the linear layers and the LM head, causal attention counted as half of 4 T^2 D per head.
-double window_flops(const model::ModelConfig& c, int64_t T) {
-  const double C = c.hidden_size, F = c.intermediate_size, L = c.num_hidden_layers, V = c.vocab_size;
-  const double Dq = c.num_attention_heads * c.head_dim, Dk = c.num_key_value_heads * c.head_dim;
-  const double linear = L * (C * Dq + 2 * C * Dk + Dq * C + 3 * C * F) + V * C;
-  return 2.0 * T * linear + L * 2.0 * double(T) * T * Dq;
 }
 
 // Passkey-style decoding: prefill a `context`-token prompt into the KV cache, then greedy steps.
@@ -137,11 +123,13 @@ void run(const EvalBenchOptions& o) {
   select_sdpa_backend(o.sdpa_backend);
   const at::ScalarType dtype = eval::parse_dtype(o.dtype, "--dtype");
   if (o.context < 2 || o.windows < 1) fail("--context", "needs a context >= 2 and at least one window");
-  const model::ModelConfig config = shape_config(o.shape);
-  // The paper's student: linear RoPE x8 on LLaMA-2 (4K -> 32K).
+  // Random weights of bench/case_grid.h's 7b (LLaMA-2-7B) or tiny shape, and the paper's student:
+  // linear RoPE x8 (4K -> 32K).
+  const bench::ModelShape shape = bench::model_shape(o.shape, {"7b", "tiny"});
+  const model::ModelConfig& config = shape.config;
   model::RopeParams rope = config.rope;
   rope.type = "linear";
-  rope.factor = 8.0;
+  rope.factor = shape.pi_factor;
   const auto model = train::random_model(config, dtype, device, o.seed, 0.02, /*fast=*/true);
   const double weights = allocated(device).first;
   eval::EvalModel m;
@@ -165,7 +153,7 @@ void run(const EvalBenchOptions& o) {
   p.context = o.context;
   const eval::PerplexityResult r = eval::evaluate_perplexity(m, streams, p);
   const double peak = allocated(device).second;
-  const double flops = window_flops(config, o.context) * r.windows;
+  const double flops = bench::decoder_forward_flops(config, o.context) * r.windows;  // bench/flop_model.h
   std::printf("bench eval-ppl: shape %s (%.2fB parameters), %s on %s, linear RoPE x8\n", o.shape.c_str(),
               model.parameter_count() / 1e9, eval::dtype_name(dtype).c_str(), device.str().c_str());
   std::printf("context %lld, %lld windows, batch %lld: %lld scored tokens in %.2f s = %.0f tokens/s, %.1f TFLOP/s\n",
