@@ -43,6 +43,9 @@ bench() {  # tree-name bin round
   local n="$1" bin="$2" r="$3"
   "$bin" bench relation-kl --T "${RKL_T:-4096,32768}" --D "${RKL_D:-128,64}" --sdpa --no-naive \
     --csv "$out/rkl_$n.csv" > "$out/rkl_${n}_$r.log" 2>&1 || rc=1
+  # The non-self / split backward (relation_kl_bwd_kernel: the A100 path, forced here on the H100).
+  LINEARARD_RKL_SELF_SPLIT=1 "$bin" bench relation-kl --T 4096 --D "${RKL_D:-128,64}" --no-sdpa --no-naive \
+    --csv "$out/rkl_split_$n.csv" > "$out/rkl_split_${n}_$r.log" 2>&1 || rc=1
   "$bin" bench distill --json "$out/distill_${n}_$r.json" > "$out/distill_${n}_$r.log" 2>&1 || rc=1
   "$bin" bench cpt --json "$out/cpt_${n}_$r.json" > "$out/cpt_${n}_$r.log" 2>&1 || rc=1
 }
@@ -64,12 +67,13 @@ def rkl(name):  # (impl, D, T) -> [fwd+bwd ms of each round]
         if v:
             rows.setdefault(key, []).append(float(v))
     return rows
-a, b = rkl("after"), rkl("base")
 print("| relation-KL (B=1, H=32, bf16, causal) | after fwd+bwd ms | base fwd+bwd ms | after / base |")
 print("| --- | ---: | ---: | ---: |")
-for k in sorted(set(a) & set(b), key=lambda k: (k[0], -int(k[1] or 0), int(k[2] or 0))):
-    ma, mb = statistics.median(a[k]), statistics.median(b[k])
-    print(f"| {k[0]} D={k[1]} T={k[2]} | {ma:.3f} | {mb:.3f} | {ma / mb:.3f} |")
+for prefix, label in (("", ""), ("split_", "LINEARARD_RKL_SELF_SPLIT=1 ")):
+    a, b = rkl(prefix + "after"), rkl(prefix + "base")
+    for k in sorted(set(a) & set(b), key=lambda k: (k[0], -int(k[1] or 0), int(k[2] or 0))):
+        ma, mb = statistics.median(a[k]), statistics.median(b[k])
+        print(f"| {label}{k[0]} D={k[1]} T={k[2]} | {ma:.3f} | {mb:.3f} | {ma / mb:.3f} |")
 def tps(kind, name):
     vals = []
     for p in sorted(glob.glob(os.path.join(out, f"{kind}_{name}_*.json"))):
