@@ -1,41 +1,15 @@
-// Options shared by `linearard eval` and `linearard report`: which tasks to run and their inputs,
-// device, dtype and batch size. Header-only: src/cli/*.cpp are the binary's sources.
+// Flags shared by `linearard eval` and `linearard report`, parsed into eval::TaskOptions
+// (eval/eval_options.h): which tasks to run and their inputs, device, dtype and batch size.
+// Header-only: src/cli/*.cpp are the binary's sources.
 #pragma once
 #include <CLI/CLI.hpp>
-#include <algorithm>
-#include <cstdlib>
-#include <filesystem>
-#include <memory>
 #include <string>
-#include <vector>
 
-#include "common/error.h"
-#include "eval/eval_model.h"
-#include "eval/eval_tasks.h"
+#include "eval/eval_options.h"
 
 namespace linearard::cli {
 
-struct EvalCliOptions {
-  std::vector<std::string> tasks;
-  std::string device = "cpu", dtype = "auto", tokenizer;
-  int64_t batch_size = 1;
-  std::vector<std::string> text, contexts, lengths, mc;
-  std::string tokens, jsonl_field = "text";
-  bool per_document = false, add_bos = false;
-  int64_t stride = 0, max_tokens = 0, trials = 5, max_length = 0, limit = 0;
-  uint64_t seed = 0;
-  std::vector<double> depths = {0.0, 0.25, 0.5, 0.75, 1.0};
-  std::string bigbench, haystack;
-  std::vector<std::string> bbh_tasks, ruler_tasks, ruler_lengths = {"4k"};
-  int64_t fewshot = 3, ruler_samples = 8;
-  uint64_t fewshot_seed = 1234;
-  std::string humaneval = ".cache/humaneval/HumanEval.jsonl", humaneval_python = "python3";
-  int64_t humaneval_max_new_tokens = 512, humaneval_jobs = 4, humaneval_limit = -1;
-  double humaneval_timeout = 3.0;
-  bool allow_code_execution = false, humaneval_allow_network = false;
-};
-
-inline void add_eval_options(CLI::App& sub, EvalCliOptions& o, const std::string& task_flag) {
+inline void add_eval_options(CLI::App& sub, eval::TaskOptions& o, const std::string& task_flag) {
   sub.add_option(task_flag, o.tasks, "ppl, fidelity, passkey, mc, bbh, ruler, humaneval (comma-separated or repeated)")
       ->delimiter(',');
   sub.add_option("--device", o.device, "cpu, cuda or cuda:N (default cpu)");
@@ -83,67 +57,6 @@ inline void add_eval_options(CLI::App& sub, EvalCliOptions& o, const std::string
   h->add_option("--humaneval-python", o.humaneval_python, "Python interpreter of the programs (default python3 on PATH)");
   h->add_flag("--humaneval-allow-network", o.humaneval_allow_network,
               "run the programs with the machine's network where no network namespace can be made");
-}
-
-// --bigbench, else $LINEARARD_BIGBENCH, else .cache/bigbench when it exists (scripts/setup.sh).
-inline std::string bigbench_dir(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("LINEARARD_BIGBENCH"); env && *env) return env;
-  std::error_code ec;
-  return std::filesystem::is_directory(".cache/bigbench", ec) ? ".cache/bigbench" : "";
-}
-
-inline eval::TaskPlan make_plan(const EvalCliOptions& o) {
-  eval::TaskPlan plan;
-  plan.tasks = o.tasks;
-  plan.batch_size = o.batch_size;
-  plan.text_inputs = o.text;
-  plan.token_inputs = o.tokens;
-  plan.jsonl_field = o.jsonl_field;
-  plan.per_document = o.per_document;
-  for (const auto& c : o.contexts) plan.contexts.push_back(eval::parse_length(c, "--contexts"));
-  plan.stride = o.stride;
-  plan.max_tokens = o.max_tokens;
-  for (const auto& l : o.lengths) plan.passkey.lengths.push_back(eval::parse_length(l, "--lengths"));
-  plan.passkey.depths = o.depths;
-  plan.passkey.trials = o.trials;
-  plan.passkey.seed = o.seed;
-  plan.mc_files = o.mc;
-  plan.mc_max_length = o.max_length;
-  plan.mc_limit = o.limit;
-  plan.mc.add_bos = o.add_bos;
-  if (std::find(o.tasks.begin(), o.tasks.end(), "bbh") != o.tasks.end()) plan.bigbench_dir = bigbench_dir(o.bigbench);
-  plan.bbh_tasks = o.bbh_tasks;
-  plan.fewshot = o.fewshot;
-  plan.fewshot_seed = o.fewshot_seed;
-  plan.bbh_limit = o.limit;
-  for (const auto& l : o.ruler_lengths) plan.ruler.lengths.push_back(eval::parse_length(l, "--ruler-lengths"));
-  plan.ruler.tasks = o.ruler_tasks;
-  plan.ruler.samples = o.ruler_samples;
-  plan.ruler.seed = o.seed;
-  plan.ruler.haystack_file = o.haystack;
-  plan.humaneval.file = o.humaneval;
-  plan.humaneval.limit = o.humaneval_limit >= 0 ? o.humaneval_limit : o.limit;
-  plan.humaneval.max_new_tokens = o.humaneval_max_new_tokens;
-  plan.humaneval.allow_code_execution = o.allow_code_execution;
-  plan.humaneval.exec.timeout_s = o.humaneval_timeout;
-  plan.humaneval.exec.jobs = o.humaneval_jobs;
-  plan.humaneval.exec.python = o.humaneval_python;
-  plan.humaneval.exec.isolate_network = !o.humaneval_allow_network;
-  eval::validate_plan(plan);
-  return plan;
-}
-
-inline at::ScalarType eval_dtype(const EvalCliOptions& o, at::Device device) {
-  if (o.dtype == "auto") return device.is_cuda() ? at::kBFloat16 : at::kFloat;
-  return eval::parse_dtype(o.dtype, "--dtype");
-}
-
-// The tokenizer the plan needs, or null when it needs none (perplexity on token shards only).
-inline std::unique_ptr<tok::Tokenizer> eval_tokenizer(const eval::TaskPlan& plan, const std::string& dir) {
-  const bool needed = plan.has("passkey") || plan.has("mc") || plan.has("bbh") || plan.has("ruler") || plan.has("humaneval") ||
-                      ((plan.has("ppl") || plan.has("fidelity")) && !plan.text_inputs.empty());
-  return needed ? eval::load_eval_tokenizer(dir) : nullptr;
 }
 
 }  // namespace linearard::cli

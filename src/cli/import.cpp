@@ -5,8 +5,9 @@
 #include <memory>
 
 #include "cli/command.h"
-#include "cli/output_guard.h"
+#include "cli/overwrite_flag.h"
 #include "common/error.h"
+#include "io/output_guard.h"
 #include "io/gguf_import.h"
 #include "io/model_path.h"
 
@@ -22,7 +23,7 @@ struct ImportOptions {
 void run_import(const ImportOptions& o) {
   const io::ImportDType dtype = io::parse_import_dtype(o.dtype, "--dtype");
   if (!io::is_gguf_path(o.gguf)) fail(o.gguf, "not a .gguf file");
-  cli::check_output_dir({"--out", o.out_dir, o.overwrite, {{"FILE.gguf", o.gguf}}});
+  io::check_output_dir({"out", o.out_dir, o.overwrite, {{"FILE.gguf", o.gguf}}});
   io::import_gguf(o.gguf, o.out_dir, dtype);
   std::printf("imported %s -> %s (%s)\n", o.gguf.c_str(), o.out_dir.c_str(), o.dtype.c_str());
 }

@@ -6,6 +6,7 @@
 #include "cli/command.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/option_error.h"
 #include "train/oom_report.h"
 
 int main(int argc, char** argv) {
@@ -21,6 +22,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const linearard::OptionError& e) {
+    // The library names the option ("context"); the command line spells it as its flag.
+    std::fprintf(stderr, "linearard: error: %s\n", e.message_as("--" + e.option()).c_str());
+    return 1;
   } catch (const linearard::Error& e) {
     std::fprintf(stderr, "linearard: error: %s\n", e.what());
     return 1;

@@ -13,10 +13,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "cli/output_guard.h"
+#include "cli/overwrite_flag.h"
 #include "common/error.h"
 #include "data/shard_writer.h"
 #include "eval/sampling.h"
+#include "io/output_guard.h"
 #include "io/atomic_file.h"
 #include "io/model_path.h"
 
@@ -101,7 +102,7 @@ int64_t default_batch(const model::ModelConfig& c, at::ScalarType dtype, at::Dev
 
 void run(SampleOptions o) {
   check_options(o);
-  check_output_dir({"--out", o.out_dir, o.overwrite, {{"--model", o.model_dir}, {"--prompts", o.prompts.empty() ? "" : o.prompts[0]}}});
+  io::check_output_dir({"out", o.out_dir, o.overwrite, {{"--model", o.model_dir}, {"--prompts", o.prompts.empty() ? "" : o.prompts[0]}}});
   o.model_dir = io::resolve_model_path(o.model_dir);
   const at::Device device = eval::parse_device(o.device, "--device");
   const at::ScalarType dtype = o.dtype == "auto" ? (device.is_cuda() ? at::kBFloat16 : at::kFloat)
@@ -120,7 +121,7 @@ void run(SampleOptions o) {
   const int64_t samples = (o.tokens + o.sample_tokens - 1) / o.sample_tokens;
 
   std::filesystem::create_directories(o.out_dir);
-  if (o.overwrite) remove_earlier_outputs(o.out_dir, R"(shard-\d{5}\.bin|manifest\.json|sample\.json)");
+  if (o.overwrite) io::remove_earlier_outputs(o.out_dir, R"(shard-\d{5}\.bin|manifest\.json|sample\.json)");
   data::ShardWriterParams wp;
   wp.out_dir = o.out_dir;
   wp.vocab_size = uint64_t(std::max<int64_t>(model.config().vocab_size, tok->vocab_size()));

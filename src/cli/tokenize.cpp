@@ -16,7 +16,8 @@
 #include <thread>
 
 #include "cli/command.h"
-#include "cli/output_guard.h"
+#include "cli/overwrite_flag.h"
+#include "io/output_guard.h"
 #include "io/model_path.h"
 #include "common/error.h"
 
@@ -91,8 +92,8 @@ void encode_batch(const tok::Tokenizer& tok, const std::vector<data::Document>& 
 
 void run_tokenize(TokenizeOptions o) {
   const auto start = Clock::now();
-  cli::check_output_dir({"--out", o.out_dir, o.overwrite, {{"--tokenizer", o.tokenizer_dir}}});
-  if (o.overwrite) cli::remove_earlier_outputs(o.out_dir, R"(shard-\d{5}\.bin|manifest\.json)");
+  io::check_output_dir({"out", o.out_dir, o.overwrite, {{"--tokenizer", o.tokenizer_dir}}});
+  if (o.overwrite) io::remove_earlier_outputs(o.out_dir, R"(shard-\d{5}\.bin|manifest\.json)");
   o.tokenizer_dir = io::resolve_model_path(o.tokenizer_dir);  // a .gguf file -> its imported directory
   const auto tok = tok::load_tokenizer(o.tokenizer_dir);
   if (!tok->adds_eos() && tok->eos_id() < 0)

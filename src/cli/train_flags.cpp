@@ -2,10 +2,8 @@
 
 #include <algorithm>
 
-#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "common/error.h"
 #include "train/recipes.h"
@@ -169,71 +167,8 @@ void add_objective_flags(CLI::App& sub, train::ObjectiveOptions& o, std::string&
 }
 
 void finish_objective_flags(train::ObjectiveOptions& o, const std::string& layers, const std::string& relations) {
-  o.layers.clear();
-  if (layers != "all" && !layers.empty()) {
-    std::stringstream s(layers);
-    std::string item;
-    while (std::getline(s, item, ',')) {
-      try {
-        size_t used = 0;
-        o.layers.push_back(std::stoll(item, &used));
-        if (used != item.size()) throw std::invalid_argument(item);
-      } catch (const std::exception&) {
-        fail("--layers", "expected 'all' or comma-separated layer numbers, got '" + layers + "'");
-      }
-    }
-  }
-  o.relation_q = o.relation_k = o.relation_v = false;
-  std::stringstream s(relations);
-  std::string item;
-  while (std::getline(s, item, ',')) {
-    if (item == "q") o.relation_q = true;
-    else if (item == "k") o.relation_k = true;
-    else if (item == "v") o.relation_v = true;
-    else if (!item.empty() && item != "none") fail("--relations", "expected a subset of q,k,v, got '" + relations + "'");
-  }
-}
-
-at::Device resolve_device(const std::string& device) {
-  if (device == "auto") return at::hasCUDA() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
-  at::Device d(at::kCPU);
-  try {
-    d = at::Device(device);
-  } catch (const std::exception&) {
-    fail("--device", "expected auto, cpu, cuda or cuda:N, got '" + device + "'");
-  }
-  if (d.is_cuda() && !at::hasCUDA()) fail("--device", "CUDA is not available on this machine");
-  if (d.is_cuda() && !d.has_index()) d = at::Device(at::kCUDA, 0);
-  if (!d.is_cpu() && !d.is_cuda()) fail("--device", "only cpu and cuda are supported");
-  return d;
-}
-
-at::ScalarType resolve_dtype(const std::string& dtype, at::Device device) {
-  if (dtype.empty()) return device.is_cuda() ? at::kBFloat16 : at::kFloat;
-  if (dtype == "bf16") return at::kBFloat16;
-  if (dtype == "fp16") return at::kHalf;
-  if (dtype == "fp32") return at::kFloat;
-  fail("--dtype", "expected bf16, fp16 or fp32, got '" + dtype + "'");
-}
-
-bool run_nproc_workers(int64_t nproc) {
-  if (nproc < 1) fail("--nproc", "must be >= 1");
-  if (nproc == 1 || train::launched_by_nproc()) return false;
-  train::launch_local_workers(int(nproc));
-  return true;
-}
-
-ProcessSetup setup_processes(const std::string& device_flag) {
-  ProcessSetup s;
-  s.device = train::local_device(resolve_device(device_flag));
-  s.group = train::ProcessGroup::from_environment(s.device);
-  return s;
-}
-
-void print_options(const train::TrainOptions& o) {
-  if (!train::is_main_process()) return;
-  std::printf("options: %s\n", train::to_json(o).dump().c_str());
-  std::fflush(stdout);
+  o.layers = train::parse_layers(layers);
+  train::parse_relations(relations, o);
 }
 
 }  // namespace linearard::cli

@@ -1,12 +1,12 @@
-// Flags shared by `linearard distill`, `cpt` and `pretrain`: every flag can also come from a JSON
-// config file (--config FILE, keys = flag names without the dashes), and the resolved options are
-// printed back at start.
+// Flags shared by `linearard distill`, `cpt` and `pretrain`, parsed into train::TrainOptions (the
+// run API's options, train/run.h): every flag can also come from a JSON config file (--config FILE,
+// keys = flag names without the dashes = the options' names).
 #pragma once
 #include <ATen/ATen.h>
 
 #include <CLI/CLI.hpp>
 
-#include "train/distributed.h"
+#include "train/process_setup.h"
 #include "train/train_options.h"
 
 namespace linearard::cli {
@@ -23,28 +23,14 @@ void apply_recipe(CLI::App& sub, const std::string& recipe);
 void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model);
 void add_optim_flags(CLI::App& sub, train::OptimOptions& o);
 void add_adapter_flags(CLI::App& sub, train::AdapterSpec& o);
-// --layers and --relations are parsed after CLI11 (see finish_objective_flags).
+// --layers and --relations are parsed after CLI11 (finish_objective_flags: train::parse_layers,
+// train::parse_relations).
 void add_objective_flags(CLI::App& sub, train::ObjectiveOptions& o, std::string& layers, std::string& relations);
 void finish_objective_flags(train::ObjectiveOptions& o, const std::string& layers, const std::string& relations);
 
-// "auto" -> cuda:0 when available, else cpu; "cpu"; "cuda" / "cuda:N".
-at::Device resolve_device(const std::string& device);
-// "" -> bf16 on CUDA, fp32 on CPU.
-at::ScalarType resolve_dtype(const std::string& dtype, at::Device device);
-
-// --nproc N (N > 1) in the launching process: runs N worker processes of this command
-// (train::launch_local_workers), waits for them and returns true; false in a worker or when N = 1.
-bool run_nproc_workers(int64_t nproc);
-
-// This process's device (cuda:LOCAL_RANK under torchrun) and its process group (nullptr when
-// the world size is 1).
-struct ProcessSetup {
-  at::Device device = at::kCPU;
-  std::shared_ptr<train::ProcessGroup> group;
-};
-ProcessSetup setup_processes(const std::string& device_flag);
-
-// Prints "options: {json}" to stdout (rank 0 only).
-void print_options(const train::TrainOptions& o);
+// The benchmarks' spelling of train/process_setup.h (bench_distill.cpp calls these).
+using ProcessSetup = train::ProcessSetup;
+inline bool run_nproc_workers(int64_t nproc) { return train::run_nproc_workers(nproc); }
+inline ProcessSetup setup_processes(const std::string& device) { return train::setup_processes(device); }
 
 }  // namespace linearard::cli

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "tokenizer/utf8.h"
 
 namespace linearard::data {
@@ -55,7 +56,7 @@ std::string read_all(std::istream& in) {
 
 CorpusReader::CorpusReader(const std::vector<std::string>& inputs, CorpusOptions options)
     : options_(std::move(options)) {
-  if (inputs.empty()) fail("--input", "no inputs given");
+  if (inputs.empty()) fail_option("input", "no inputs given");
   for (const auto& in : inputs) {
     if (in == "-") {
       files_.push_back(in);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "data/xxhash64.h"
 #include "io/atomic_file.h"
 
@@ -33,7 +34,7 @@ std::vector<uint8_t> encode_shard(const std::vector<uint8_t>& ids, uint32_t id_b
 ShardWriter::ShardWriter(ShardWriterParams p) : p_(std::move(p)), id_bytes_(id_width_for_vocab(p_.vocab_size)) {
   if (p_.vocab_size == 0) fail(p_.out_dir, "vocab_size must be positive");
   if (p_.vocab_size > (uint64_t{1} << 32)) fail(p_.out_dir, "vocab_size does not fit 4-byte ids");
-  if (p_.shard_tokens == 0) fail("--shard-tokens", "must be positive");
+  if (p_.shard_tokens == 0) fail_option("shard-tokens", "must be positive");
 }
 
 void ShardWriter::add_document(const std::vector<int32_t>& ids, bool separate) {

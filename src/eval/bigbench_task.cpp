@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "eval/splitmix64.h"
 
 namespace linearard::eval {
@@ -144,7 +145,7 @@ std::string find_bigbench_task(const std::string& root, const std::string& name)
       if (cut == 0) break;
     }
   }
-  fail("--bigbench", "no task.json for '" + name + "' under " + root +
+  fail_option("bigbench", "no task.json for '" + name + "' under " + root +
                          " (bigbench 1.0.0's benchmark_tasks folder; scripts/setup.sh fetches it)");
 }
 

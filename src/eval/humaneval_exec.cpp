@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/option_error.h"
 
 namespace linearard::eval {
 namespace {
@@ -218,10 +219,10 @@ pid_t spawn(const ChildSpec& s) {
   ::waitpid(pid, &status, 0);
   switch (stage) {
     case 'U':
-      fail("--allow-code-execution",
+      fail_option("allow-code-execution",
            "cannot cut the programs off the network here (unshare(CLONE_NEWUSER | CLONE_NEWNET): " + errno_text(e) +
                "); pass --humaneval-allow-network to run them with the machine's network");
-    case 'E': fail("--humaneval-python", "cannot run '" + s.python + "': " + errno_text(e));
+    case 'E': fail_option("humaneval-python", "cannot run '" + s.python + "': " + errno_text(e));
     case 'C': fail("humaneval", "cannot enter the working directory " + s.cwd + ": " + errno_text(e));
     default: fail("humaneval", std::string("cannot set up the subprocess (stage ") + stage + "): " + errno_text(e));
   }
@@ -237,7 +238,7 @@ std::string read_small(const std::string& path) {
 
 // The interpreter as a path: names without '/' are looked up on PATH.
 std::string find_python(const std::string& python) {
-  if (python.empty()) fail("--humaneval-python", "empty interpreter name");
+  if (python.empty()) fail_option("humaneval-python", "empty interpreter name");
   if (python.find('/') != std::string::npos) return python;
   const char* path = std::getenv("PATH");
   std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin:/bin");
@@ -246,7 +247,7 @@ std::string find_python(const std::string& python) {
     const fs::path p = fs::path(dir.empty() ? "." : dir) / python;
     if (::access(p.c_str(), X_OK) == 0 && !fs::is_directory(p)) return p.string();
   }
-  fail("--humaneval-python", "'" + python + "' not found on PATH");
+  fail_option("humaneval-python", "'" + python + "' not found on PATH");
 }
 
 struct Job {
@@ -371,15 +372,15 @@ std::string network_isolation_error() {
 }
 
 CodeExecOptions check_code_execution(const CodeExecOptions& o) {
-  if (!(o.timeout_s > 0) || o.timeout_s > 3600) fail("--humaneval-timeout", "must be in (0, 3600] seconds");
-  if (o.jobs < 1) fail("--humaneval-jobs", "must be at least 1");
+  if (!(o.timeout_s > 0) || o.timeout_s > 3600) fail_option("humaneval-timeout", "must be in (0, 3600] seconds");
+  if (o.jobs < 1) fail_option("humaneval-jobs", "must be at least 1");
   const std::string python = find_python(o.python);
   TempRoot root;
   Job probe{{"-I", "-B", "-c", kProbeSource}, root.job(0)};
   CodeExecOptions probe_options = o;
   const JobEnd end = run_jobs({probe}, probe_options, python, 30.0).front();
   if (end.reported.empty() || end.killed || !WIFEXITED(end.status) || WEXITSTATUS(end.status) != 0)
-    fail("--humaneval-python", "'" + python + "' did not run a Python program in the sandbox (exit status " +
+    fail_option("humaneval-python", "'" + python + "' did not run a Python program in the sandbox (exit status " +
                                    std::to_string(WIFEXITED(end.status) ? WEXITSTATUS(end.status) : -1) +
                                    (end.killed ? ", killed after 30 s" : "") + ")");
   CodeExecOptions out = o;

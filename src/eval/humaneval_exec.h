@@ -41,7 +41,7 @@ struct CodeExecResult {
 
 // Checks that programs can run as configured (the interpreter starts inside the sandbox; the
 // namespaces can be made unless isolate_network is off) and returns the options with `python`
-// replaced by the interpreter's sys.executable. Fails naming the flag to change.
+// replaced by the interpreter's sys.executable. Fails with an OptionError naming the option to change.
 CodeExecOptions check_code_execution(const CodeExecOptions& o);
 
 // Whether this machine lets an unprivileged process make user + network namespaces ("" if so,

@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "eval/token_nll.h"
 
 namespace linearard::eval {
@@ -110,8 +111,8 @@ LoglikelihoodRequest encode_pair(const tok::Tokenizer& tok, const std::string& c
 
 std::vector<Loglikelihood> loglikelihoods(const EvalModel& m, const std::vector<LoglikelihoodRequest>& requests,
                                           int64_t max_length, int64_t batch_size) {
-  if (max_length < 2) fail("--max-length", "must be at least 2");
-  if (batch_size < 1) fail("--batch-size", "must be at least 1");
+  if (max_length < 2) fail_option("max-length", "must be at least 2");
+  if (batch_size < 1) fail_option("batch-size", "must be at least 1");
   const model::DecoderModel& model = *m.model;
   const at::Device device = model.device();
   // Model inputs and where the continuation sits in them.

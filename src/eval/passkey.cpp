@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "eval/kv_cache.h"
 #include "eval/splitmix64.h"
 
@@ -51,7 +52,7 @@ std::vector<int64_t> encode_prompt(const tok::Tokenizer& tok, const std::string&
 }
 
 std::string passkey_text(int64_t filler_sentences, double depth, int64_t key) {
-  if (depth < 0 || depth > 1) fail("--depths", "depth must be in [0, 1], got " + std::to_string(depth));
+  if (depth < 0 || depth > 1) fail_option("depths", "depth must be in [0, 1], got " + std::to_string(depth));
   const int64_t before = std::llround(depth * static_cast<double>(filler_sentences));
   const std::string k = std::to_string(key);
   const std::string needle = "The pass key is " + k + ". Remember it. " + k + " is the pass key.";
@@ -75,7 +76,7 @@ PasskeyPrompt make_passkey_prompt(const tok::Tokenizer& tok, int64_t target_leng
   p.key = passkey_key(seed, target_length, depth_index, trial);
   const int64_t base = count_tokens(tok, 0, depth, p.key);
   if (base > target_length)
-    fail("--lengths", std::to_string(target_length) + " tokens is shorter than the passkey prompt without filler (" +
+    fail_option("lengths", std::to_string(target_length) + " tokens is shorter than the passkey prompt without filler (" +
                           std::to_string(base) + " tokens)");
   int64_t lo = 0;
   if (hint >= 0 && count_tokens(tok, hint, depth, p.key) <= target_length &&
@@ -96,7 +97,7 @@ PasskeyPrompt make_passkey_prompt(const tok::Tokenizer& tok, int64_t target_leng
 
 std::vector<PasskeyPrompt> make_passkey_prompts(const tok::Tokenizer& tok, const PasskeyParams& p) {
   if (p.lengths.empty() || p.depths.empty()) fail("passkey", "needs --lengths and --depths");
-  if (p.trials < 1) fail("--trials", "must be at least 1");
+  if (p.trials < 1) fail_option("trials", "must be at least 1");
   std::vector<PasskeyPrompt> prompts;
   for (int64_t length : p.lengths)
     for (size_t d = 0; d < p.depths.size(); ++d)

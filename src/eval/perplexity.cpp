@@ -8,14 +8,15 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "eval/token_nll.h"
 
 namespace linearard::eval {
 
 std::vector<Window> plan_windows(int64_t n, int64_t T, int64_t stride, int64_t stream) {
-  if (T < 2) fail("--contexts", "a context must be at least 2 tokens, got " + std::to_string(T));
+  if (T < 2) fail_option("contexts", "a context must be at least 2 tokens, got " + std::to_string(T));
   if (stride < 1 || stride > T)
-    fail("--stride", "must be in [1, context " + std::to_string(T) + "], got " + std::to_string(stride));
+    fail_option("stride", "must be in [1, context " + std::to_string(T) + "], got " + std::to_string(stride));
   std::vector<Window> windows;
   if (n < 2) return windows;
   int64_t prev_end = 0;
@@ -31,7 +32,7 @@ std::vector<Window> plan_windows(int64_t n, int64_t T, int64_t stride, int64_t s
 
 std::vector<std::vector<Window>> plan_batches(const std::vector<std::vector<int32_t>>& streams, int64_t T,
                                               int64_t stride, int64_t batch_size) {
-  if (batch_size < 1) fail("--batch-size", "must be at least 1");
+  if (batch_size < 1) fail_option("batch-size", "must be at least 1");
   if (stride <= 0) stride = T;
   std::map<int64_t, std::vector<Window>, std::greater<int64_t>> by_length;
   for (size_t s = 0; s < streams.size(); ++s)
@@ -80,7 +81,7 @@ at::Tensor predicting_hidden(const EvalModel& m, const WindowBatch& batch) {
 PerplexityResult evaluate_perplexity(const EvalModel& m, const std::vector<std::vector<int32_t>>& streams,
                                      const PerplexityParams& p) {
   if (!m.model) fail("evaluate_perplexity", "no model");
-  if (p.batch_size < 1) fail("--batch-size", "must be at least 1");
+  if (p.batch_size < 1) fail_option("batch-size", "must be at least 1");
   const int64_t stride = p.stride > 0 ? std::min(p.stride, p.context) : p.context;
   const auto t0 = std::chrono::steady_clock::now();
   at::NoGradGuard no_grad;

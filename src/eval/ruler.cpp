@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "eval/passkey.h"
 #include "eval/splitmix64.h"
 
@@ -258,7 +259,7 @@ RulerSample make_ruler_sample(const tok::Tokenizer& tok, const std::vector<std::
     }
     s.max_new_tokens = 50;
   } else {
-    fail("--ruler-tasks", "unknown RULER task '" + task + "' (niah_single, niah_multikey, niah_multivalue, vt, cwe, fwe)");
+    fail_option("ruler-tasks", "unknown RULER task '" + task + "' (niah_single, niah_multikey, niah_multivalue, vt, cwe, fwe)");
   }
   s.answers = b.answers;
   // header + body + padding (haystack sentences) + footer: exactly `length` tokens.

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "export/adapter_weights.h"
 #include "export/merged_hf.h"
 #include "export/peft_adapter.h"
@@ -47,7 +48,7 @@ void export_student(const ExportRequest& r, const train::TrainedAdapter& adapter
   model::validate_rope(rope, base, "student RoPE");
   validate_adapter(adapter, base, "adapter");
   if (r.format != ExportFormat::kMerged && !adapter.spec.is_lora())
-    fail("--format", "only LoRA adapters can be exported as PEFT adapters (this one is '" + adapter.spec.json_kind() +
+    fail_option("format", "only LoRA adapters can be exported as PEFT adapters (this one is '" + adapter.spec.json_kind() +
                          "'); use --format merged");
   StagedDir staged(r.out_dir, r.base_model_dir, r.protected_dirs, r.overwrite);
   switch (r.format) {

@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "io/gguf_llama.h"
@@ -147,12 +148,11 @@ std::string model_name(const model::ModelConfig& c, const std::string& dir) {
 }
 
 void check_output(const GgufExportRequest& r) {
-  const std::string where = "--out " + r.out_path;
-  if (r.out_path.empty()) fail("--out", "no output file given");
-  if (fs::is_directory(r.out_path)) fail(where, "is a directory (--format gguf writes one .gguf file)");
+  if (r.out_path.empty()) fail_option("out", "no output file given");
+  if (fs::is_directory(r.out_path)) fail_option_value("out", r.out_path, "is a directory (--format gguf writes one .gguf file)");
   for (const auto& in : r.inputs)
-    if (!in.empty() && path_within(r.out_path, in)) fail(where, "is an input of this export or inside one (" + in + ")");
-  if (fs::exists(r.out_path) && !r.overwrite) fail(where, "exists (pass --overwrite to replace it)");
+    if (!in.empty() && path_within(r.out_path, in)) fail_option_value("out", r.out_path, "is an input of this export or inside one (" + in + ")");
+  if (fs::exists(r.out_path) && !r.overwrite) fail_option_value("out", r.out_path, "exists (pass --overwrite to replace it)");
 }
 
 }  // namespace

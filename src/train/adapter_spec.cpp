@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/option_error.h"
 
 namespace linearard::train {
 namespace {
@@ -88,13 +89,13 @@ std::vector<std::string> parse_lora_targets(const std::vector<std::string>& item
     size_t i = 0;
     while (i < modules.size() && w != modules[i] && w + "_proj" != modules[i]) ++i;
     if (w.empty() || i == modules.size())
-      fail("--lora-targets", "unknown module '" + w + "' in '" + joined(items) + "'; " + kLoraTargetsHelp);
+      fail_option("lora-targets", "unknown module '" + w + "' in '" + joined(items) + "'; " + kLoraTargetsHelp);
     on[i] = true;
   }
   std::vector<std::string> out;
   for (size_t i = 0; i < on.size(); ++i)
     if (on[i]) out.push_back(modules[i]);
-  if (out.empty()) fail("--lora-targets", std::string("no modules given; ") + kLoraTargetsHelp);
+  if (out.empty()) fail_option("lora-targets", std::string("no modules given; ") + kLoraTargetsHelp);
   return out;
 }
 

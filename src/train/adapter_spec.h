@@ -39,7 +39,7 @@ const std::vector<std::string>& default_adapter_targets();
 
 // --lora-targets: a comma list (or several items) of q_proj, k_proj, v_proj, o_proj, gate_proj,
 // up_proj, down_proj, their short forms q, k, v, o, gate, up, down, or all; returns the canonical
-// names without repeats in that order. Errors name the flag.
+// names without repeats in that order. Errors are OptionErrors of `lora-targets`.
 std::vector<std::string> parse_lora_targets(const std::vector<std::string>& items);
 
 // The JSON form above; a full adapter writes rank 0, alpha 0.0, dropout 0.0.

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "data/shard.h"
 #ifdef LINEARARD_WITH_TOKENIZER
 #include "data/corpus_reader.h"
@@ -148,7 +149,7 @@ uint64_t splitmix64(uint64_t& state) {
 
 std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string>& paths, int64_t T,
                                                    const std::string& tokenizer_dir, int64_t vocab_size) {
-  if (paths.empty()) fail("--data", "no training data given");
+  if (paths.empty()) fail_option("data", "no training data given");
   // Token shards (files or folders of them) stream from their mappings.
   std::vector<std::string> shard_paths;
   bool all_shards = true;
@@ -219,18 +220,19 @@ std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string
     }
   }
   if (vocab_size > 0) {
-    // Which input a document came from is not kept; name the first path, or the --data flag.
+    // Which input a document came from is not kept; name the single path, else the data option.
     for (const auto& d : docs)
       for (int32_t id : d)
-        if (id >= vocab_size)
-          fail(paths.size() == 1 ? paths[0] : "--data", "token id " + std::to_string(id) +
-                                                           " is not below the model's vocab_size " +
-                                                           std::to_string(vocab_size));
+        if (id >= vocab_size) {
+          const std::string problem =
+              "token id " + std::to_string(id) + " is not below the model's vocab_size " + std::to_string(vocab_size);
+          if (paths.size() == 1) fail(paths[0], problem);
+          fail_option("data", problem);
+        }
   }
   std::string what = paths.size() == 1 ? paths[0] : std::to_string(paths.size()) + " files";
   auto source = std::make_unique<InMemoryBlocks>(std::move(docs), T, what);
-  if (source->num_blocks() == 0)
-    fail(paths.empty() ? "--data" : paths[0], "no document has " + std::to_string(T) + " tokens (--context)");
+  if (source->num_blocks() == 0) fail(paths[0], "no document has " + std::to_string(T) + " tokens (--context)");
   return source;
 }
 

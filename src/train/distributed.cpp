@@ -21,6 +21,7 @@
 #include <mutex>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "train/stop_signals.h"
 
 // The torch wheel ships libgloo inside libtorch_cpu but not its headers; ProcessGroupGloo.hpp
@@ -128,11 +129,11 @@ std::shared_ptr<ProcessGroup> ProcessGroup::from_environment(at::Device device) 
       setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/1);
       impl->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, e.rank, e.world_size);
 #else
-      fail("--device", "multi-process CUDA training needs a build with NCCL (LINEARARD_WITH_NCCL)");
+      fail_option("device", "multi-process CUDA training needs a build with NCCL (LINEARARD_WITH_NCCL)");
 #endif
     } else {
 #ifndef LINEARARD_WITH_GLOO
-      fail("--device", "multi-process CPU training needs a build with the gloo headers (libgloo-dev)");
+      fail_option("device", "multi-process CPU training needs a build with the gloo headers (libgloo-dev)");
 #else
       auto opts = c10d::ProcessGroupGloo::Options::create();
       const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
@@ -350,10 +351,10 @@ void forward_signal(int signo) {
 }  // namespace
 
 void launch_local_workers(int nproc) {
-  if (nproc > kMaxWorkers) fail("--nproc", "at most " + std::to_string(kMaxWorkers) + " processes");
-  if (nproc < 1) fail("--nproc", "must be >= 1");
+  if (nproc > kMaxWorkers) fail_option("nproc", "at most " + std::to_string(kMaxWorkers) + " processes");
+  if (nproc < 1) fail_option("nproc", "must be >= 1");
   if (std::getenv("WORLD_SIZE") != nullptr)
-    fail("--nproc", "cannot be combined with torchrun (WORLD_SIZE is already set)");
+    fail_option("nproc", "cannot be combined with torchrun (WORLD_SIZE is already set)");
   // The arguments of this process, minus --nproc N / --nproc=N.
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
   const std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -381,7 +382,7 @@ void launch_local_workers(int nproc) {
   socklen_t len = sizeof(addr);
   if (sock < 0 || ::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       ::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    fail("--nproc", std::string("cannot find a free TCP port: ") + std::strerror(errno));
+    fail_option("nproc", std::string("cannot find a free TCP port: ") + std::strerror(errno));
   const int port = ntohs(addr.sin_port);
   ::close(sock);
 
@@ -390,7 +391,7 @@ void launch_local_workers(int nproc) {
   std::vector<pid_t> pids(size_t(nproc), -1);
   for (int r = 0; r < nproc; ++r) {
     const pid_t pid = ::fork();
-    if (pid < 0) fail("--nproc", std::string("fork failed: ") + std::strerror(errno));
+    if (pid < 0) fail_option("nproc", std::string("fork failed: ") + std::strerror(errno));
     if (pid == 0) {
       ::setpgid(0, 0);                     // signals come through the launcher (forward_signal)
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // and a killed launcher takes its workers along
@@ -453,7 +454,7 @@ void launch_local_workers(int nproc) {
   g_worker_count = 0;
   ::sigaction(SIGINT, &previous_int, nullptr);
   ::sigaction(SIGTERM, &previous_term, nullptr);
-  if (!failure.empty()) fail("--nproc", failure);
+  if (!failure.empty()) fail_option("nproc", failure);
   if (interrupted != 0) exit_interrupted(interrupted);  // the same exit code as the workers
 }
 

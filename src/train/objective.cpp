@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "ops/relation_kl/relation_kl.h"
 #include "train/lm_loss.h"
 
@@ -22,7 +23,7 @@ DistillObjective::DistillObjective(const ObjectiveOptions& options, const model:
   layers_.erase(std::unique(layers_.begin(), layers_.end()), layers_.end());
   for (int64_t l : layers_)
     if (l < 0 || l >= config.num_hidden_layers)
-      fail("--layers", "layer " + std::to_string(l) + " out of range [0, " +
+      fail_option("layers", "layer " + std::to_string(l) + " out of range [0, " +
                            std::to_string(config.num_hidden_layers) + ")");
 }
 

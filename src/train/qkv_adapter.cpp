@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "model/projection.h"
 
 namespace linearard::train {
@@ -24,10 +25,10 @@ LoraAdapter::LoraAdapter(const model::ModelConfig& config, const AdapterSpec& sp
   std::vector<bool> target(model::kProjectionCount, false);
   for (const auto& name : spec.targets) {
     const auto p = model::projection_from_name(name);
-    if (!p) fail("--lora-targets", "unknown module '" + name + "'");
+    if (!p) fail_option("lora-targets", "unknown module '" + name + "'");
     target[size_t(*p)] = true;
   }
-  if (std::find(target.begin(), target.end(), true) == target.end()) fail("--lora-targets", "no target modules");
+  if (std::find(target.begin(), target.end(), true) == target.end()) fail_option("lora-targets", "no target modules");
   for (int i = 0; i < model::kProjectionCount; ++i)
     if (target[size_t(i)]) targets_.push_back(model::Projection(i));
   // Drawn on CPU from its own generator so the init does not depend on the device or on the

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/option_error.h"
 
 namespace linearard::train {
 namespace {
@@ -40,7 +41,7 @@ const std::map<std::string, Recipe>& recipes() {
 
 const nlohmann::json& distill_recipe(const std::string& name) {
   const auto it = recipes().find(name);
-  if (it == recipes().end()) fail("--recipe", "unknown recipe '" + name + "' (" + recipe_help() + ")");
+  if (it == recipes().end()) fail_option("recipe", "unknown recipe '" + name + "' (" + recipe_help() + ")");
   return it->second.values;
 }
 

@@ -12,7 +12,7 @@ namespace linearard::train {
 
 inline constexpr const char* kDefaultRecipe = "restore";
 
-// The recipe's option values; throws (naming --recipe) for an unknown name.
+// The recipe's option values; throws an OptionError of `recipe` for an unknown name.
 const nlohmann::json& distill_recipe(const std::string& name);
 
 // "restore (default): ...; paper: ..." for --help.

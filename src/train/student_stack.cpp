@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "model/attention.h"
 
 namespace linearard::train {
@@ -131,7 +132,7 @@ model::ForwardResult StudentStack::forward(const at::Tensor& tokens, const Stack
     fail("student forward", "RoPE tables for the " + std::to_string(T) + " positions are required");
   int64_t last_capture = -1;
   for (int64_t l : request.capture_layers) {
-    if (l < 0 || l >= c.num_hidden_layers) fail("--layers", "layer " + std::to_string(l) + " out of range");
+    if (l < 0 || l >= c.num_hidden_layers) fail_option("layers", "layer " + std::to_string(l) + " out of range");
     last_capture = std::max(last_capture, l);
   }
   const bool stop_early = request.stop == model::ForwardStop::kLastCapture;

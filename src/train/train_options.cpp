@@ -1,6 +1,9 @@
 #include "train/train_options.h"
 
+#include <sstream>
+
 #include "common/error.h"
+#include "common/option_error.h"
 
 namespace linearard::train {
 namespace {
@@ -12,6 +15,21 @@ std::string joined(const std::vector<std::string>& items) {
 }
 
 }  // namespace
+
+TrainOptions default_options(const std::string& command) {
+  TrainOptions o;
+  o.command = command;
+  if (command == "cpt") {
+    o.run.context = 32768;  // long blocks: the scaled window of LLaMA-2 x8 (LinearARD, arXiv 2604.00004)
+  } else if (command == "pretrain") {
+    // Small-model defaults (GPT-style recipes): not from the paper.
+    o.run.context = 1024;
+    o.optim = {1000, 3e-4, 100, 0.1, 0.9, 0.95, 1e-8, 0.1, 1, 1.0};
+  } else if (command != "distill") {
+    fail_option("command", "expected distill, cpt or pretrain, got '" + command + "'");
+  }
+  return o;
+}
 
 nlohmann::json to_json(const TrainOptions& o) {
   nlohmann::json j;
@@ -75,45 +93,78 @@ nlohmann::json to_json(const TrainOptions& o) {
 void validate(const TrainOptions& o) {
   const RunOptions& r = o.run;
   const OptimOptions& p = o.optim;
-  if (r.out_dir.empty()) fail("--out", "is required");
-  if (r.data.empty()) fail("--data", "at least one token file is required");
-  if (r.batch_size < 1) fail("--batch-size", "must be >= 1");
-  if (r.context < 2) fail("--context", "must be >= 2");
-  if (r.checkpoint_every < 0) fail("--checkpoint-every", "must be >= 0 (0 = only at the end)");
-  if (r.keep_checkpoints < 1) fail("--keep-checkpoints", "must be >= 1");
+  if (r.out_dir.empty()) fail_option("out", "is required");
+  if (r.data.empty()) fail_option("data", "at least one token file is required");
+  if (r.batch_size < 1) fail_option("batch-size", "must be >= 1");
+  if (r.context < 2) fail_option("context", "must be >= 2");
+  if (r.checkpoint_every < 0) fail_option("checkpoint-every", "must be >= 0 (0 = only at the end)");
+  if (r.keep_checkpoints < 1) fail_option("keep-checkpoints", "must be >= 1");
   if (!r.dtype.empty() && r.dtype != "bf16" && r.dtype != "fp16" && r.dtype != "fp32")
-    fail("--dtype", "expected bf16, fp16 or fp32, got '" + r.dtype + "'");
-  if (r.lm_chunk_tokens < 0) fail("--lm-chunk-tokens", "must be >= 0");
-  if (r.max_nonfinite_steps < 0) fail("--max-nonfinite-steps", "must be >= 0 (0 = never stop)");
-  if (p.steps < 1) fail("--steps", "must be >= 1");
-  if (!(p.lr >= 0)) fail("--lr", "must be >= 0");
-  if (p.warmup_steps < 0) fail("--warmup-steps", "must be >= 0");
-  if (!(p.min_lr_ratio >= 0 && p.min_lr_ratio <= 1)) fail("--min-lr-ratio", "must be in [0, 1]");
-  if (!(p.beta1 >= 0 && p.beta1 < 1 && p.beta2 >= 0 && p.beta2 < 1)) fail("--betas", "must be in [0, 1)");
-  if (!(p.weight_decay >= 0)) fail("--weight-decay", "must be >= 0");
-  if (p.grad_accum < 1) fail("--grad-accum", "must be >= 1");
+    fail_option("dtype", "expected bf16, fp16 or fp32, got '" + r.dtype + "'");
+  if (r.lm_chunk_tokens < 0) fail_option("lm-chunk-tokens", "must be >= 0");
+  if (r.max_nonfinite_steps < 0) fail_option("max-nonfinite-steps", "must be >= 0 (0 = never stop)");
+  if (p.steps < 1) fail_option("steps", "must be >= 1");
+  if (!(p.lr >= 0)) fail_option("lr", "must be >= 0");
+  if (p.warmup_steps < 0) fail_option("warmup-steps", "must be >= 0");
+  if (!(p.min_lr_ratio >= 0 && p.min_lr_ratio <= 1)) fail_option("min-lr-ratio", "must be in [0, 1]");
+  if (!(p.beta1 >= 0 && p.beta1 < 1 && p.beta2 >= 0 && p.beta2 < 1)) fail_option("betas", "must be in [0, 1)");
+  if (!(p.weight_decay >= 0)) fail_option("weight-decay", "must be >= 0");
+  if (p.grad_accum < 1) fail_option("grad-accum", "must be >= 1");
   if (o.command != "pretrain") {
     const AdapterSpec& a = o.adapter;
-    if (a.kind != "lora" && a.kind != "full") fail("--train-qkv", "expected lora or full, got '" + a.kind + "'");
-    if (a.kind == "lora" && a.rank < 1) fail("--lora-rank", "must be >= 1");
-    if (!(a.dropout >= 0 && a.dropout < 1)) fail("--lora-dropout", "must be in [0, 1)");
+    if (a.kind != "lora" && a.kind != "full") fail_option("train-qkv", "expected lora or full, got '" + a.kind + "'");
+    if (a.kind == "lora" && a.rank < 1) fail_option("lora-rank", "must be >= 1");
+    if (!(a.dropout >= 0 && a.dropout < 1)) fail_option("lora-dropout", "must be in [0, 1)");
     if (parse_lora_targets(a.targets) != a.targets)
-      fail("--lora-targets", "'" + joined(a.targets) + "' is not in canonical form (parse_lora_targets)");
+      fail_option("lora-targets", "'" + joined(a.targets) + "' is not in canonical form (parse_lora_targets)");
     if (a.kind == "full" && a.targets != default_adapter_targets())
-      fail("--lora-targets", "'" + joined(a.targets) +
+      fail_option("lora-targets", "'" + joined(a.targets) +
                                  "' needs --train-qkv lora (--train-qkv full trains q_proj, k_proj, v_proj only)");
-    if (r.model_dir.empty()) fail("--model", "is required");
+    if (r.model_dir.empty()) fail_option("model", "is required");
   }
   if (o.command == "distill") {
     const ObjectiveOptions& b = o.objective;
     if (b.kv_normalization != "query-heads" && b.kv_normalization != "kv-heads")
-      fail("--kv-normalization", "expected query-heads or kv-heads, got '" + b.kv_normalization + "'");
-    if (!(b.temperature > 0)) fail("--temperature", "must be > 0");
-    if (b.logits_kl_last < 0) fail("--logits-kl-last", "must be >= 0 (0 = all positions)");
-    if (!(b.hidden_weight >= 0)) fail("--hidden-weight", "must be >= 0");
+      fail_option("kv-normalization", "expected query-heads or kv-heads, got '" + b.kv_normalization + "'");
+    if (!(b.temperature > 0)) fail_option("temperature", "must be > 0");
+    if (b.logits_kl_last < 0) fail_option("logits-kl-last", "must be >= 0 (0 = all positions)");
+    if (!(b.hidden_weight >= 0)) fail_option("hidden-weight", "must be >= 0");
     const bool any_relation = b.relation_q || b.relation_k || b.relation_v;
     if (!any_relation && b.logits_kl_weight == 0 && b.lm_weight == 0 && b.hidden_weight == 0)
-      fail("--relations", "no loss term left: give relations or a logits/LM/hidden weight");
+      fail_option("relations", "no loss term left: give relations or a logits/LM/hidden weight");
+  }
+}
+
+}  // namespace linearard::train
+
+namespace linearard::train {
+
+std::vector<int64_t> parse_layers(const std::string& text) {
+  std::vector<int64_t> layers;
+  if (text == "all" || text.empty()) return layers;
+  std::stringstream s(text);
+  std::string item;
+  while (std::getline(s, item, ',')) {
+    try {
+      size_t used = 0;
+      layers.push_back(std::stoll(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      fail_option("layers", "expected 'all' or comma-separated layer numbers, got '" + text + "'");
+    }
+  }
+  return layers;
+}
+
+void parse_relations(const std::string& text, ObjectiveOptions& o) {
+  o.relation_q = o.relation_k = o.relation_v = false;
+  std::stringstream s(text);
+  std::string item;
+  while (std::getline(s, item, ',')) {
+    if (item == "q") o.relation_q = true;
+    else if (item == "k") o.relation_k = true;
+    else if (item == "v") o.relation_v = true;
+    else if (!item.empty() && item != "none") fail_option("relations", "expected a subset of q,k,v, got '" + text + "'");
   }
 }
 

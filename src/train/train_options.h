@@ -1,5 +1,7 @@
-// Plain option structs of the trainers (distill, cpt, pretrain). The CLI fills them from flags or a
-// JSON config; to_json() prints them back and is stored with every checkpoint.
+// Plain option structs of the trainers (distill, cpt, pretrain): what train::run (train/run.h) takes.
+// The CLI fills them from flags or a JSON config; to_json() prints them back and is stored with
+// every checkpoint. Each option's name is its --config key (the flag without the dashes): the keys
+// of to_json(), and the name an OptionError (common/option_error.h) gives a bad value.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -59,6 +61,18 @@ struct RunOptions {
   // --nproc: data-parallel worker processes on this node (train/distributed.h). Not part of
   // to_json(): the run's result does not depend on how the global batch is split.
   int64_t nproc = 1;
+  // Start afresh in a non-empty out_dir (io/output_guard.h: prepare_training_out). Not part of
+  // to_json() either.
+  bool overwrite = false;
+};
+
+// pretrain: the architecture of the new model, a config.json (arch-config) or a LLaMA of this
+// shape. Small-model defaults (GPT-style recipes): not from the paper.
+struct ArchitectureOptions {
+  std::string arch_config;
+  int64_t hidden_size = 256, intermediate_size = 688, num_layers = 4, num_heads = 4, num_kv_heads = 4;
+  int64_t vocab_size = 32000, max_positions = 2048;
+  double rope_theta = 10000.0;
 };
 
 struct TrainOptions {
@@ -67,12 +81,22 @@ struct TrainOptions {
   OptimOptions optim;
   AdapterSpec adapter;  // its flags: --train-qkv (kind), --lora-rank, --lora-alpha, --lora-dropout, --lora-targets
   ObjectiveOptions objective;
-  nlohmann::json architecture;  // pretrain: the config.json it builds
+  ArchitectureOptions arch;     // pretrain: what to build
+  nlohmann::json architecture;  // pretrain: the config.json it builds (set by train::run)
 };
+
+// The options of a job (distill, cpt or pretrain) before any is given: distill's are the reference
+// ARD run's (the struct defaults), cpt trains on long blocks, pretrain a small model.
+TrainOptions default_options(const std::string& command);
 
 nlohmann::json to_json(const TrainOptions& o);
 
-// Checks ranges and enumerations; the messages name the flag.
+// Checks ranges and enumerations; throws an OptionError naming the option.
 void validate(const TrainOptions& o);
+
+// "all" (or "") -> every layer (an empty list); "0,1,5" -> those layers. For the `layers` option.
+std::vector<int64_t> parse_layers(const std::string& text);
+// A subset of "q,k,v" ("none" or "": no relation) -> the relation switches of `o`.
+void parse_relations(const std::string& text, ObjectiveOptions& o);
 
 }  // namespace linearard::train

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "io/atomic_file.h"
 #include "train/adapter_spec.h"
 #include "train/device_sync.h"
@@ -150,7 +151,7 @@ static TrainResult train_loop(TrainTask& task, const TrainOptions& o, const Toke
   std::string resume_dir = o.run.resume;
   if (resume_dir == "latest" || resume_dir == "auto") {
     resume_dir = latest_checkpoint(checkpoints);
-    if (resume_dir.empty() && o.run.resume == "latest") fail("--resume", "no checkpoint in " + checkpoints);
+    if (resume_dir.empty() && o.run.resume == "latest") fail_option("resume", "no checkpoint in " + checkpoints);
   }
   if (!resume_dir.empty()) step = restore(resume_dir, o, task, optimizer, sampler, device, W, nonfinite);
   if (group) {

@@ -239,7 +239,7 @@ TEST(HumanEvalExec, BadInterpreterNamesTheFlag) {
     eval::check_code_execution(o);
     ADD_FAILURE();
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "--humaneval-python: 'no-such-python-here' not found on PATH");
+    EXPECT_STREQ(e.what(), "humaneval-python: 'no-such-python-here' not found on PATH");
   }
 }
 

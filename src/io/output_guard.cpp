@@ -1,4 +1,4 @@
-#include "cli/output_guard.h"
+#include "io/output_guard.h"
 
 #include <regex>
 
@@ -7,15 +7,15 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/option_error.h"
 #include "io/atomic_file.h"
-#include "train/distributed.h"
 
-namespace linearard::cli {
+namespace linearard::io {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string where(const OutputTarget& t) { return t.flag + " " + t.path; }
+[[noreturn]] void refuse(const OutputTarget& t, const std::string& problem) { fail_option_value(t.option, t.path, problem); }
 
 bool exists(const std::string& path) {
   std::error_code ec;
@@ -74,39 +74,33 @@ bool is_eval_result(const std::string& path) {
 
 }  // namespace
 
-void add_overwrite_flag(CLI::App& sub, bool& overwrite, const std::string& help) {
-  sub.add_flag("--overwrite", overwrite, help);
-}
-
 void refuse_input_overlap(const OutputTarget& t) {
-  if (t.path.empty()) fail(t.flag, "is required");
+  if (t.path.empty()) fail_option(t.option, "is required");
   for (const GuardedInput& in : t.inputs) {
     if (in.path.empty() || !exists(in.path)) continue;
-    const std::string out = io::normalized_path(t.path), input = io::normalized_path(in.path);
-    if (out == input) fail(where(t), "is the input " + in.flag + " " + in.path + "; refusing to write there");
-    if (io::path_within(out, input))
-      fail(where(t), "lies inside the input " + in.flag + " " + in.path + "; refusing to write there");
-    if (io::path_within(input, out))
-      fail(where(t), "contains the input " + in.flag + " " + in.path + "; refusing to write there");
+    const std::string out = normalized_path(t.path), input = normalized_path(in.path);
+    if (out == input) refuse(t, "is the input " + in.label + " " + in.path + "; refusing to write there");
+    if (path_within(out, input))
+      refuse(t, "lies inside the input " + in.label + " " + in.path + "; refusing to write there");
+    if (path_within(input, out))
+      refuse(t, "contains the input " + in.label + " " + in.path + "; refusing to write there");
   }
 }
 
 void check_output_dir(const OutputTarget& t) {
   refuse_input_overlap(t);
   if (!exists(t.path)) return;
-  if (!is_directory(t.path)) fail(where(t), "exists and is not a directory");
+  if (!is_directory(t.path)) refuse(t, "exists and is not a directory");
   if (!t.overwrite && !is_empty_directory(t.path))
-    fail(where(t), "directory is not empty (pass --overwrite to write into it)");
+    refuse(t, "directory is not empty (pass --overwrite to write into it)");
 }
 
 void prepare_training_out(const OutputTarget& t, const std::string& resume) {
-  // Workers of --nproc were checked by their launcher; other torchrun ranks leave it to rank 0.
-  if (train::launched_by_nproc() || !train::is_main_process()) return;
   if (t.overwrite && !resume.empty())
-    fail("--overwrite", "cannot be combined with --resume (--resume continues a run, --overwrite starts a fresh one)");
+    fail_option("overwrite", "cannot be combined with --resume (--resume continues a run, --overwrite starts a fresh one)");
   refuse_input_overlap(t);
   if (!exists(t.path)) return;
-  if (!is_directory(t.path)) fail(where(t), "exists and is not a directory");
+  if (!is_directory(t.path)) refuse(t, "exists and is not a directory");
   if (is_empty_directory(t.path)) return;
   const bool earlier_run = holds_earlier_run(t.path);
   if (t.overwrite) {
@@ -114,18 +108,18 @@ void prepare_training_out(const OutputTarget& t, const std::string& resume) {
     return;
   }
   if (!earlier_run)
-    fail(where(t), resume.empty() ? "directory is not empty (pass --overwrite to write into it)"
+    refuse(t, resume.empty() ? "directory is not empty (pass --overwrite to write into it)"
                                   : "directory is not empty and holds no earlier run to resume (no options.json)");
   if (resume.empty())
-    fail(where(t), "holds an earlier run (pass --resume auto to continue it or --overwrite to start afresh)");
+    refuse(t, "holds an earlier run (pass --resume auto to continue it or --overwrite to start afresh)");
 }
 
 void check_output_file(const OutputTarget& t) {
   refuse_input_overlap(t);
   if (!exists(t.path)) return;
-  if (is_directory(t.path)) fail(where(t), "is a directory, expected a file name");
+  if (is_directory(t.path)) refuse(t, "is a directory, expected a file name");
   if (!t.overwrite && !is_eval_result(t.path))
-    fail(where(t), "file exists and is not an earlier eval result (pass --overwrite to replace it)");
+    refuse(t, "file exists and is not an earlier eval result (pass --overwrite to replace it)");
 }
 
 void remove_earlier_outputs(const std::string& dir, const std::string& pattern) {
@@ -138,4 +132,4 @@ void remove_earlier_outputs(const std::string& dir, const std::string& pattern) 
       fail(e.path().string(), "cannot remove the earlier output for --overwrite: " + ec.message());
 }
 
-}  // namespace linearard::cli
+}  // namespace linearard::io

@@ -3,31 +3,27 @@
 //     checkpoint or tokenizer directory (paths compared after resolving symlinks);
 //   - never over earlier results: a non-empty output directory is refused unless --overwrite
 //     (a training run resuming into its own --out excepted, see prepare_training_out).
-// Each refusal is one line naming the flag, the path and the problem.
+// Each refusal is an OptionError of the output's option ("out": the CLI prints "--out PATH: ..."),
+// torch-free: the training run API (train/run.h) and the CLI's commands call it.
 #pragma once
-#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
 
-namespace linearard::cli {
+namespace linearard::io {
 
-// An input the output must keep clear of: "--model" and its path (a directory or a file).
+// An input the output must keep clear of: how messages name it ("--model") and its path (a
+// directory or a file).
 struct GuardedInput {
-  std::string flag, path;
+  std::string label, path;
 };
 
 // What a command is about to write.
 struct OutputTarget {
-  std::string flag = "--out";  // names the output in messages
+  std::string option = "out";  // the output's option (OptionError)
   std::string path;
   bool overwrite = false;      // --overwrite
   std::vector<GuardedInput> inputs;
 };
-
-// --overwrite for the commands that write an output folder.
-void add_overwrite_flag(CLI::App& sub, bool& overwrite, const std::string& help);
-constexpr const char* kTrainingOverwriteHelp =
-    "start afresh in a non-empty --out (deletes the earlier run's options.json, metrics.jsonl, checkpoints/, final/)";
 
 // Refuses an output that is an input, lies inside one or contains one. Inputs that do not exist
 // are skipped (the command reports them itself, with a better message).
@@ -39,7 +35,7 @@ void refuse_input_overlap(const OutputTarget& t);
 void check_output_dir(const OutputTarget& t);
 
 // A training run's --out (distill, cpt, pretrain), called by the main process before any worker
-// starts. Without --resume the folder must be new or empty, or --overwrite given: then the earlier
+// starts (train/run.cpp). Without --resume the folder must be new or empty, or --overwrite given: then the earlier
 // run's files (options.json, metrics.jsonl, checkpoints/, final/) are deleted first so that
 // `--resume latest` can never pick up a checkpoint of the old run; other files are left alone.
 // With --resume (latest, auto or a checkpoint directory) a non-empty folder is accepted when it
@@ -57,4 +53,4 @@ void remove_earlier_outputs(const std::string& dir, const std::string& pattern);
 // "plan") unless --overwrite. The file itself is written atomically by the caller.
 void check_output_file(const OutputTarget& t);
 
-}  // namespace linearard::cli
+}  // namespace linearard::io
