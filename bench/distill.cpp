@@ -21,7 +21,7 @@
 
 #include "bench/train_util.h"
 #include "cli/command.h"
-#include "cli/train_flags.h"
+#include "train/process_setup.h"
 #include "ops/relation_kl/relation_kl.h"
 #include "train/optimizer.h"
 #include "train/tasks.h"
@@ -140,8 +140,8 @@ nlohmann::json bench_shape(const std::string& name, const Flags& f, at::Device d
 
 void run(const Flags& f) {
   if (!at::hasCUDA()) fail("bench distill", "no CUDA device");
-  if (cli::run_nproc_workers(f.nproc)) return;
-  const cli::ProcessSetup setup = cli::setup_processes("cuda");
+  if (train::run_nproc_workers(f.nproc)) return;
+  const train::ProcessSetup setup = train::setup_processes("cuda");
   const at::Device device = setup.device;
   const bool main_rank = setup.group == nullptr || setup.group->rank() == 0;
   nlohmann::json all = nlohmann::json::array();

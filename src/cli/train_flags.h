@@ -6,7 +6,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include "train/process_setup.h"
 #include "train/train_options.h"
 
 namespace linearard::cli {
@@ -27,10 +26,5 @@ void add_adapter_flags(CLI::App& sub, train::AdapterSpec& o);
 // train::parse_relations).
 void add_objective_flags(CLI::App& sub, train::ObjectiveOptions& o, std::string& layers, std::string& relations);
 void finish_objective_flags(train::ObjectiveOptions& o, const std::string& layers, const std::string& relations);
-
-// The benchmarks' spelling of train/process_setup.h (bench_distill.cpp calls these).
-using ProcessSetup = train::ProcessSetup;
-inline bool run_nproc_workers(int64_t nproc) { return train::run_nproc_workers(nproc); }
-inline ProcessSetup setup_processes(const std::string& device) { return train::setup_processes(device); }
 
 }  // namespace linearard::cli

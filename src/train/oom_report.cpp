@@ -5,7 +5,7 @@
 #include <regex>
 
 // The caching allocator's API is there when LibTorch's CUDA headers are (the GPU machines build
-// with LINEARARD_CUDA=OFF, so LINEARARD_WITH_CUDA cannot be the test; see cli/bench_eval.cpp).
+// with LINEARARD_CUDA=OFF, so LINEARARD_WITH_CUDA cannot be the test; see bench/eval.cpp).
 #if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
 #include <c10/cuda/CUDACachingAllocator.h>
 #define LINEARARD_OOM_ALLOCATOR 1

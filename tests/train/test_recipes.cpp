@@ -33,7 +33,9 @@ nlohmann::json options_of(const std::string& name, const std::string& extra) {
 
 TEST(Recipes, DefaultIsRestore) {
   const auto o = options_of("default", "");
-  EXPECT_DOUBLE_EQ(o["lr"].get<double>(), 2e-4) << o.dump();
+  EXPECT_DOUBLE_EQ(o["lr"].get<double>(), 3e-4) << o.dump();
+  EXPECT_EQ(o["warmup-steps"].get<int64_t>(), 16);
+  EXPECT_DOUBLE_EQ(o["hidden-weight"].get<double>(), 10.0);
   EXPECT_DOUBLE_EQ(o["logits-kl-weight"].get<double>(), 1.0);
   EXPECT_EQ(o["logits-kl-last"].get<int64_t>(), 0);
   EXPECT_DOUBLE_EQ(o["lora-dropout"].get<double>(), 0.0);
