@@ -58,13 +58,19 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_gradcheck_relation_kl(case):
+def split_case(case):
+    """CASES[case] -> (key_mask, causal, scale keyword arguments, shape keyword arguments of inputs())."""
     c = dict(CASES[case])
     mask = padding_mask(2, 9) if c.pop("mask", False) else None
     causal = c.pop("causal", True)
     scales = {k: c.pop(k) for k in ("scale_s", "scale_t") if k in c}
-    xs, ys, xt, yt = inputs(**c)
+    return mask, causal, scales, c
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_gradcheck_relation_kl(case):
+    mask, causal, scales, shapes = split_case(case)
+    xs, ys, xt, yt = inputs(**shapes)
     xs.requires_grad_(True)
     ys.requires_grad_(True)
 
@@ -84,13 +90,10 @@ def test_gradcheck_relation_kl(case):
 
 @pytest.mark.parametrize("case", CASES)
 def test_gradcheck_relation_kl_self(case):
-    c = dict(CASES[case])
-    mask = padding_mask(2, 9) if c.pop("mask", False) else None
-    causal = c.pop("causal", True)
-    scales = {k: c.pop(k) for k in ("scale_s", "scale_t") if k in c}
-    c.pop("Hkt", None)
-    H = c.pop("Hk", 4)  # a self relation has one head count (K/K and V/V run over the key heads)
-    xs, _, xt, _ = inputs(H=H, Hk=H, **c)
+    mask, causal, scales, shapes = split_case(case)
+    shapes.pop("Hkt", None)
+    H = shapes.pop("Hk", 4)  # a self relation has one head count (K/K and V/V run over the key heads)
+    xs, _, xt, _ = inputs(H=H, Hk=H, **shapes)
     xs.requires_grad_(True)
 
     rows = linearard.relation_kl_self(xs, xt, mask, causal, reduction="none", **scales)
