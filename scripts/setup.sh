@@ -25,8 +25,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Python versions pinned to the GPU machines' (see README "Versions").
+# scikit-build-core builds the linearard package (pip install --no-build-isolation .), pytest runs
+# its tests, accelerate is what transformers' Trainer needs (the README's example).
 py_requirements=(torch==2.11.0 transformers==5.17.0 tokenizers==0.23.2 safetensors==0.8.0
-  peft==0.21.0 numpy==2.3.5 sentencepiece==0.2.1 gguf==0.17.1)
+  peft==0.21.0 numpy==2.3.5 sentencepiece==0.2.1 gguf==0.17.1
+  scikit-build-core==1.1.2 pytest==9.2.0 accelerate==1.16.0)
 stamp=".venv/.linearard-setup-$(printf '%s ' "${py_requirements[@]}" | md5sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
