@@ -6,16 +6,23 @@
 # Here (the dev machine):  bash scripts/device_deps.sh
 #                          mkdir -p .gpu-base && git archive BASE_COMMIT | xz > .gpu-base/base.tar.xz
 # GPU machine (repo root;  carry: .device-deps .gpu-base):  bash scripts/gpu_before_after.sh
-# Environment: BASE (default .gpu-base/base.tar.xz), ROUNDS (2: bench after, base, after, base),
+# Environment: BASE (default .gpu-base/base.tar.xz), ROUNDS (2: bench after, base, after, base;
+# REUSE=1 ROUND_FIRST=N: a later call on the warm machine adds rounds N.. to the first call's),
 # RKL_T (4096,32768), RKL_D (128,64). Logs under $OUT; the table is printed last.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-out="${OUT:-$root/out}"; mkdir -p "$out"
+# Logs are written to $out and packed into $OUT/logs.tgz at the end (a device call returns 8 files).
+final_out="${OUT:-$root/out}"; out=/tmp/ba-run; rm -rf "$out"; mkdir -p "$out" "$final_out"
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+# A second call on the same warm machine (REUSE=1 ROUND_FIRST=2) times more rounds with the builds
+# of the first.
+if [ "${REUSE:-0}" = 1 ] && [ -x /tmp/ba-after/linearard ] && [ -x /tmp/ba-base/linearard ]; then
+  cp /tmp/ba-out/* "$out/" 2>/dev/null
+else
 base_src=/tmp/ba-base-src
 rm -rf "$base_src" && mkdir -p "$base_src" && tar -xJf "${BASE:-.gpu-base/base.tar.xz}" -C "$base_src" \
   && cp -a .device-deps "$base_src/" || { echo "gpu_before_after: no baseline tree (${BASE:-.gpu-base/base.tar.xz})"; exit 1; }
@@ -39,6 +46,7 @@ for t in tests/ops/test_relation_kl_cuda tests/model/test_model_cuda "tests/eval
 done
 grep "max |logit error|" "$out/test_model_cuda.log"
 stamp "GPU tests done (rc $rc)"
+fi
 bench() {  # tree-name bin round
   local n="$1" bin="$2" r="$3"
   "$bin" bench relation-kl --T "${RKL_T:-4096,32768}" --D "${RKL_D:-128,64}" --sdpa --no-naive \
@@ -49,7 +57,7 @@ bench() {  # tree-name bin round
   "$bin" bench distill --json "$out/distill_${n}_$r.json" > "$out/distill_${n}_$r.log" 2>&1 || rc=1
   "$bin" bench cpt --json "$out/cpt_${n}_$r.json" > "$out/cpt_${n}_$r.log" 2>&1 || rc=1
 }
-for r in $(seq 1 "${ROUNDS:-2}"); do
+for r in $(seq "${ROUND_FIRST:-1}" $(( ${ROUND_FIRST:-1} + ${ROUNDS:-2} - 1 ))); do
   bench after /tmp/ba-after/linearard "$r"; stamp "bench after round $r"
   bench base /tmp/ba-base/linearard "$r"; stamp "bench base round $r"
 done
@@ -94,5 +102,7 @@ for kind in ("distill", "cpt"):
         if xa and xb:
             print(f"| {kind} {shape} | {', '.join(f'{x:.0f}' for x in xa)} | {', '.join(f'{x:.0f}' for x in xb)} | {statistics.median(xa) / statistics.median(xb):.3f} |")
 PY
+cp "$out/before_after.md" "$final_out/" && tar czf "$final_out/logs.tgz" -C "$out" .
+rm -rf /tmp/ba-out && mkdir -p /tmp/ba-out && cp "$out"/rkl_*.csv "$out"/*.json /tmp/ba-out/ 2>/dev/null
 stamp "done (rc $rc)"
 exit $rc
