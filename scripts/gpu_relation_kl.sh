@@ -35,8 +35,8 @@ if [ "$what" = prebuild ]; then
   cmds="$(mktemp)"; ninja -C "$bdir" -t commands tests/ops/test_relation_kl_cuda linearard | sort -u > "$cmds"
   C=src/ops/CMakeFiles/linearard_cuda.dir/relation_kl
   cu="$C/relation_kl_cuda.cu.o $C/relation_kl_simt.cu.o $C/relation_kl_tc_bf16.cu.o $C/relation_kl_tc_fp16.cu.o"
-  ref=src/CMakeFiles/linearard_core.dir/ops/relation_kl/relation_kl_reference.cpp.o
-  err=src/CMakeFiles/linearard_formats.dir/common/error.cpp.o
+  ref=src/ops/CMakeFiles/linearard_ops.dir/relation_kl/relation_kl_reference.cpp.o
+  err="src/CMakeFiles/linearard_formats.dir/common/error.cpp.o src/CMakeFiles/linearard_formats.dir/common/option_error.cpp.o"
   tobj="tests/ops/CMakeFiles/test_relation_kl_cuda.dir/test_relation_kl_cuda.cpp.o tests/ops/CMakeFiles/test_relation_kl_cuda.dir/__/test_main.cpp.o"
   # main.cpp's out-of-memory message formats with train/oom_report (torch-only dependencies).
   bobj="$(printf 'src/CMakeFiles/linearard.dir/cli/%s.cpp.o ' main command)"
@@ -82,7 +82,7 @@ else
     # files are broken, still link the test from the libraries that did build.
     (cd build-gpu-rkl && ninja -t commands tests/ops/test_relation_kl_cuda |
        grep -E "test_relation_kl_cuda\.dir|-o tests/ops/test_relation_kl_cuda( |$)" |
-       sed 's#src/liblinearard_core.a#src/CMakeFiles/linearard_core.dir/ops/relation_kl/relation_kl_reference.cpp.o#' |
+       sed 's#src/liblinearard_core.a#src/ops/CMakeFiles/linearard_ops.dir/relation_kl/relation_kl_reference.cpp.o#' |
        bash -e) \
       >> "$out/build.log" 2>&1 || { echo "test link failed"; tail -20 "$out/build.log"; exit 1; }
   fi
