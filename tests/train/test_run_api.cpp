@@ -67,13 +67,14 @@ train::TrainOptions distill_options(const std::string& data, const std::string& 
   o.adapter.targets = train::parse_lora_targets({"q,k,v"});
   o.objective.logits_kl_weight = 0.5;
   o.objective.logits_kl_last = 0;
+  o.objective.hidden_weight = 0.5;
   return o;
 }
 
 const char* kDistillFlags =
     " --rope-scaling '{\"rope_type\":\"linear\",\"factor\":4}' --device cpu --context 32 --batch-size 2 --no-shuffle"
     " --checkpoint-every 0 --steps 3 --grad-accum 1 --lr 1e-2 --warmup-steps 1 --min-lr-ratio 0.1 --lora-rank 4"
-    " --lora-alpha 8 --lora-dropout 0 --lora-targets q,k,v --logits-kl-weight 0.5 --logits-kl-last 0";
+    " --lora-alpha 8 --lora-dropout 0 --lora-targets q,k,v --logits-kl-weight 0.5 --logits-kl-last 0 --hidden-weight 0.5";
 
 TEST(RunApi, DistillThroughTheLibraryEqualsTheCli) {
   const std::string in = train_test::fresh_dir("run_api_inputs");
