@@ -46,7 +46,7 @@ build="$(cd "$build" && pwd)"
 # linearard_data, linearard_tokenizer) except safetensors_index: the index reader
 # (io/checkpoint.cpp) hands out LibTorch tensors, so that target links the venv's LibTorch and is
 # left out (with a message) where no torch is found.
-common="src/common/error.cpp src/io/mapped_file.cpp src/io/atomic_file.cpp"
+common="src/common/error.cpp src/common/option_error.cpp src/io/mapped_file.cpp src/io/atomic_file.cpp"
 declare -A sources=(
   [safetensors_header]="$common src/io/safetensors.cpp"
   [safetensors_index]="$common src/io/safetensors.cpp src/io/checkpoint.cpp"
