@@ -71,7 +71,7 @@ for r in $(seq "${ROUND_FIRST:-1}" $(( ${ROUND_FIRST:-1} + ${ROUNDS:-2} - 1 )));
   for kind in rkl split distill cpt; do bench "$kind" "$r"; done
 done
 python3 - "$out" <<'PY' | tee "$out/before_after.md"
-import csv, glob, json, os, re, statistics, sys
+import csv, glob, json, os, statistics, sys
 out = sys.argv[1]
 def rkl(name):  # (impl, D, T) -> [fwd+bwd ms of each round]
     rows = {}
@@ -79,35 +79,28 @@ def rkl(name):  # (impl, D, T) -> [fwd+bwd ms of each round]
     if not os.path.exists(p):
         return rows
     for r in csv.DictReader(open(p)):
-        key = (r.get("impl", r.get("implementation", "")), r.get("D", r.get("Ds", "")), r.get("T", ""))
-        v = r.get("fwd_bwd_ms") or r.get("fwdbwd_ms") or r.get("fwd+bwd_ms")
-        if v:
-            rows.setdefault(key, []).append(float(v))
+        rows.setdefault((r["impl"], r["D"], r["T"]), []).append(float(r["fwdbwd_ms"]))
     return rows
 print("| relation-KL (B=1, H=32, bf16, causal) | after fwd+bwd ms | base fwd+bwd ms | after / base |")
 print("| --- | ---: | ---: | ---: |")
 for prefix, label in (("", ""), ("split_", "LINEARARD_RKL_SELF_SPLIT=1 ")):
     a, b = rkl(prefix + "after"), rkl(prefix + "base")
-    for k in sorted(set(a) & set(b), key=lambda k: (k[0], -int(k[1] or 0), int(k[2] or 0))):
+    for k in sorted(set(a) & set(b), key=lambda k: (k[0], -int(k[1]), int(k[2]))):
         ma, mb = statistics.median(a[k]), statistics.median(b[k])
         print(f"| {label}{k[0]} D={k[1]} T={k[2]} | {ma:.3f} | {mb:.3f} | {ma / mb:.3f} |")
-def tps(kind, name):
+def tps(kind, name):  # [(shape, tokens/s)]: bench distill writes a list of shapes, bench cpt one
     vals = []
     for p in sorted(glob.glob(os.path.join(out, f"{kind}_{name}_*.json"))):
         d = json.load(open(p))
-        items = d if isinstance(d, list) else d.get("results", [d])
-        for it in items:
-            t = it.get("tokens_per_s") or it.get("tokens_per_second")
-            if t:
-                vals.append((it.get("shape", ""), float(t), it.get("peak_gib") or it.get("peak_memory_gib")))
+        vals += [(it["shape"], float(it["tokens_per_s"])) for it in (d if isinstance(d, list) else [d])]
     return vals
 print()
 print("| training step | after tokens/s (rounds) | base tokens/s (rounds) | after / base |")
 print("| --- | --- | --- | ---: |")
 for kind in ("distill", "cpt"):
     va, vb = tps(kind, "after"), tps(kind, "base")
-    for shape in sorted({s for s, _, _ in va}):
-        xa = [t for s, t, _ in va if s == shape]; xb = [t for s, t, _ in vb if s == shape]
+    for shape in sorted({s for s, _ in va}):
+        xa = [t for s, t in va if s == shape]; xb = [t for s, t in vb if s == shape]
         if xa and xb:
             print(f"| {kind} {shape} | {', '.join(f'{x:.0f}' for x in xa)} | {', '.join(f'{x:.0f}' for x in xb)} | {statistics.median(xa) / statistics.median(xb):.3f} |")
 PY

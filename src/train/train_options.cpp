@@ -135,10 +135,6 @@ void validate(const TrainOptions& o) {
   }
 }
 
-}  // namespace linearard::train
-
-namespace linearard::train {
-
 std::vector<int64_t> parse_layers(const std::string& text) {
   std::vector<int64_t> layers;
   if (text == "all" || text.empty()) return layers;
