@@ -97,6 +97,33 @@ def test_lora_step_changes_only_lora_parameters(tiny_models):
     assert loss_fn(tokens()).loss.item() > 0
 
 
+@pytest.mark.skipif(not (torch.cuda.is_available() and linearard._C.has_cuda()),
+                    reason="needs a GPU and a CUDA build of linearard._C")
+def test_cuda_loss_equals_cpu(tiny_models):
+    """The hooks and the CUDA op on the GPU (float32) give the CPU loss and LoRA gradients; bf16 runs
+    and stays near them (the loss of the model in bf16, parts within bf16 resolution)."""
+    ids = tokens()
+    results = []
+    for device, dtype in (("cpu", torch.float32), ("cuda", torch.float32), ("cuda", torch.bfloat16)):
+        torch.manual_seed(0)
+        model = lora(load_student(tiny_models["llama"], dtype=dtype))
+        for name, p in model.named_parameters():  # B = 0 at init: give the adapters a gradient path
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.05, generator=torch.Generator().manual_seed(len(name)))
+        model.to(device)
+        out = linearard.RelationDistillLoss(model, **FULL_OBJECTIVE)(ids.to(device))
+        out.loss.backward()
+        grads = {n: p.grad.float().cpu() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((out, grads))
+    cpu, gpu32, gpu16 = results
+    for part in ("loss", "q", "k", "v", "hidden", "logits", "lm"):
+        assert getattr(gpu32[0], part).item() == pytest.approx(getattr(cpu[0], part).item(), rel=1e-4, abs=1e-6), part
+        assert getattr(gpu16[0], part).item() == pytest.approx(getattr(cpu[0], part).item(), rel=0.1, abs=1e-3), part
+    assert cpu[1].keys() == gpu32[1].keys() and all("lora_" in n for n in cpu[1])
+    for name, g in cpu[1].items():
+        torch.testing.assert_close(gpu32[1][name], g, rtol=1e-3, atol=1e-5 * g.abs().max().item())
+
+
 def test_gradient_checkpointing(tiny_models):
     """Non-reentrant checkpointing gives the same loss and LoRA gradients; reentrant is refused."""
     def loss_and_grads(checkpointing):
