@@ -11,15 +11,20 @@
 # while the machine is warm, and builds), the second part-1 and runs everything:
 #   carry: .restore/parts/part-N .restore/model.sha256 .restore/corpus.tar.xz .device-deps/include
 #          .device-deps/tokenizer (and .restore/suite.tar.xz in the second call, for the task suite)
+#          and, optionally, .restore/samples (samples-<kind>.tar.xz from an earlier run's output:
+#          reused instead of sampling when its settings are this run's, see sample_data below)
 #   scripts/gpu_restore.sh [RECIPES.tsv]      (default scripts/restore/recipes.tsv)
 # Environment: SCALINGS (default "pi4 yarn4"), EVAL_TOKENS (131072), SAMPLE_TOKENS (2400000), SAMPLE_BATCH (512;
 # its KV cache is SAMPLE_BATCH x SAMPLE_LEN tokens: 488 x 4096 fits an H100, halve it for 8192),
-# SAMPLE_LEN (the longest --context of the recipes on sampled data, at least 4096), CONTEXTS (512,2048,8192),
+# SAMPLE_LEN (the longest --context of the recipes on that kind of data, at least 4096; the three
+# apply to `sampled` and `prompted` alike), PROMPT_TOKENS (64: the real-text window that starts each
+# `prompted` sample), CONTEXTS (512,2048,8192),
 # LONG_CONTEXTS (32768), STAGE_ONLY=1 (stage and build, then stop), BUILD_DIR (build-restore),
 # SUITE_SCALINGS (pi4; empty: no task suite; the suite needs .restore/suite.tar.xz carried),
 # CHECK=0 (no transformers check: linearard's own eval only, which CI tests against transformers).
 # scripts/restore/gpu_session.sh runs this in the background across several calls.
-# Everything lands in $OUT (logs, JSON, restoration_table.md).
+# Everything lands in $OUT (logs, JSON, restoration_table.md, samples-<kind>.tar.xz of the teacher
+# samples this run made).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -91,7 +96,8 @@ fi
 stamp "teacher: $(grep -m1 -i param "$out/inspect_teacher.txt")"
 
 # --- data ---------------------------------------------------------------------------------------
-[ -d "$work/corpus" ] || tar -C "$work" -xJf .restore/corpus.tar.xz
+# (again when the unpacked one predates prompts.jsonl)
+[ -f "$work/corpus/prompts.jsonl" ] || tar -C "$work" -xJf .restore/corpus.tar.xz
 mkdir -p "$work/data" "$work/runs" "$work/exports"
 if [ ! -f "$work/data/kjv/manifest.json" ]; then
   "$bin" tokenize --tokenizer "$teacher" --input "$work/corpus/train.jsonl" --out "$work/data/kjv" --quiet \
@@ -194,19 +200,74 @@ pids=()
 # The suite's teacher and scaled models start now, beside sampling (a 135M model leaves the GPU idle).
 rm -f "$out"/suite_*.early  # left by a run that was stopped
 for scaling in $suite_scalings; do suite_early "$scaling" & pids+=($!); done
-# The teacher's own text (linearard sample: document starts, temperature 1), when a recipe uses it.
-if grep -v '^#' "$recipes" | cut -f4 | grep -qx sampled && [ ! -f "$work/data/sampled/manifest.json" ]; then
+# The teacher's own text (`linearard sample`, temperature 1), once per run for each kind of data
+# that a recipe reads: `sampled` starts every sample at a document start, `prompted` at a window of
+# PROMPT_TOKENS tokens of corpus/prompts.jsonl (scripts/restore/make_corpus.py). Each kind is packed
+# into samples-<kind>.tar.xz (with sample.key, its settings) beside the results, for the developer
+# to keep; a carried .restore/samples/samples-<kind>.tar.xz whose sample.key equals this run's is
+# unpacked instead of sampling again (about 5 GPU minutes for 4M tokens).
+prompt_tokens="${PROMPT_TOKENS:-64}"
+keep="$work/keep"; mkdir -p "$keep"
+sample_data() {  # kind
+  local kind="$1" data="$work/data/$1"
+  mkdir -p "$work/data"
+  grep -v '^#' "$recipes" | cut -f4 | grep -qx "$kind" || return 0
   # Each sample is one document: as long as the longest --context of the recipes that read it
   # (a block never spans two documents), at least 4096 tokens; SAMPLE_LEN overrides.
-  sample_len="${SAMPLE_LEN:-$(grep -v '^#' "$recipes" | awk -F'\t' '$4 == "sampled"' | grep -o -- '--context [0-9]*' \
+  local sample_len="${SAMPLE_LEN:-$(grep -v '^#' "$recipes" | awk -F'\t' -v k="$kind" '$4 == k' | grep -o -- '--context [0-9]*' \
     | awk -v m=4096 '$2 > m { m = $2 } END { print m }')}"
-  "$bin" sample --model "$teacher" --out "$work/data/sampled.tmp" --tokens "${SAMPLE_TOKENS:-2400000}" \
+  local tokens="${SAMPLE_TOKENS:-2400000}" prompt_args=() prompts="none" log="$out/sample.log" info="$out/sample.json"
+  [ "$kind" = sampled ] || { log="$out/sample_$kind.log"; info="$out/sample_$kind.json"; }
+  if [ "$kind" = prompted ]; then
+    local file="$work/corpus/prompts.jsonl"
+    [ -f "$file" ] || { echo "gpu_restore: no prompts.jsonl in .restore/corpus.tar.xz: run scripts/restore/prepare_carry.sh again"; return 1; }
+    prompt_args=(--prompts "$file" --prompt-tokens "$prompt_tokens")
+    prompts="$(sha256sum < "$file" | cut -c1-16) prompt_tokens=$prompt_tokens"
+  fi
+  # What fixes the tokens (the batch size and the device do not: eval/sampling.h).
+  local key="kind=$kind teacher=${sum:0:16} tokens=$tokens sample_tokens=$sample_len seed=1 temperature=1 prompts=$prompts"
+  # Done earlier on this (warm) machine with the same settings (or before sample.key existed).
+  if [ -f "$data/manifest.json" ] && { [ ! -f "$data/sample.key" ] || [ "$(cat "$data/sample.key")" = "$key" ]; }; then
+    return 0
+  fi
+  local carried=".restore/samples/samples-$kind.tar.xz"
+  if [ -f "$carried" ] || [ -f "$carried.part-0" ]; then
+    rm -rf "$work/carried" && mkdir -p "$work/carried"
+    if { [ -f "$carried" ] && tar -C "$work/carried" -xJf "$carried"; } \
+       || { [ ! -f "$carried" ] && cat "$carried".part-* | tar -C "$work/carried" -xJf -; }; then
+      if [ "$(cat "$work/carried/$kind/sample.key" 2>/dev/null)" = "$key" ] && [ -f "$work/carried/$kind/manifest.json" ] \
+         && cp "$work/carried/$kind/sample.json" "$info" && rm -rf "$data" && mv "$work/carried/$kind" "$data"; then
+        rm -rf "$work/carried"
+        rm -f "$keep/samples-$kind".tar.xz*  # the developer has these tokens already
+        echo "$key" > "$out/sample_$kind.reused"
+        stamp "$kind: reused the carried $carried ($key)"
+        return 0
+      fi
+      stamp "$kind: the carried $carried has other settings ($(cat "$work/carried/$kind/sample.key" 2>/dev/null || echo 'no sample.key')), this run: $key; sampling"
+    else
+      stamp "$kind: cannot unpack the carried $carried; sampling"
+    fi
+    rm -rf "$work/carried"
+  fi
+  "$bin" sample --model "$teacher" --out "$data.tmp" --tokens "$tokens" "${prompt_args[@]}" \
       --sample-tokens "$sample_len" --batch-size "${SAMPLE_BATCH:-512}" --seed 1 --device cuda --overwrite \
-      > "$out/sample.log" 2>&1 || { tail -5 "$out/sample.log"; exit 1; }
-  cp "$work/data/sampled.tmp/sample.json" "$out/sample.json"
-  rm -rf "$work/data/sampled" && mv "$work/data/sampled.tmp" "$work/data/sampled"
-  stamp "sampled: $(tail -1 "$out/sample.log")"
-fi
+      > "$log" 2>&1 || { tail -5 "$log"; return 1; }
+  echo "$key" > "$data.tmp/sample.key"
+  cp "$data.tmp/sample.json" "$info"
+  rm -rf "$data" && mv "$data.tmp" "$data"
+  stamp "$kind: $(tail -1 "$log")"
+  # Packed for the developer (at most 8 files of 16 MiB come back from a device call): parts of
+  # 15 MiB when larger (carried as they are, or joined by `cat samples-KIND.tar.xz.part-*`).
+  rm -f "$keep/samples-$kind".tar.xz*
+  local tmp="$keep/.$kind" name="samples-$kind.tar.xz"  # packed out of sight of gpu_session.sh's copy
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  tar -C "$work/data" -cf - "$kind" | xz -T0 -9 > "$tmp/$name" \
+    && { [ "$(stat -c %s "$tmp/$name")" -le $(( 15 << 20 )) ] \
+         || (cd "$tmp" && split -b 15M -d -a 1 "$name" "$name.part-" && rm "$name"); } \
+    && mv "$tmp"/samples-* "$keep/" && rm -rf "$tmp" \
+    && stamp "$kind: packed $(cd "$keep" && du -ch "$name"* | tail -1 | cut -f1) for reuse ($name)"
+}
+for kind in sampled prompted; do sample_data "$kind" || exit 1; done
 ids=()
 eval_one teacher "$teacher" & pids+=($!)
 check_one teacher "$teacher" & pids+=($!)
@@ -214,7 +275,7 @@ for scaling in $scalings; do
   eval_one "${scaling}_scaled" "$teacher" "$(rope_of "$scaling")" & pids+=($!)
   check_one "${scaling}_scaled" "$teacher@$(rope_of "$scaling")" & pids+=($!)
 done
-# recipes.tsv: name, scalings it runs for (pi4,yarn4 or *), command, data (kjv | sampled), flags
+# recipes.tsv: name, scalings it runs for (pi4,yarn4 or *), command, data (kjv | sampled | prompted), flags
 while IFS=$'\t' read -r name for_scalings cmd data flags; do
   [ -z "$name" ] || [ "${name:0:1}" = "#" ] && continue
   for scaling in $scalings; do
@@ -270,6 +331,7 @@ merged = {os.path.basename(p)[:-5]: json.load(open(p)) for p in sorted(glob.glob
 json.dump(merged, open(os.path.join(out, "results.json"), "w"), indent=1)
 PY
 cp "$out/restoration_table.md" "$out/results.json" "$final_out/"
+cp "$keep"/samples-*.tar.xz* "$final_out/" 2>/dev/null  # the teacher samples sampled in this run
 (cd "$out" && tar czf "$final_out/logs.tgz" --exclude=restoration_table.md --exclude=results.json .)
 stamp "done"
 [ "$failures" = 0 ] || { echo "gpu_restore: $failures step(s) failed (logs in logs.tgz)"; exit 1; }

@@ -6,7 +6,8 @@
 #   gpu_session.sh start [RECIPES.tsv]   start the run once (a second start only waits), then wait
 #   gpu_session.sh wait                  wait on the running one
 # A call waits until the run ends or WAIT_S (default 560) pass, printing progress every minute,
-# then copies what exists to $OUT: restoration_table.md, results.json, logs.tgz. The run itself
+# then copies what exists to $OUT: restoration_table.md, results.json, logs.tgz, run.log and the
+# teacher samples the run has packed so far (samples-<kind>.tar.xz, see gpu_restore.sh). The run itself
 # has no deadline of its own (DEADLINE_S defaults to 7200 here); gpu_restore.sh's environment
 # (SAMPLE_TOKENS, SUITE_HUMANEVAL, ...) is passed through from the `start` call.
 set -uo pipefail
@@ -29,7 +30,7 @@ fi
 [ -f "$session/pid" ] || { echo "gpu_session: no run started on this machine (a fresh machine: start again)"; exit 3; }
 progress() {
   echo "--- $(date +%T) run.log:"; tail -n 4 "$session/run.log"
-  for log in "$work"/out/train_*.log "$work"/out/sample.log; do
+  for log in "$work"/out/train_*.log "$work"/out/sample*.log; do
     [ -f "$log" ] && echo "$(basename "$log"): $(tail -c 600 "$log" | tr '\r' '\n' | grep -v '^$' | tail -1 | cut -c1-160)"
   done
 }
@@ -44,6 +45,9 @@ if [ -n "$call_out" ] && [ -d "$call_out" ]; then
   cp "$session/final/results.json" "$call_out/" 2>/dev/null
   (cd "$work/out" && tar czf "$call_out/logs.tgz" .) 2>/dev/null
   cp "$session/run.log" "$call_out/run.log"
+  # The teacher samples this run made (gpu_restore.sh packs each kind once it is sampled), for
+  # .restore/samples/ of a later session: 4 files above + these stay within a call's 8.
+  cp "$work"/keep/samples-*.tar.xz* "$call_out/" 2>/dev/null
 fi
 if [ -f "$session/rc" ]; then
   echo "gpu_session: the run ended (rc $(cat "$session/rc"))"; cat "$call_out/restoration_table.md" 2>/dev/null
