@@ -98,20 +98,26 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   // Streamed tiles [t_begin, t_end), the same for both warpgroups (causal: one of them has a fully
   // masked first or last tile, G = 0 there; 32 of 2112 warpgroup tiles per head at T = 4096) so that every wgmma is issued on one straight path, which
   // ptxas needs to overlap them with the exponentials.
-  const int t_begin = COLUMNS && p.shape.causal ? a0 / BN : 0;
-  const int t_end = !COLUMNS && p.shape.causal ? (min(T, a0 + kA) + BN - 1) / BN : n_all;
+  // Packed documents: only the tiles that meet the anchors' documents ("same document" is
+  // symmetric, so one span serves ROWS and COLUMNS).
+  const DocSpan span = doc_span(p, b, a0, a0 + kA);
+  const int32_t* dk = p.layout.doc_ids ? p.layout.doc_ids + static_cast<int64_t>(b) * T : nullptr;
+  const int t_begin = max(COLUMNS && p.shape.causal ? a0 / BN : 0, span.lo / BN);
+  const int t_end = min(!COLUMNS && p.shape.causal ? (min(T, a0 + kA) + BN - 1) / BN : n_all,
+                        (span.hi + BN - 1) / BN);
 
   // ROWS: the anchors' own statistics; COLUMNS: the causal mask as one compare per element (query
   // >= key_lim, INT_MIN without causality). A padded anchor key needs no mask here: its column term
   // is dropped in the epilogue (its row term is 0: its g is 0), which keeps registers for the loop.
   float3 ast[2];
-  int key_lim[2];
+  int key_lim[2], a_doc[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int row = warp_a0 + g + 8 * r;
     ast[r] = row < T ? make_float3(stats[row], stats[pitch + row], stats[2 * pitch + row])
                      : make_float3(INFINITY, INFINITY, 0.f);
     key_lim[r] = p.shape.causal ? row : INT_MIN;
+    a_doc[r] = dk ? doc_of(dk, row, T) : 0;
   }
 
   load_tile_sw128_async<kA, DS, kThreads>(sXa, x, a0, T);
@@ -183,6 +189,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
         if constexpr (kMasked)
           keep = sKv[stage * BN + j] && (!p.shape.causal || col0 + j <= warp_a0 + g + 8 * r);
       }
+      if constexpr (kMasked) keep = keep && (dk == nullptr || doc_of(dk, col0 + j, T) == a_doc[r]);
       const float ps = exp2f(fmaf(cs[4 * c + e], sc_s, -st.x));
       const float pt = exp2f(fmaf(ct[4 * c + e], sc_t, -st.y));
       const float v = st.z * (ps - pt);
@@ -209,7 +216,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
     fence_regs(ct);
     const int col0 = n * BN;
     const bool masked =
-        col0 + BN > T || (COLUMNS ? p.shape.causal && col0 < warp_a0 + 16
+        dk != nullptr || col0 + BN > T || (COLUMNS ? p.shape.causal && col0 < warp_a0 + 16
                                   : km != nullptr || (p.shape.causal && col0 + BN - 1 > warp_a0));
     if (masked)
       process_impl(n, cs, ct, ga, std::true_type{});
