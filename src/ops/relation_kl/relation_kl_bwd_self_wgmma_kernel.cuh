@@ -65,7 +65,11 @@ __global__ void relation_kl_self_row_stats_kernel(const __grid_constant__ Relati
 // grid (B * H, ceil(T / kBwdWgAnchors)), kBwdWgThreads threads, BwdSelfWgmmaSmem::kBytes dynamic
 // shared memory. Reads p.layout.xq (= x), p.layout.yq (= y), p.workspace.col_stats; ROWS writes
 // p.workspace.self_rows (B, H, T, Ds) fp32, COLUMNS reads it and writes p.layout.d_out (B, H, T, Ds).
-template <typename Elem, int DS, int DT, bool COLUMNS>
+// DOCS: packed documents (p.layout.doc_ids set): the document-span tile range and the per-element
+// document check. A template constant because this kernel runs at the register limit: the check's
+// registers made the DOCS = false code spill (ptxas -v, sm_90a, Ds = Dt = 128: 20 bytes of spill
+// stores in ROWS), so the plain instantiation keeps the code it had without documents.
+template <typename Elem, int DS, int DT, bool COLUMNS, bool DOCS>
 __global__ void __launch_bounds__(kBwdWgThreads, 1)
     relation_kl_bwd_self_wgmma_kernel(const __grid_constant__ RelationKLParams p) {
 #ifdef RKL_WGMMA_ENABLED
@@ -100,8 +104,8 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   // ptxas needs to overlap them with the exponentials.
   // Packed documents: only the tiles that meet the anchors' documents ("same document" is
   // symmetric, so one span serves ROWS and COLUMNS).
-  const DocSpan span = doc_span(p, b, a0, a0 + kA);
-  const int32_t* dk = p.layout.doc_ids ? p.layout.doc_ids + static_cast<int64_t>(b) * T : nullptr;
+  const DocSpan span = DOCS ? doc_span(p, b, a0, a0 + kA) : DocSpan{0, T};
+  const int32_t* dk = DOCS ? p.layout.doc_ids + static_cast<int64_t>(b) * T : nullptr;
   const int t_begin = max(COLUMNS && p.shape.causal ? a0 / BN : 0, span.lo / BN);
   const int t_end = min(!COLUMNS && p.shape.causal ? (min(T, a0 + kA) + BN - 1) / BN : n_all,
                         (span.hi + BN - 1) / BN);
@@ -110,14 +114,14 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   // >= key_lim, INT_MIN without causality). A padded anchor key needs no mask here: its column term
   // is dropped in the epilogue (its row term is 0: its g is 0), which keeps registers for the loop.
   float3 ast[2];
-  int key_lim[2], a_doc[2];
+  int key_lim[2], a_doc[2] = {0, 0};
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int row = warp_a0 + g + 8 * r;
     ast[r] = row < T ? make_float3(stats[row], stats[pitch + row], stats[2 * pitch + row])
                      : make_float3(INFINITY, INFINITY, 0.f);
     key_lim[r] = p.shape.causal ? row : INT_MIN;
-    a_doc[r] = dk ? doc_of(dk, row, T) : 0;
+    if constexpr (DOCS) a_doc[r] = doc_of(dk, row, T);
   }
 
   load_tile_sw128_async<kA, DS, kThreads>(sXa, x, a0, T);
@@ -189,7 +193,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
         if constexpr (kMasked)
           keep = sKv[stage * BN + j] && (!p.shape.causal || col0 + j <= warp_a0 + g + 8 * r);
       }
-      if constexpr (kMasked) keep = keep && (dk == nullptr || doc_of(dk, col0 + j, T) == a_doc[r]);
+      if constexpr (kMasked && DOCS) keep = keep && doc_of(dk, col0 + j, T) == a_doc[r];
       const float ps = exp2f(fmaf(cs[4 * c + e], sc_s, -st.x));
       const float pt = exp2f(fmaf(ct[4 * c + e], sc_t, -st.y));
       const float v = st.z * (ps - pt);
@@ -216,7 +220,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
     fence_regs(ct);
     const int col0 = n * BN;
     const bool masked =
-        dk != nullptr || col0 + BN > T || (COLUMNS ? p.shape.causal && col0 < warp_a0 + 16
+        DOCS || col0 + BN > T || (COLUMNS ? p.shape.causal && col0 < warp_a0 + 16
                                   : km != nullptr || (p.shape.causal && col0 + BN - 1 > warp_a0));
     if (masked)
       process_impl(n, cs, ct, ga, std::true_type{});
