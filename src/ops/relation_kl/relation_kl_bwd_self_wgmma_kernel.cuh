@@ -104,11 +104,14 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   // ptxas needs to overlap them with the exponentials.
   // Packed documents: only the tiles that meet the anchors' documents ("same document" is
   // symmetric, so one span serves ROWS and COLUMNS).
-  const DocSpan span = DOCS ? doc_span(p, b, a0, a0 + kA) : DocSpan{0, T};
   const int32_t* dk = DOCS ? p.layout.doc_ids + static_cast<int64_t>(b) * T : nullptr;
-  const int t_begin = max(COLUMNS && p.shape.causal ? a0 / BN : 0, span.lo / BN);
-  const int t_end = min(!COLUMNS && p.shape.causal ? (min(T, a0 + kA) + BN - 1) / BN : n_all,
-                        (span.hi + BN - 1) / BN);
+  int t_begin = COLUMNS && p.shape.causal ? a0 / BN : 0;
+  int t_end = !COLUMNS && p.shape.causal ? (min(T, a0 + kA) + BN - 1) / BN : n_all;
+  if constexpr (DOCS) {
+    const DocSpan span = doc_span(p, b, a0, a0 + kA);
+    t_begin = max(t_begin, span.lo / BN);
+    t_end = min(t_end, (span.hi + BN - 1) / BN);
+  }
 
   // ROWS: the anchors' own statistics; COLUMNS: the causal mask as one compare per element (query
   // >= key_lim, INT_MIN without causality). A padded anchor key needs no mask here: its column term
