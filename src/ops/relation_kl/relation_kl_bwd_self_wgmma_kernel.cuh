@@ -29,13 +29,16 @@ constexpr int kBwdWgThreads = 256;
 // (its logit wgmma) and n + 2 (loading).
 constexpr int kBwdWgStages = 4;
 
-template <typename Elem, int DS, int DT>
+// DOCS (packed documents): + the streamed rows' document ids, (stages, BN) int32.
+template <typename Elem, int DS, int DT, bool DOCS = false>
 struct BwdSelfWgmmaSmem {
   static constexpr int kAnchorBytes = kBwdWgAnchors * (DS + DT) * 2;  // swizzled Xa, Ya
   static constexpr int kStageBytes = kBwdWgStream * (DS + DT) * 2;    // swizzled Xo, Yo of one tile
   static constexpr int kStatOffset = kAnchorBytes + kBwdWgStages * kStageBytes;
   static constexpr int kMaskOffset = kStatOffset + kBwdWgStages * 3 * kBwdWgStream * 4;
-  static constexpr int kBytes = kMaskOffset + kBwdWgStages * kBwdWgStream + kSw128AtomBytes;
+  static constexpr int kDocOffset = kMaskOffset + kBwdWgStages * kBwdWgStream;  // 4-byte aligned
+  static constexpr int kBytes =
+      kDocOffset + (DOCS ? kBwdWgStages * kBwdWgStream * 4 : 0) + kSw128AtomBytes;
 };
 
 // Per-row statistics of the backward in log2 units, (B H, 3, stats_pitch) fp32 structure of arrays:
@@ -73,7 +76,7 @@ template <typename Elem, int DS, int DT, bool COLUMNS, bool DOCS>
 __global__ void __launch_bounds__(kBwdWgThreads, 1)
     relation_kl_bwd_self_wgmma_kernel(const __grid_constant__ RelationKLParams p) {
 #ifdef RKL_WGMMA_ENABLED
-  using S = BwdSelfWgmmaSmem<Elem, DS, DT>;
+  using S = BwdSelfWgmmaSmem<Elem, DS, DT, DOCS>;
   constexpr int kA = kBwdWgAnchors, BN = kBwdWgStream, NT = BN / 8, kThreads = kBwdWgThreads;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const uint32_t raw = smem_addr(smem_raw);
@@ -84,6 +87,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   unsigned char* smem = smem_raw + (base - raw);
   float* sSt = reinterpret_cast<float*>(smem + S::kStatOffset);  // (stages, 3, BN) streamed-row stats
   uint8_t* sKv = smem + S::kMaskOffset;                              // (stages, BN) streamed key valid
+  int32_t* sDoc = reinterpret_cast<int32_t*>(smem + S::kDocOffset);  // DOCS: (stages, BN) streamed docs
 
   const int T = p.shape.T, bh = blockIdx.x, b = bh / p.shape.H;
   // Causal: long rows (ROWS: late anchors; COLUMNS: early anchors) first.
@@ -147,6 +151,12 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
         sKv[stage * BN + j] = col < T && (km == nullptr || km[col] != 0);
       }
     }
+    if constexpr (DOCS) {  // the streamed rows' documents (-1 past T: their G is 0 anyway)
+      for (int j = threadIdx.x; j < BN; j += kThreads) {
+        const int row = tile * BN + j;
+        sDoc[stage * BN + j] = doc_of(dk, row, T);
+      }
+    }
     cp_async_commit();
   };
   load(t_begin);
@@ -196,7 +206,9 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
         if constexpr (kMasked)
           keep = sKv[stage * BN + j] && (!p.shape.causal || col0 + j <= warp_a0 + g + 8 * r);
       }
-      if constexpr (kMasked && DOCS) keep = keep && doc_of(dk, col0 + j, T) == a_doc[r];
+      // Packed documents: the streamed row's document, staged in shared memory with its tile (a
+      // global load per element here cost the column kernel ~5 registers and 120 bytes of spills).
+      if constexpr (kMasked && DOCS) keep = keep && sDoc[stage * BN + j] == a_doc[r];
       const float ps = exp2f(fmaf(cs[4 * c + e], sc_s, -st.x));
       const float pt = exp2f(fmaf(ct[4 * c + e], sc_t, -st.y));
       const float v = st.z * (ps - pt);

@@ -62,7 +62,7 @@ cudaError_t launch_self_bwd_wgmma_impl(const RelationKLParams& p, cudaStream_t s
   const int64_t rows = static_cast<int64_t>(p.shape.B) * p.shape.H * p.workspace.stats_pitch;
   const int stat_blocks = static_cast<int>(std::min<int64_t>((rows + 255) / 256, 132 * 8));
   relation_kl_self_row_stats_kernel<Elem><<<stat_blocks, 256, 0, stream>>>(p);
-  constexpr int smem = BwdSelfWgmmaSmem<Elem, DS, DT>::kBytes;
+  constexpr int smem = BwdSelfWgmmaSmem<Elem, DS, DT, DOCS>::kBytes;
   auto row_kernel = relation_kl_bwd_self_wgmma_kernel<Elem, DS, DT, false, DOCS>;
   auto column_kernel = relation_kl_bwd_self_wgmma_kernel<Elem, DS, DT, true, DOCS>;
   cudaError_t e = cudaFuncSetAttribute(row_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
