@@ -29,7 +29,7 @@ constexpr int kBwdWgThreads = 256;
 // (its logit wgmma) and n + 2 (loading).
 constexpr int kBwdWgStages = 4;
 
-// DOCS (packed documents): + the streamed rows' document ids, (stages, BN) int32.
+// DOCS (packed documents): + the streamed rows' document ids, (stages, BN) int32 (COLUMNS uses them).
 template <typename Elem, int DS, int DT, bool DOCS = false>
 struct BwdSelfWgmmaSmem {
   static constexpr int kAnchorBytes = kBwdWgAnchors * (DS + DT) * 2;  // swizzled Xa, Ya
@@ -151,7 +151,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
         sKv[stage * BN + j] = col < T && (km == nullptr || km[col] != 0);
       }
     }
-    if constexpr (DOCS) {  // the streamed rows' documents (-1 past T: their G is 0 anyway)
+    if constexpr (DOCS && COLUMNS) {  // the streamed rows' documents (-1 past T: their G is 0 anyway)
       for (int j = threadIdx.x; j < BN; j += kThreads) {
         const int row = tile * BN + j;
         sDoc[stage * BN + j] = doc_of(dk, row, T);
@@ -206,9 +206,12 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
         if constexpr (kMasked)
           keep = sKv[stage * BN + j] && (!p.shape.causal || col0 + j <= warp_a0 + g + 8 * r);
       }
-      // Packed documents: the streamed row's document, staged in shared memory with its tile (a
-      // global load per element here cost the column kernel ~5 registers and 120 bytes of spills).
-      if constexpr (kMasked && DOCS) keep = keep && sDoc[stage * BN + j] == a_doc[r];
+      // Packed documents: the streamed row's document. COLUMNS: staged in shared memory with its
+      // tile (a global load per element here cost 120 bytes of spills at Ds = Dt = 128, ptxas -v
+      // sm_90a); ROWS: loaded here (staging made that kernel spill instead). Register allocation at
+      // this kernel's limit is fickle: check ptxas -v after any change.
+      if constexpr (kMasked && DOCS && COLUMNS) keep = keep && sDoc[stage * BN + j] == a_doc[r];
+      if constexpr (kMasked && DOCS && !COLUMNS) keep = keep && doc_of(dk, col0 + j, T) == a_doc[r];
       const float ps = exp2f(fmaf(cs[4 * c + e], sc_s, -st.x));
       const float pt = exp2f(fmaf(ct[4 * c + e], sc_t, -st.y));
       const float v = st.z * (ps - pt);
