@@ -54,7 +54,9 @@ def _options(command, values):
         name = keyword.replace("_", "-")
         row = table.get(name, {})
         if isinstance(value, dict):
-            given[name] = value  # rope-scaling: a JSON object, passed on as its text
+            # rope-scaling: recorded in options.json as given, so as json.dumps writes it (the text
+            # `--rope-scaling "$(python -c 'print(json.dumps(...))')"` would give the CLI).
+            given[name] = json.dumps(value)
         elif isinstance(value, (list, tuple)):
             items = [_scalar(v, keyword) for v in value]
             # A flag of one value takes the comma list the command line would be given.
