@@ -74,18 +74,33 @@ def _run(call):
     return json.loads(call())
 
 
+def _train(command, values):
+    nproc = values.get("nproc")
+    if nproc is not None and not isinstance(nproc, bool) and isinstance(nproc, numbers.Integral) and nproc > 1:
+        # --nproc re-executes this process's command line for each worker (src/train/distributed.cpp):
+        # the linearard binary, not a Python session.
+        raise ValueError(f"nproc: {nproc} processes start from the command line "
+                         f"(`linearard {command} --nproc {nproc}` or torchrun); from Python nproc is 1")
+    options = _options(command, values)
+    result = _run(lambda: _C.run_train(command, options))
+    metrics = os.path.join(result["out"], "metrics.jsonl")
+    if os.path.exists(metrics):  # the last step's logged metrics (loss parts, lr, grad norm, ...)
+        with open(metrics) as f:
+            lines = f.read().splitlines()
+        result["metrics"] = json.loads(lines[-1]) if lines else {}
+    return result
+
+
 def distill(model, out, data, rope_scaling=None, **options):
-    return _run(lambda: _C.run_train("distill", _options(
-        "distill", dict(model=model, out=out, data=data, rope_scaling=rope_scaling, **options))))
+    return _train("distill", dict(model=model, out=out, data=data, rope_scaling=rope_scaling, **options))
 
 
 def cpt(model, out, data, rope_scaling=None, **options):
-    return _run(lambda: _C.run_train("cpt", _options(
-        "cpt", dict(model=model, out=out, data=data, rope_scaling=rope_scaling, **options))))
+    return _train("cpt", dict(model=model, out=out, data=data, rope_scaling=rope_scaling, **options))
 
 
 def pretrain(out, data, **options):
-    return _run(lambda: _C.run_train("pretrain", _options("pretrain", dict(out=out, data=data, **options))))
+    return _train("pretrain", dict(out=out, data=data, **options))
 
 
 def export(checkpoint, out, **options):
@@ -98,9 +113,10 @@ def report(out, teacher=None, scaled=None, restored=None, **options):
 
 
 _TRAIN_RETURNS = """Returns a dict: out, final (out/final: the adapter, or pretrain's model), steps, first_loss,
-last_loss (this process's first and last step), ran_workers (nproc > 1: the worker processes
-trained; their files are in out). Ctrl-C finishes the step, writes a checkpoint and ends the
-process (exit code 130), as the command line does; ``resume="auto"`` continues it."""
+last_loss (this process's first and last step), metrics (the last line of out/metrics.jsonl),
+ran_workers (False: nproc > 1 runs from the command line only). Ctrl-C finishes the step, writes
+a checkpoint and ends the process (exit code 130), as the command line does; ``resume="auto"``
+continues it."""
 
 _SUMMARIES = {
     "distill": ("Attention-relation distillation of the RoPE-scaled student (``rope_scaling``) from its "

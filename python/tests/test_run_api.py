@@ -71,7 +71,7 @@ def test_distill_equals_the_cli(runs):
     for a, b in zip(metrics["py"], metrics["cli"], strict=True):
         assert {k: v for k, v in a.items() if not k.endswith(("seconds", "tok_s", "time", "per_s"))} == \
                {k: v for k, v in b.items() if not k.endswith(("seconds", "tok_s", "time", "per_s"))}
-    assert result["last_loss"] == metrics["cli"][-1]["loss"]
+    assert result["last_loss"] == metrics["cli"][-1]["loss"] and result["metrics"] == metrics["py"][-1]
     for name in ("trainable.safetensors", "adapter.safetensors"):
         a, b = root / "py" / "final" / name, root / "cli" / "final" / name
         if b.exists():
@@ -165,6 +165,7 @@ def test_bad_keywords_and_values_raise_value_error(inputs, tmp_path):
     assert _value_error(linearard.distill, **run, lora_targets=["q", "x"]).startswith(
         "lora_targets: unknown module 'x' in 'q,x'")
     assert _value_error(linearard.distill, **{**run, "device": object()}).startswith("device: expected a bool, number")
+    assert _value_error(linearard.distill, **run, nproc=2).startswith("nproc: 2 processes start from the command line")
     assert not (tmp_path / "run").exists()  # nothing written for a bad option
     assert _value_error(linearard.export, checkpoint=tmp_path, out=tmp_path / "x", format="tar").startswith("format: ")
     assert _value_error(linearard.report, out=tmp_path / "r", native_context="4k") == \
