@@ -1,4 +1,4 @@
-"""linearard.distill / export / report against the `linearard` binary (an independent path: its own
+"""linearard.distill / cpt / export / report against the `linearard` binary (an independent path: its own
 argument parsing, its own process): the same flags as keyword arguments give the same run (options,
 losses, adapter bytes), the same export files and the same report; distill's default recipe
 applies; the export loads in transformers and PEFT; progress is printed as the CLI prints it; bad
@@ -84,6 +84,24 @@ def test_default_recipe_applies(runs):
     assert options["hidden-weight"] == 10.0 and options["logits-kl-weight"] == 1.0 and options["logits-kl-last"] == 0
     assert options["lora-targets"] == "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
     assert options["lr"] == 1e-2 and options["lora-rank"] == 4 and options["layers"] == [0, 2]  # the keywords'
+
+
+def test_cpt_with_a_config_file_equals_the_cli(inputs, linearard_bin, tmp_path):
+    # --config below the given values, as on the command line (cpt has no recipe).
+    (tmp_path / "c.json").write_text(json.dumps({"lr": 5e-3, "lora-rank": 2, "steps": 5}))
+    keywords = dict(device="cpu", context=16, steps=2, checkpoint_every=0, lora_targets="q,v", config=tmp_path / "c.json")
+    result = linearard.cpt(inputs["model"], tmp_path / "py", inputs["data"], rope_scaling=STUDENT_ROPE, **keywords)
+    cli = subprocess.run([linearard_bin, "cpt", "--model", inputs["model"], "--data", inputs["data"], "--out",
+                          str(tmp_path / "cli"), "--rope-scaling", json.dumps(STUDENT_ROPE), "--device", "cpu",
+                          "--context", "16", "--steps", "2", "--checkpoint-every", "0", "--lora-targets", "q,v",
+                          "--config", str(tmp_path / "c.json")], capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    options = {k: json.loads((tmp_path / k / "options.json").read_text()) for k in ("py", "cli")}
+    assert options["py"].pop("out") != options["cli"].pop("out")
+    assert options["py"] == options["cli"]
+    assert options["py"]["lr"] == 5e-3 and options["py"]["lora-rank"] == 2 and options["py"]["steps"] == 2
+    cli_loss = json.loads((tmp_path / "cli" / "metrics.jsonl").read_text().splitlines()[-1])["loss"]
+    assert result["steps"] == 2 and result["last_loss"] == cli_loss
 
 
 def test_progress_is_printed_as_the_cli_prints_it(runs):
