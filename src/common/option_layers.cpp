@@ -7,7 +7,8 @@ namespace linearard {
 namespace {
 
 // The options of `app` and of its option groups (CLI11 keeps a group as a nameless subcommand,
-// whose options App::get_options leaves out), without the help flags.
+// whose options App::get_options leaves out: CLI11's README, "Option groups"), without the help
+// flags.
 template <class AppT, class OptionT>
 void collect_options(AppT& app, std::vector<OptionT*>& out) {
   for (OptionT* opt : app.get_options())

@@ -1,6 +1,6 @@
 // Option values as JSON on a CLI11 option table. Each command's options are declared once, as CLI11
 // options bound to the run API's option struct (train/train_flags.h, export/export_flags.h,
-// eval/report_flags.h); the command line and the library callers (tests, the Python binding) fill
+// eval/eval_flags.h); the command line and the library callers (tests, the Python binding) fill
 // that one table. An option's name is its first long flag without the dashes ("lora-rank"), as in
 // a --config file and in OptionError (common/option_error.h). CLI11 converts every value, so a
 // value means the same whether it came from the command line, a config file, a recipe or Python.
