@@ -9,6 +9,7 @@
 #include <pybind11/stl.h>
 #include <torch/csrc/utils/pybind.h>
 
+#include <csignal>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -22,6 +23,7 @@
 #include "export/run_export.h"
 #include "ops/relation_kl/relation_kl.h"
 #include "train/run.h"
+#include "train/stop_signals.h"
 #include "train/train_flags.h"
 
 namespace py = pybind11;
@@ -74,6 +76,13 @@ std::string run_released(Job&& job) {
     message = e.what();
   } catch (const CLI::Error& e) {  // a --config file's value that CLI11 cannot convert
     message = e.what();
+  } catch (const linearard::train::Interrupted& e) {
+    // Ctrl-C: the step finished and its checkpoint is written (the run printed where); Python's
+    // KeyboardInterrupt. SIGTERM ends the process as on the command line (exit code 143).
+    if (e.signo() != SIGINT) linearard::train::exit_interrupted(e.signo());
+    std::fflush(stdout);
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    throw py::error_already_set();
   }
   std::fflush(stdout);
   throw py::value_error(message);

@@ -115,8 +115,8 @@ def report(out, teacher=None, scaled=None, restored=None, **options):
 _TRAIN_RETURNS = """Returns a dict: out, final (out/final: the adapter, or pretrain's model), steps, first_loss,
 last_loss (this process's first and last step), metrics (the last line of out/metrics.jsonl),
 ran_workers (False: nproc > 1 runs from the command line only). Ctrl-C finishes the step, writes
-a checkpoint and ends the process (exit code 130), as the command line does; ``resume="auto"``
-continues it."""
+a checkpoint and raises KeyboardInterrupt (SIGTERM ends the process, exit code 143, as the command
+line does); ``resume="auto"`` continues the run."""
 
 _SUMMARIES = {
     "distill": ("Attention-relation distillation of the RoPE-scaled student (``rope_scaling``) from its "

@@ -6,6 +6,7 @@ keywords and values raise a one-sentence ValueError naming the keyword; outputs 
 overwritten without overwrite=True."""
 import json
 import re
+import signal
 import subprocess
 import sys
 
@@ -205,6 +206,42 @@ def test_outputs_are_never_overwritten(runs, inputs, tmp_path):
     assert (tmp_path / "x" / "mine.txt").read_text() == "keep"
     assert linearard.export(out / "final", tmp_path / "x", format="peft", overwrite=True) == [str(tmp_path / "x")]
     assert (tmp_path / "x" / "adapter_config.json").exists()
+
+
+def test_ctrl_c_raises_keyboard_interrupt_after_a_checkpoint(inputs, tmp_path):
+    # SIGINT mid-run: the step finishes, the checkpoint is written, Python gets KeyboardInterrupt
+    # (the CLI exits 130 instead); resume="auto" continues the run.
+    script = ("import json, sys, linearard\n"
+              "kw = json.loads(sys.argv[4])\n"
+              "try:\n"
+              "    linearard.distill(*sys.argv[1:4], **kw)\n"
+              "except KeyboardInterrupt:\n"
+              "    print('KeyboardInterrupt', flush=True)\n"
+              "r = linearard.distill(*sys.argv[1:4], resume='auto', **kw)\n"
+              "print('resumed to step', r['steps'], flush=True)\n")
+    keywords = {**KEYWORDS, "steps": 100000, "rope_scaling": STUDENT_ROPE}
+    run = subprocess.Popen([sys.executable, "-c", script, inputs["model"], str(tmp_path / "run"), inputs["data"],
+                            json.dumps(keywords)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in iter(run.stderr.readline, ""):
+        if line.startswith("step "):  # a progress line: training runs
+            break
+    run.send_signal(signal.SIGINT)
+    # The resumed run has 100000 steps to go: stop it the same way once it has resumed.
+    for line in iter(run.stdout.readline, ""):
+        if line.startswith("KeyboardInterrupt"):
+            break
+    checkpoints = list((tmp_path / "run" / "checkpoints").iterdir())
+    assert len(checkpoints) == 1 and checkpoints[0].name.startswith("step-")
+    done = int(checkpoints[0].name.split("-")[1])
+    for line in iter(run.stderr.readline, ""):  # the first run's last lines
+        if line.startswith("interrupted by SIGINT after step"):
+            break
+    for line in iter(run.stderr.readline, ""):
+        if line.startswith("step "):  # the resumed run trains on from the checkpoint's step
+            assert int(line.split()[1].split("/")[0]) == done + 1, line
+            break
+    run.send_signal(signal.SIGTERM)  # SIGTERM ends the process, as on the command line
+    assert run.wait(timeout=120) == 128 + signal.SIGTERM
 
 
 def test_docstrings_list_the_keywords():
