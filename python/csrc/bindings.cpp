@@ -92,7 +92,8 @@ nlohmann::json parse_options(const std::string& options_json) { return nlohmann:
 
 std::string run_train(const std::string& command, const std::string& options_json) {
   return run_released([&] {
-    const linearard::train::RunResult r = linearard::train::run(linearard::train::train_options(command, parse_options(options_json)));
+    using namespace linearard::train;
+    const RunResult r = run(train_options(command, parse_options(options_json)));
     return nlohmann::json{{"out", r.out_dir},
                           {"ran_workers", r.ran_workers},
                           {"steps", r.training.steps_done},
