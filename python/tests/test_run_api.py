@@ -222,15 +222,23 @@ def test_ctrl_c_raises_keyboard_interrupt_after_a_checkpoint(inputs, tmp_path):
     keywords = {**KEYWORDS, "steps": 100000, "rope_scaling": STUDENT_ROPE}
     run = subprocess.Popen([sys.executable, "-c", script, inputs["model"], str(tmp_path / "run"), inputs["data"],
                             json.dumps(keywords)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _interrupt_twice(run, tmp_path / "run")
+    finally:
+        run.kill()  # no-op once it has ended; ends a 100000-step run when a check above failed
+        run.communicate()
+
+
+def _interrupt_twice(run, out):
     for line in iter(run.stderr.readline, ""):
         if line.startswith("step "):  # a progress line: training runs
             break
     run.send_signal(signal.SIGINT)
-    # The resumed run has 100000 steps to go: stop it the same way once it has resumed.
+    # The resumed run has 100000 steps to go: SIGTERM stops it once it trains again.
     for line in iter(run.stdout.readline, ""):
         if line.startswith("KeyboardInterrupt"):
             break
-    checkpoints = list((tmp_path / "run" / "checkpoints").iterdir())
+    checkpoints = list((out / "checkpoints").iterdir())
     assert len(checkpoints) == 1 and checkpoints[0].name.startswith("step-")
     done = int(checkpoints[0].name.split("-")[1])
     for line in iter(run.stderr.readline, ""):  # the first run's last lines
