@@ -8,7 +8,7 @@
 # GPU machine (repo root;  carry: .device-deps .gpu-base):  bash scripts/gpu_before_after.sh
 # Environment: BASE (default .gpu-base/base.tar.xz), ROUNDS (2: bench after, base, after, base;
 # REUSE=1 ROUND_FIRST=N: a later call on the warm machine adds rounds N.. to the first call's),
-# RKL_T (4096,32768), RKL_D (128,64). Logs under $OUT; the table is printed last.
+# RKL_T (4096,32768), RKL_D (128,64), PY_MODULE (1: also build linearard._C for gpu_python.sh). Logs under $OUT; the table is printed last.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -38,6 +38,12 @@ wait $a || { echo "after: build failed"; grep -m3 -A12 "error" "$out/configure_a
 wait $b || { echo "base: build failed"; grep -m3 -A12 "error" "$out/configure_base.log" "$out/build_base.log" | head -50; exit 1; }
 stamp "built both"
 rc=0
+# PY_MODULE=1: linearard._C joins the after-build while the tests run (scripts/gpu_python.sh then
+# finds it built: BUILD_DIR=/tmp/ba-after); it is done before the benchmarks start.
+if [ "${PY_MODULE:-0}" = 1 ]; then
+  (cmake -S . -B /tmp/ba-after -DLINEARARD_PYTHON_MODULE=ON && ninja -C /tmp/ba-after -j8 linearard_python) \
+    > "$out/py_module_build.log" 2>&1 & py_build=$!
+fi
 (cd /tmp/ba-after && ctest -R "fixture[.]cuda_parity" > "$out/fixtures.log" 2>&1)
 for t in tests/ops/test_relation_kl_cuda tests/model/test_model_cuda; do
   name="$(basename "${t%% *}")"
@@ -46,6 +52,9 @@ for t in tests/ops/test_relation_kl_cuda tests/model/test_model_cuda; do
 done
 grep "max |logit error|" "$out/test_model_cuda.log"
 stamp "GPU tests done (rc $rc)"
+if [ -n "${py_build:-}" ]; then
+  wait "$py_build" && stamp "built linearard._C" || { echo "linearard._C: build failed"; tail -5 "$out/py_module_build.log"; }
+fi
 fi
 # Each benchmark runs for this tree, then for the baseline, so that a call cut short still has
 # pairs; the result lines are printed as they come.

@@ -5,8 +5,8 @@
 // summary and writes the results as JSON (--json), the per-model format of report.json. The run
 // itself is eval::run_eval (eval/run_eval.h).
 #include "cli/command.h"
-#include "cli/eval_options.h"
 #include "cli/overwrite_flag.h"
+#include "eval/eval_flags.h"
 #include "eval/run_eval.h"
 
 namespace linearard::cli {
@@ -25,7 +25,7 @@ CommandRegistration eval_command(
                      "fidelity: run the teacher with this RoPE scaling instead of its checkpoint's");
       sub.add_option("--json", o->json, "write the results here");
       add_overwrite_flag(sub, o->overwrite, "replace an existing --json file that is not an earlier eval result");
-      add_eval_options(sub, o->tasks, "--tasks,--task");
+      eval::add_eval_flags(sub, o->tasks, "--tasks,--task");
       sub.callback([o] { eval::run_eval(*o); });
     });
 

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/option_error.h"
 #include "train/oom_report.h"
+#include "train/stop_signals.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"linearard: restore the short-text quality of context-extended LLaMA-family models"};
@@ -22,6 +23,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const linearard::train::Interrupted& e) {
+    linearard::train::exit_interrupted(e.signo());  // the run wrote its checkpoint and said so
   } catch (const linearard::OptionError& e) {
     // The library names the option ("context"); the command line spells it as its flag.
     std::fprintf(stderr, "linearard: error: %s\n", e.message_as("--" + e.option()).c_str());

@@ -10,7 +10,4 @@ inline void add_overwrite_flag(CLI::App& sub, bool& overwrite, const std::string
   sub.add_flag("--overwrite", overwrite, help);
 }
 
-constexpr const char* kTrainingOverwriteHelp =
-    "start afresh in a non-empty --out (deletes the earlier run's options.json, metrics.jsonl, checkpoints/, final/)";
-
 }  // namespace linearard::cli

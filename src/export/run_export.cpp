@@ -15,7 +15,7 @@
 namespace linearard::exporter {
 namespace {
 
-void run_gguf_export(const ExportOptions& o) {
+ExportResult run_gguf_export(const ExportOptions& o) {
   GgufExportRequest r;
   r.type = parse_option("gguf-type", [&](const std::string& where) { return parse_gguf_type(o.gguf_type, where); });
   r.out_path = o.out;
@@ -25,7 +25,7 @@ void run_gguf_export(const ExportOptions& o) {
     r.inputs = {o.model};
     export_model_dir_gguf(r, o.model);
     std::printf("wrote %s (GGUF %s) from %s\n", o.out.c_str(), o.gguf_type.c_str(), o.model.c_str());
-    return;
+    return {{o.out}};
   }
   const train::AdapterCheckpoint ckpt = train::load_adapter_checkpoint(o.checkpoint);
   const std::string base_dir = io::resolve_model_path(o.base.empty() ? ckpt.base_model_dir : o.base);
@@ -42,11 +42,12 @@ void run_gguf_export(const ExportOptions& o) {
   std::printf("exported %s adapter (%s) on %s\n", ckpt.adapter.spec.json_kind().c_str(), model::describe_rope(rope).c_str(),
               base_dir.c_str());
   std::printf("wrote %s (GGUF %s)\n", o.out.c_str(), o.gguf_type.c_str());
+  return {{o.out}};
 }
 
 }  // namespace
 
-void run_export(const ExportOptions& o) {
+ExportResult run_export(const ExportOptions& o) {
   if (o.format == "gguf") return run_gguf_export(o);
   if (!o.model.empty()) fail_option("model", "only with --format gguf (the other formats start from a --checkpoint)");
   if (o.checkpoint.empty()) fail_option("checkpoint", "required (the training checkpoint to export)");
@@ -70,6 +71,8 @@ void run_export(const ExportOptions& o) {
   std::printf("exported %s adapter (%s) on %s\n", ckpt.adapter.spec.json_kind().c_str(), model::describe_rope(rope).c_str(),
               r.base_model_dir.c_str());
   std::printf("wrote %s to %s\n", what, o.out.c_str());
+  if (r.format == ExportFormat::kBoth) return {{o.out + "/peft", o.out + "/merged"}};
+  return {{o.out}};
 }
 
 }  // namespace linearard::exporter

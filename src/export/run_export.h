@@ -6,6 +6,7 @@
 // (common/option_error.h).
 #pragma once
 #include <string>
+#include <vector>
 
 namespace linearard::exporter {
 
@@ -20,7 +21,12 @@ struct ExportOptions {
   bool overwrite = false;               // replace a non-empty output directory or an existing GGUF file
 };
 
+// What an export wrote: options.out, or for format both OUT/peft and OUT/merged.
+struct ExportResult {
+  std::vector<std::string> outputs;
+};
+
 // Writes the export into options.out and prints what it wrote.
-void run_export(const ExportOptions& options);
+ExportResult run_export(const ExportOptions& options);
 
 }  // namespace linearard::exporter

@@ -5,6 +5,7 @@
 // the shell's convention, so scripts see "interrupted", not "succeeded"). A second signal kills
 // the process at once (the default action).
 #pragma once
+#include <exception>
 #include <string>
 
 namespace linearard::train {
@@ -26,5 +27,18 @@ std::string signal_name(int signo);
 // Flushes stdio and ends the process with exit code 128 + signo, without running destructors
 // (the checkpoint is already on disk; a process group may be mid-teardown).
 [[noreturn]] void exit_interrupted(int signo);
+
+// What a single-process run throws once its checkpoint is written after a signal: the command line
+// ends with exit_interrupted(signo) (src/cli/main.cpp), the Python binding raises KeyboardInterrupt
+// for SIGINT, as Python does. A run in a process group still calls exit_interrupted itself.
+class Interrupted : public std::exception {
+ public:
+  explicit Interrupted(int signo) : signo_(signo) {}
+  int signo() const { return signo_; }
+  const char* what() const noexcept override { return "interrupted"; }
+
+ private:
+  int signo_;
+};
 
 }  // namespace linearard::train

@@ -289,7 +289,8 @@ static TrainResult train_loop(TrainTask& task, const TrainOptions& o, const Toke
       message("interrupted by " + signal_name(signo) + " after step " + std::to_string(step) + " of " +
               std::to_string(o.optim.steps) + ": checkpoint in " + dir +
               "; to continue, run the same command with --resume auto");
-      exit_interrupted(signo);
+      if (group) exit_interrupted(signo);
+      throw Interrupted(signo);  // unwinds as the non-finite stop above does; the caller ends the process
     }
     if (stop_after > 0 && step >= stop_after && step < o.optim.steps) {
       if (progress) progress->finish();

@@ -1,37 +1,18 @@
-#include "cli/train_flags.h"
+#include "train/train_flags.h"
 
 #include <algorithm>
-
 #include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/option_error.h"
+#include "common/option_layers.h"
 #include "train/recipes.h"
 
-namespace linearard::cli {
+namespace linearard::train {
 namespace {
 
-using FlatOptions = std::vector<std::pair<std::string, std::vector<std::string>>>;
-
-// The values of a JSON object of options, flattened to the strings CLI11 options parse.
-FlatOptions flatten_options(const nlohmann::json& j, const std::string& where) {
-  if (!j.is_object()) fail(where, "expected a JSON object of option names to values");
-  auto text = [](const nlohmann::json& v) {
-    return v.is_string() ? v.get<std::string>() : v.is_boolean() ? (v.get<bool>() ? "true" : "false") : v.dump();
-  };
-  std::vector<std::pair<std::string, std::vector<std::string>>> items;
-  for (const auto& [key, value] : j.items()) {
-    std::vector<std::string> inputs;
-    if (value.is_array()) {
-      for (const auto& v : value) inputs.push_back(text(v));
-    } else {
-      inputs.push_back(text(value));  // an object (e.g. rope-scaling) stays JSON text
-    }
-    items.emplace_back(key, std::move(inputs));
-  }
-  return items;
-}
-
+// --config FILE: a JSON object whose keys are the option names; a nested object (e.g.
+// "rope-scaling") is passed as its JSON text.
 FlatOptions read_json_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail("--config", "cannot open " + path);
@@ -44,50 +25,20 @@ FlatOptions read_json_config(const std::string& path) {
   return flatten_options(j, path);
 }
 
-// Gives every option not set yet (command line, then config) its value from `items`.
-void apply_values(CLI::App& sub, const FlatOptions& items, const std::string& where) {
-  for (const auto& [key, inputs] : items) {
-    CLI::Option* opt = nullptr;
-    try {
-      opt = sub.get_option("--" + key);
-    } catch (const CLI::OptionNotFound&) {
-      fail(where, "unknown option '" + key + "'");
-    }
-    if (key == "config" || key == "recipe") fail(where, "cannot name another config file or recipe");
-    if (opt->count() > 0) continue;  // the command line (then the config file) wins
-    opt->add_result(inputs);
-    opt->run_callback();
-  }
-}
-
-}  // namespace
-
-void add_config_flag(CLI::App& sub, std::string& config_path) {
-  sub.add_option("--config", config_path, "JSON file with any of these options (keys = flag names without --)");
-}
-
-void apply_config(CLI::App& sub, const std::string& config_path) {
-  if (config_path.empty()) return;
-  apply_values(sub, read_json_config(config_path), config_path);
-}
-
-void add_recipe_flag(CLI::App& sub, std::string& recipe) {
-  sub.add_option("--recipe", recipe, train::recipe_help())->capture_default_str();
-}
-
-void apply_recipe(CLI::App& sub, const std::string& recipe) {
-  FlatOptions items = flatten_options(train::distill_recipe(recipe), "--recipe " + recipe);
-  // A recipe's LoRA targets belong to its LoRA adapter: when the command line or --config asks for
+// The recipe's values (train/recipes.h) below the given values and --config.
+void apply_recipe(CLI::App& app, const std::string& recipe) {
+  FlatOptions items = flatten_options(distill_recipe(recipe), "--recipe " + recipe);
+  // A recipe's LoRA targets belong to its LoRA adapter: when the given values or --config ask for
   // full deltas (q/k/v only), the targets are left at their default rather than refused.
-  const CLI::Option* kind = sub.get_option("--train-qkv");
+  const CLI::Option* kind = app.get_option("--train-qkv");
   if (kind->count() > 0 && kind->as<std::string>() == "full")
     items.erase(std::remove_if(items.begin(), items.end(), [](const auto& item) { return item.first == "lora-targets"; }),
                 items.end());
-  apply_values(sub, items, "--recipe " + recipe);
+  apply_option_layer(app, items, "--recipe " + recipe);
 }
 
-void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model) {
-  train::RunOptions& r = o.run;
+void add_run_flags(CLI::App& sub, TrainOptions& o, bool needs_model) {
+  RunOptions& r = o.run;
   if (needs_model) {
     sub.add_option("--model", r.model_dir, "base HF checkpoint directory or .gguf file");
     sub.add_option("--rope-scaling", r.rope_scaling,
@@ -118,14 +69,14 @@ void add_run_flags(CLI::App& sub, train::TrainOptions& o, bool needs_model) {
       ->capture_default_str();
 }
 
-void add_optim_flags(CLI::App& sub, train::OptimOptions& o) {
+void add_optim_flags(CLI::App& sub, OptimOptions& o) {
   sub.add_option("--steps", o.steps, "optimizer steps")->capture_default_str();
   sub.add_option("--lr", o.lr, "peak learning rate (distill: --recipe sets it unless given)")->capture_default_str();
   sub.add_option("--warmup-steps", o.warmup_steps, "linear warm-up steps (step 0 at lr 0) (distill: --recipe sets it unless given)")->capture_default_str();
   sub.add_option("--min-lr-ratio", o.min_lr_ratio, "cosine floor as a fraction of --lr (distill: --recipe sets it unless given)")->capture_default_str();
   sub.add_option_function<std::vector<double>>(
          "--betas", [&o](const std::vector<double>& b) {
-           if (b.size() != 2) fail("--betas", "expected two values, e.g. 0.9,0.999");
+           if (b.size() != 2) fail_option("betas", "expected two values, e.g. 0.9,0.999");
            o.beta1 = b[0];
            o.beta2 = b[1];
          }, "AdamW betas, e.g. 0.9,0.999")
@@ -136,18 +87,18 @@ void add_optim_flags(CLI::App& sub, train::OptimOptions& o) {
   sub.add_option("--clip-norm", o.clip_norm, "global gradient-norm clip (<= 0: off)")->capture_default_str();
 }
 
-void add_adapter_flags(CLI::App& sub, train::AdapterSpec& o) {
+void add_adapter_flags(CLI::App& sub, AdapterSpec& o) {
   sub.add_option("--train-qkv", o.kind, "lora or full (float32 deltas of the q/k/v weights)")->capture_default_str();
   sub.add_option("--lora-rank", o.rank, "LoRA r")->capture_default_str();
   sub.add_option("--lora-alpha", o.alpha, "LoRA alpha (scaling alpha / r)")->capture_default_str();
   sub.add_option("--lora-dropout", o.dropout, "dropout on the LoRA input (distill: --recipe sets it unless given)")->capture_default_str();
   sub.add_option_function<std::vector<std::string>>(
-      "--lora-targets", [&o](const std::vector<std::string>& items) { o.targets = train::parse_lora_targets(items); },
+      "--lora-targets", [&o](const std::vector<std::string>& items) { o.targets = parse_lora_targets(items); },
       "LoRA modules: comma list of q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (or q,k,v,o,gate,up,down), "
       "or all (default q_proj,k_proj,v_proj)");
 }
 
-void add_objective_flags(CLI::App& sub, train::ObjectiveOptions& o, std::string& layers, std::string& relations) {
+void add_objective_flags(CLI::App& sub, ObjectiveOptions& o, std::string& layers, std::string& relations) {
   sub.add_option("--layers", layers, "layers to align: 'all' or a list like 0,1,5")->capture_default_str();
   sub.add_option("--relations", relations, "relations to align, a subset of q,k,v")->capture_default_str();
   sub.add_option("--weight-q", o.weight_q, "weight of the Q/Q term")->capture_default_str();
@@ -166,9 +117,63 @@ void add_objective_flags(CLI::App& sub, train::ObjectiveOptions& o, std::string&
   sub.add_option("--lm-weight", o.lm_weight, "weight of the student's LM cross-entropy")->capture_default_str();
 }
 
-void finish_objective_flags(train::ObjectiveOptions& o, const std::string& layers, const std::string& relations) {
-  o.layers = train::parse_layers(layers);
-  train::parse_relations(relations, o);
+void finish_objective_flags(ObjectiveOptions& o, const std::string& layers, const std::string& relations) {
+  o.layers = parse_layers(layers);
+  parse_relations(relations, o);
 }
 
-}  // namespace linearard::cli
+
+constexpr const char* kOverwriteHelp =
+    "start afresh in a non-empty --out (deletes the earlier run's options.json, metrics.jsonl, checkpoints/, final/)";
+
+void add_architecture_flags(CLI::App& sub, ArchitectureOptions& a) {
+  sub.add_option("--arch-config", a.arch_config, "HF config.json giving the architecture");
+  sub.add_option("--hidden-size", a.hidden_size, "hidden size C")->capture_default_str();
+  sub.add_option("--intermediate-size", a.intermediate_size, "FFN size F")->capture_default_str();
+  sub.add_option("--num-layers", a.num_layers, "decoder layers")->capture_default_str();
+  sub.add_option("--num-heads", a.num_heads, "query heads H")->capture_default_str();
+  sub.add_option("--num-kv-heads", a.num_kv_heads, "key/value heads Hk")->capture_default_str();
+  sub.add_option("--vocab-size", a.vocab_size, "vocabulary size V")->capture_default_str();
+  sub.add_option("--max-positions", a.max_positions, "max_position_embeddings")->capture_default_str();
+  sub.add_option("--rope-theta", a.rope_theta, "RoPE base")->capture_default_str();
+}
+
+}  // namespace
+
+void add_train_flags(CLI::App& sub, TrainFlags& flags) {
+  TrainOptions& o = flags.options;
+  const bool distill = o.command == "distill", pretrain = o.command == "pretrain";
+  sub.add_option("--config", flags.config, "JSON file with any of these options (keys = flag names without --)");
+  if (distill) {
+    if (flags.recipe.empty()) flags.recipe = kDefaultRecipe;
+    sub.add_option("--recipe", flags.recipe, recipe_help())->capture_default_str();
+  }
+  add_run_flags(sub, o, /*needs_model=*/!pretrain);
+  add_optim_flags(sub, o.optim);
+  if (!pretrain) add_adapter_flags(sub, o.adapter);
+  if (distill) add_objective_flags(sub, o.objective, flags.layers, flags.relations);
+  if (pretrain) add_architecture_flags(sub, o.arch);
+  sub.add_flag("--overwrite", o.run.overwrite, kOverwriteHelp);
+}
+
+TrainOptions train_options(const std::string& command, const nlohmann::json& given) {
+  TrainFlags flags(command);
+  CLI::App app("", command);
+  add_train_flags(app, flags);
+  set_given_options(app, given);
+  if (!flags.config.empty()) apply_option_layer(app, read_json_config(flags.config), flags.config);
+  if (command == "distill") {
+    apply_recipe(app, flags.recipe);
+    finish_objective_flags(flags.options.objective, flags.layers, flags.relations);
+  }
+  return flags.options;
+}
+
+nlohmann::json describe_train_options(const std::string& command) {
+  TrainFlags flags(command);
+  CLI::App app("", command);
+  add_train_flags(app, flags);
+  return describe_options(app);
+}
+
+}  // namespace linearard::train

@@ -1,15 +1,10 @@
-// Flags shared by `linearard eval` and `linearard report`, parsed into eval::TaskOptions
-// (eval/eval_options.h): which tasks to run and their inputs, device, dtype and batch size.
-// Header-only: src/cli/*.cpp are the binary's sources.
-#pragma once
-#include <CLI/CLI.hpp>
-#include <string>
+#include "eval/eval_flags.h"
 
-#include "eval/eval_options.h"
+#include "common/option_layers.h"
 
-namespace linearard::cli {
+namespace linearard::eval {
 
-inline void add_eval_options(CLI::App& sub, eval::TaskOptions& o, const std::string& task_flag) {
+void add_eval_flags(CLI::App& sub, TaskOptions& o, const std::string& task_flag) {
   sub.add_option(task_flag, o.tasks, "ppl, fidelity, passkey, mc, bbh, ruler, humaneval (comma-separated or repeated)")
       ->delimiter(',');
   sub.add_option("--device", o.device, "cpu, cuda or cuda:N (default cpu)");
@@ -59,4 +54,36 @@ inline void add_eval_options(CLI::App& sub, eval::TaskOptions& o, const std::str
               "run the programs with the machine's network where no network namespace can be made");
 }
 
-}  // namespace linearard::cli
+void add_report_flags(CLI::App& sub, ReportOptions& o) {
+  sub.add_option("--teacher", o.teacher, "the original model's directory (native RoPE)");
+  sub.add_option("--scaled", o.scaled,
+                 "the context-extended model without restoration: a directory, or a RoPE scaling "
+                 "(inline JSON or a file) applied to the teacher's weights");
+  sub.add_option("--restored", o.restored, "the restored model's directory (e.g. from `linearard export`)");
+  sub.add_option("--out", o.out, "output directory")->required();
+  sub.add_option("--native-context", o.native_context,
+                 "short/long boundary in tokens (default: the teacher's max_position_embeddings)");
+  sub.add_option("--from-json", o.from_json, "redraw report.md and the charts from this report.json");
+  sub.add_option("--from-results", o.from_results,
+                 "build the report from three `linearard eval --json` results: teacher, scaled, restored")
+      ->expected(3);
+  sub.add_flag("--overwrite", o.overwrite, "write into a non-empty --out (replacing the report's files there)");
+  add_eval_flags(sub, o.tasks, "--tasks,--task");
+}
+
+ReportOptions report_options(const nlohmann::json& given) {
+  ReportOptions o;
+  CLI::App app("", "report");
+  add_report_flags(app, o);
+  set_given_options(app, given);
+  return o;
+}
+
+nlohmann::json describe_report_options() {
+  ReportOptions o;
+  CLI::App app("", "report");
+  add_report_flags(app, o);
+  return describe_options(app);
+}
+
+}  // namespace linearard::eval
