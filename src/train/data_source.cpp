@@ -223,7 +223,7 @@ std::vector<std::vector<int32_t>> encode_text(const std::vector<std::string>& pa
 
 std::string no_block_message(int64_t T, bool packed) {
   if (packed) return "fewer than " + std::to_string(T) + " tokens in all, not one packed block (--context)";
-  return "no document has " + std::to_string(T) + " tokens (--context; --packing packed fills blocks across documents)";
+  return "no document has " + std::to_string(T) + " tokens (--context)";
 }
 
 // splitmix64 (Steele et al. 2014): a portable generator, so the order does not depend on the

@@ -15,6 +15,7 @@
 #include "train/data_source.h"
 #include "train/lm_loss.h"
 #include "train/random_model.h"
+#include "train/run.h"
 #include "train/tasks.h"
 #include "train/train_flags.h"
 #include "train/train_options.h"
@@ -232,6 +233,34 @@ TEST(Packing, OptionValues) {
       EXPECT_EQ(e.option(), "packing");
       EXPECT_NE(std::string(e.what()).find("split or packed"), std::string::npos);
     }
+  }
+}
+
+// A packed pretrain run end to end (options.json and train_state.json record the packing), and a
+// resume with the other packing is refused: its data position counts other blocks.
+TEST(Packing, PackedRunAndResumeNeedsSamePacking) {
+  const std::string dir = train_test::fresh_dir("packing_run");
+  const std::string data = write_docs("run_data", {{1, 2, 3, 4, 5, 6, 7}, {8, 9, 10}, {11, 12, 13, 14, 15, 16, 17, 18, 19},
+                                                   {20}, {21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32}});
+  nlohmann::json given = {{"data", {data}}, {"out", dir + "/out"}, {"context", 8}, {"steps", 2},
+                          {"checkpoint-every", 1}, {"hidden-size", 16}, {"intermediate-size", 24},
+                          {"num-layers", 1}, {"num-heads", 2}, {"num-kv-heads", 2}, {"vocab-size", 40},
+                          {"max-positions", 16}, {"device", "cpu"}, {"packing", "packed"}, {"warmup-steps", 0}};
+  const auto result = train::run(train::train_options("pretrain", given));
+  EXPECT_EQ(result.training.steps_done, 2);
+  std::ifstream options(dir + "/out/options.json");
+  EXPECT_EQ(nlohmann::json::parse(options).value("packing", ""), "packed");
+  std::ifstream state(dir + "/out/checkpoints/step-000002/train_state.json");
+  EXPECT_EQ(nlohmann::json::parse(state).value("packing", ""), "packed");
+  given["packing"] = "split";
+  given["resume"] = "latest";
+  given["steps"] = 3;
+  try {
+    train::run(train::train_options("pretrain", given));
+    ADD_FAILURE() << "no error";
+  } catch (const OptionError& e) {
+    EXPECT_EQ(e.option(), "packing");
+    EXPECT_NE(std::string(e.what()).find("written with --packing packed"), std::string::npos) << e.what();
   }
 }
 
