@@ -34,8 +34,11 @@ stamp "built linearard._C"
 pkg=/tmp/linearard-pkg; rm -rf "$pkg" && mkdir -p "$pkg" && cp -a python/linearard "$pkg/" \
   && cp "$build"/python/_C*.so "$pkg/linearard/" || { echo "gpu_python: no _C module in $build/python"; exit 1; }
 export PYTHONPATH="$pkg"
-python3 -c "import linearard, torch; assert linearard._C.has_cuda(), 'a CPU-only module'; print('linearard._C with CUDA, torch', torch.__version__)" \
-  || exit 1
+# A module that links a static libstdc++ of its own (no libstdc++.so.6 among its DT_NEEDED) crashes
+# on import beside libtorch's; say which libstdc++ the module and the compiler have when it fails.
+echo "module needs: $(readelf -d "$pkg"/linearard/_C*.so | grep -o 'libstdc++[^]]*' || echo 'no shared libstdc++')"
+python3 -X faulthandler -c "import linearard, torch; assert linearard._C.has_cuda(), 'a CPU-only module'; print('linearard._C with CUDA, torch', torch.__version__)" \
+  || { grep -m1 "links" "$out/py_configure.log"; ls "$(dirname "$(command -v c++)")"/../lib64 2>/dev/null | grep stdc; exit 1; }
 rc=0
 LINEARARD_BIN="$build/linearard" python3 -m pytest -q -p no:cacheprovider python/tests -rs > "$out/pytest_gpu.log" 2>&1 || rc=1
 tail -n 15 "$out/pytest_gpu.log"

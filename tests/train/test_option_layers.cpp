@@ -22,22 +22,13 @@ namespace {
 using namespace linearard;
 using train_test::fixture;
 using train_test::fresh_dir;
+using train_test::option_error_of;
 
 const char* kRope = R"({"rope_type":"linear","factor":4.0})";
 
 // The options a one-step `linearard distill` with `flags` prints at start (`out` is its --out).
 nlohmann::json cli_options(const std::string& out, const std::string& flags) {
-  const std::string cmd = test_env::linearard_bin() + " distill --model " + fixture("llama_mha") + " --data " +
-                          fixture("corpus.bin") + " --out " + out + " --rope-scaling '" + kRope +
-                          "' --device cpu --context 16 --steps 1 --checkpoint-every 0 --lora-rank 4 --lora-alpha 8 " + flags + " 2>&1";
-  const auto r = test_env::run_command(cmd);
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  std::istringstream lines(r.output);
-  std::string line;
-  while (std::getline(lines, line))
-    if (line.rfind("options: ", 0) == 0) return nlohmann::json::parse(line.substr(9));
-  ADD_FAILURE() << "no options line in:\n" << r.output;
-  return {};
+  return train_test::one_step_distill_options(out, flags);
 }
 
 // The same run's options from the library, `given` added to the values cli_options passes as flags.
@@ -55,15 +46,6 @@ nlohmann::json library_options(const std::string& out, nlohmann::json given) {
   return train::to_json(train::train_options("distill", given));
 }
 
-OptionError option_error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const OptionError& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no OptionError";
-  return OptionError("", "");
-}
 
 // The CLI prints rope-scaling as given; the library as the JSON text of the object.
 void expect_same(nlohmann::json lib, nlohmann::json cli) {

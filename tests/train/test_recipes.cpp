@@ -16,19 +16,7 @@ using linearard::train_test::fresh_dir;
 
 // Runs a one-step distill with `extra` flags and returns the options it printed.
 nlohmann::json options_of(const std::string& name, const std::string& extra) {
-  const std::string out = fresh_dir("recipe_" + name);
-  const std::string cmd = linearard::test_env::linearard_bin() + " distill --model " + fixture("llama_mha") +
-                          " --data " + fixture("corpus.bin") + " --out " + out + "/run" +
-                          " --rope-scaling '{\"rope_type\":\"linear\",\"factor\":4.0}' --device cpu --context 16" +
-                          " --steps 1 --lora-rank 4 --lora-alpha 8 --checkpoint-every 0 " + extra + " 2>&1";
-  const auto r = linearard::test_env::run_command(cmd);
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  std::istringstream lines(r.output);
-  std::string line;
-  while (std::getline(lines, line))
-    if (line.rfind("options: ", 0) == 0) return nlohmann::json::parse(line.substr(9));
-  ADD_FAILURE() << "no options line in:\n" << r.output;
-  return {};
+  return linearard::train_test::one_step_distill_options(fresh_dir("recipe_" + name) + "/run", extra);
 }
 
 TEST(Recipes, DefaultIsRestore) {

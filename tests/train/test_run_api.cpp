@@ -24,16 +24,7 @@ using namespace linearard;
 using train_test::fixture;
 using train_test::read_metrics;
 
-// The OptionError `f` throws (fails the test when it throws none).
-OptionError option_error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const OptionError& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no OptionError";
-  return OptionError("", "");
-}
+using train_test::option_error_of;
 
 // One document of two 32-token blocks (the same batch every step).
 std::string one_document(const std::string& dir) {
