@@ -29,7 +29,7 @@ constexpr int kBwdWgThreads = 256;
 // (its logit wgmma) and n + 2 (loading).
 constexpr int kBwdWgStages = 4;
 
-// DOCS (packed documents): + the streamed rows' document ids, (stages, BN) int32 (COLUMNS uses them).
+// DOCS (packed documents): + the streamed rows' document ids, (stages, BN) int32.
 template <typename Elem, int DS, int DT, bool DOCS = false>
 struct BwdSelfWgmmaSmem {
   static constexpr int kAnchorBytes = kBwdWgAnchors * (DS + DT) * 2;  // swizzled Xa, Ya
@@ -151,7 +151,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
         sKv[stage * BN + j] = col < T && (km == nullptr || km[col] != 0);
       }
     }
-    if constexpr (DOCS && COLUMNS) {  // the streamed rows' documents (-1 past T: their G is 0 anyway)
+    if constexpr (DOCS) {  // the streamed rows' documents (-1 past T: masked by the bound checks)
       for (int j = threadIdx.x; j < BN; j += kThreads) {
         const int row = tile * BN + j;
         sDoc[stage * BN + j] = doc_of(dk, row, T);
@@ -206,12 +206,12 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
         if constexpr (kMasked)
           keep = sKv[stage * BN + j] && (!p.shape.causal || col0 + j <= warp_a0 + g + 8 * r);
       }
-      // Packed documents: the streamed row's document. COLUMNS: staged in shared memory with its
-      // tile (a global load per element here cost 120 bytes of spills at Ds = Dt = 128, ptxas -v
-      // sm_90a); ROWS: loaded here (staging made that kernel spill instead). Register allocation at
-      // this kernel's limit is fickle: check ptxas -v after any change.
-      if constexpr (kMasked && DOCS && COLUMNS) keep = keep && sDoc[stage * BN + j] == a_doc[r];
-      if constexpr (kMasked && DOCS && !COLUMNS) keep = keep && doc_of(dk, col0 + j, T) == a_doc[r];
+      // Packed documents: the streamed row's document, staged in shared memory with its tile (ptxas
+      // -v, sm_90a, Ds = Dt = 128, with the unmasked path for one-document tiles: ROWS spills 128
+      // bytes so, 312 with a global load per element here, 448 with the anchors' documents loaded
+      // here instead of kept in a_doc). Register allocation at this kernel's limit is fickle: check
+      // ptxas -v after any change.
+      if constexpr (kMasked && DOCS) keep = keep && sDoc[stage * BN + j] == a_doc[r];
       const float ps = exp2f(fmaf(cs[4 * c + e], sc_s, -st.x));
       const float pt = exp2f(fmaf(ct[4 * c + e], sc_t, -st.y));
       const float v = st.z * (ps - pt);
@@ -237,8 +237,10 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
     fence_regs(cs);
     fence_regs(ct);
     const int col0 = n * BN;
+    // Packed documents: only tiles that cross a document boundary of the warp's anchors need the mask
+    // (a streamed row is in an anchor's document exactly when the anchor is in the row's).
     const bool masked =
-        DOCS || col0 + BN > T || (COLUMNS ? p.shape.causal && col0 < warp_a0 + 16
+        (DOCS && !tile_in_one_document(p, b, warp_a0, col0, BN)) || col0 + BN > T || (COLUMNS ? p.shape.causal && col0 < warp_a0 + 16
                                   : km != nullptr || (p.shape.causal && col0 + BN - 1 > warp_a0));
     if (masked)
       process_impl(n, cs, ct, ga, std::true_type{});

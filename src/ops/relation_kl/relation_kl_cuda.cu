@@ -44,7 +44,9 @@ struct Inputs {
 // last occurrence), so that a CTA can skip the tiles outside its anchors' documents
 // (relation_kl_tile.cuh, doc_span). From the ids alone, so it holds for any ids: a block per
 // (b, granule) scans the row's T ids once (a range test first, then the granule's <= 16 ids).
-// O(B T^2 / 16) compares, all in L2: T = 4096 is ~1M, a few microseconds. (cu_seqlens would give the
+// O(B T^2 / 16) compares, all in L2: T = 4096 is ~1M, a few microseconds. hi is stored negated
+// unless the granule holds one document whose indices are contiguous (hits = hi - lo): the kernels
+// then take the unmasked path for the key tiles inside [lo, hi) (tile_in_one_document). (cu_seqlens would give the
 // spans without a scan, but only for contiguous documents, and every kernel needs per-token ids for
 // its element mask anyway.)
 constexpr int kDocSpanThreads = 256;
@@ -53,7 +55,7 @@ __global__ void __launch_bounds__(kDocSpanThreads)
                                 int32_t* __restrict__ span) {
   constexpr int G = kRelationKLDocGranule;
   __shared__ int32_t ids[G];
-  __shared__ int red_lo[kDocSpanThreads / 32], red_hi[kDocSpanThreads / 32];
+  __shared__ int red_lo[kDocSpanThreads / 32], red_hi[kDocSpanThreads / 32], red_hits[kDocSpanThreads / 32];
   const int b = blockIdx.x / n_granules, i0 = (blockIdx.x % n_granules) * G;
   const int32_t* d = doc + static_cast<int64_t>(b) * T;
   const int cnt = min(G, T - i0);
@@ -61,26 +63,29 @@ __global__ void __launch_bounds__(kDocSpanThreads)
   __syncthreads();
   int mn = ids[0], mx = ids[0];
   for (int k = 1; k < cnt; ++k) mn = min(mn, ids[k]), mx = max(mx, ids[k]);
-  int lo = T, hi = 0;
+  int lo = T, hi = 0, hits = 0;
   for (int j = threadIdx.x; j < T; j += kDocSpanThreads) {
     const int32_t v = d[j];
     if (v < mn || v > mx) continue;
     bool hit = false;
     for (int k = 0; k < cnt; ++k) hit |= ids[k] == v;
-    if (hit) lo = min(lo, j), hi = max(hi, j + 1);
+    if (hit) lo = min(lo, j), hi = max(hi, j + 1), ++hits;
   }
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) {
     lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, off));
     hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, off));
+    hits += __shfl_xor_sync(0xffffffffu, hits, off);
   }
   const int warp = threadIdx.x / 32;
-  if (threadIdx.x % 32 == 0) red_lo[warp] = lo, red_hi[warp] = hi;
+  if (threadIdx.x % 32 == 0) red_lo[warp] = lo, red_hi[warp] = hi, red_hits[warp] = hits;
   __syncthreads();
   if (threadIdx.x == 0) {
-    for (int w = 1; w < kDocSpanThreads / 32; ++w) lo = min(lo, red_lo[w]), hi = max(hi, red_hi[w]);
+    for (int w = 1; w < kDocSpanThreads / 32; ++w)
+      lo = min(lo, red_lo[w]), hi = max(hi, red_hi[w]), hits += red_hits[w];
+    const bool one_contiguous_document = mn == mx && hits == hi - lo;
     span[2 * static_cast<int64_t>(blockIdx.x)] = lo;
-    span[2 * static_cast<int64_t>(blockIdx.x) + 1] = hi;
+    span[2 * static_cast<int64_t>(blockIdx.x) + 1] = one_contiguous_document ? hi : -hi;
   }
 }
 

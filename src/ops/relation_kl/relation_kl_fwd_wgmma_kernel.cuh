@@ -25,8 +25,10 @@ struct FwdWgmmaSmem {
   static constexpr int kQueryBytes = kRows * (DS + DT) * 2;        // swizzled Xq, Yq
   static constexpr int kStageBytes = kFwdWgKeys * (DS + DT) * 2;   // swizzled Xk, Yk of one tile
   static constexpr int kMaskOffset = kQueryBytes + kFwdWgStages * kStageBytes;
-  // + key-valid bytes per stage, + 1024 so the tiles can start on a 1024-byte boundary
-  static constexpr int kBytes = kMaskOffset + kFwdWgStages * kFwdWgKeys + kSw128AtomBytes;
+  static constexpr int kDocOffset = kMaskOffset + kFwdWgStages * kFwdWgKeys;  // 4-byte aligned
+  // + key-valid bytes and key document ids per stage, + 1024 so the tiles can start on a 1024-byte
+  // boundary
+  static constexpr int kBytes = kDocOffset + kFwdWgStages * kFwdWgKeys * 4 + kSw128AtomBytes;
 };
 
 // grid (B * H, ceil(T / (64 WG))), 128 WG threads, FwdWgmmaSmem::kBytes dynamic shared memory.
@@ -43,6 +45,7 @@ __global__ void __launch_bounds__(128 * WG, 1)
   const uint32_t sYq = sXq + kRows * DS * 2;       // (kRows, DT)
   const uint32_t sKeys = base + S::kQueryBytes;    // (stages) x [(BN, DS) Xk, (BN, DT) Yk]
   uint8_t* sKv = smem_raw + (base - raw) + S::kMaskOffset;  // (stages, BN) key valid
+  int32_t* sKd = reinterpret_cast<int32_t*>(smem_raw + (base - raw) + S::kDocOffset);  // (stages, BN) key documents
 
   const int b = blockIdx.x / p.shape.H, h = blockIdx.x % p.shape.H;
   const int mb = p.shape.causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y;  // longest row blocks first
@@ -80,6 +83,7 @@ __global__ void __launch_bounds__(128 * WG, 1)
     for (int j = threadIdx.x; j < BN; j += kThreads) {
       const int col = tile * BN + j;
       sKv[stage * BN + j] = col < T && (km == nullptr || km[col] != 0);
+      if (dk != nullptr) sKd[stage * BN + j] = doc_of(dk, col, T);
     }
     cp_async_commit();
   };
@@ -117,7 +121,7 @@ __global__ void __launch_bounds__(128 * WG, 1)
       const int j = c * 8 + 2 * q + (e & 1);
       return !kMasked ||
              (sKv[mstage * BN + j] && (!p.shape.causal || col0 + j <= warp_row0 + g + (e >> 1) * 8) &&
-              (dk == nullptr || __ldg(dk + col0 + j) == rdoc[e >> 1]));
+              (dk == nullptr || sKd[mstage * BN + j] == rdoc[e >> 1]));
     };
     float ms[2], mt[2];
 #pragma unroll
@@ -167,7 +171,8 @@ __global__ void __launch_bounds__(128 * WG, 1)
     fence_regs(cs);
     fence_regs(ct);
     const int col0 = n * BN;
-    if (km != nullptr || dk != nullptr || col0 + BN > T || (p.shape.causal && col0 + BN - 1 > warp_row0))
+    // Packed documents: only tiles that cross a document boundary of the warp's rows need the mask.
+    if (km != nullptr || !tile_in_one_document(p, b, warp_row0, col0, BN) || col0 + BN > T || (p.shape.causal && col0 + BN - 1 > warp_row0))
       process_impl(n, cs, ct, std::true_type{});
     else
       process_impl(n, cs, ct, std::false_type{});

@@ -33,10 +33,24 @@ __device__ __forceinline__ DocSpan doc_span(const RelationKLParams& p, int b, in
   for (int g = max(i0, 0) / G; g < g_end; ++g) {
     const int2 v = __ldg(span + g);
     d.lo = min(d.lo, v.x);
-    d.hi = max(d.hi, v.y);
+    d.hi = max(d.hi, abs(v.y));  // negative: a granule of several documents (tile_in_one_document)
   }
   if (d.lo >= d.hi) d = {0, 0};  // no anchor inside T
   return d;
+}
+// Whether keys [col0, col0 + n) all lie in the one document of the 16 rows starting at row0 (a
+// multiple of kRelationKLDocGranule): then the tile needs no document mask and takes the unmasked
+// path of a single-document tile. True without doc ids. From the rows' granule span, whose hi the
+// doc-span kernel stores negated unless the granule holds one document that is contiguous.
+__device__ __forceinline__ bool tile_in_one_document(const RelationKLParams& p, int b, int row0, int col0,
+                                                     int n) {
+  if (p.layout.doc_span == nullptr) return true;
+  constexpr int G = kRelationKLDocGranule;
+  const int n_granules = (p.shape.T + G - 1) / G;
+  const int g = row0 / G;
+  if (g >= n_granules) return false;
+  const int2 v = __ldg(reinterpret_cast<const int2*>(p.layout.doc_span) + static_cast<int64_t>(b) * n_granules + g);
+  return v.y > 0 && v.x <= col0 && col0 + n <= v.y;
 }
 // Document id of index i of batch row b (doc ids present), -1 past T (never compared: such rows and
 // keys are masked by the bound checks first).
