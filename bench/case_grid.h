@@ -24,6 +24,10 @@ struct RelationKLGrid {
   std::string dtype = "bf16";
   bool causal = true;
   int warmup = 3, repeats = 10;  // untimed calls, then timed calls (median, p20, p80)
+  // Packed documents (issue 18, RelationKLOptions::doc_ids): documents of equal length (the first
+  // T % docs one token longer) per block of T. 1 = the plain op; N > 1 times the packed op and the
+  // single-document op side by side (`--docs N`; the issue's target: T = 4096).
+  int64_t docs = 1;
 };
 
 // A model shape with random weights and the paper's student RoPE: linear position interpolation by

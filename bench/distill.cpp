@@ -37,6 +37,7 @@ struct Flags {
   std::vector<std::string> shapes = kCase.shapes;
   int64_t context = kCase.context, batch = kCase.batch, rank = kCase.lora_rank, steps = kCase.steps,
           warmup = kCase.warmup, nproc = 1;
+  int64_t docs = 0;  // > 0: packed blocks of this many equal documents (issue 18), 0: the plain block
   bool checkpointing = true;
   std::string train_qkv = "lora", json;
 };
@@ -80,13 +81,17 @@ nlohmann::json bench_shape(const std::string& name, const Flags& f, at::Device d
   for (const auto& [n, t] : task.trainable()) trainable += t.numel();
   const at::Tensor tokens = at::randint(0, s.config.vocab_size, {f.batch, f.context},
                                         at::TensorOptions(at::kLong).device(device));  // (B, T)
+  std::optional<at::Tensor> doc_ids;  // (B, T) int32: document t * docs / T
+  if (f.docs > 0)
+    doc_ids = (at::arange(f.context, at::TensorOptions(at::kLong).device(device)) * f.docs / f.context)
+                  .to(at::kInt).expand({f.batch, f.context}).contiguous();
   task.enable_timings(true);
   double teacher = 0, student = 0, backward = 0, exposed_comm = 0, optim = 0, total = 0, peak = 0;
   for (int64_t i = 0; i < f.warmup + f.steps; ++i) {
     bt::reset_peak();
     const auto t0 = std::chrono::steady_clock::now();
     optimizer.zero_grad();
-    const train::LossParts parts = task.loss(tokens);
+    const train::LossParts parts = task.loss(tokens, doc_ids);
     auto t1 = std::chrono::steady_clock::now();
     if (reducer) reducer->arm();
     parts.total.backward();
@@ -117,9 +122,10 @@ nlohmann::json bench_shape(const std::string& name, const Flags& f, at::Device d
   peak = *std::max_element(peak_per_rank.begin(), peak_per_rank.end());
   const double tok_s = double(W * f.batch * f.context) / total;
   if (!main_rank) return {};
-  std::printf("%s  T=%lld B=%lld per GPU, %d GPU(s), %s r=%lld (%.0fM trainable), checkpointing %s\n", name.c_str(),
+  std::printf("%s  T=%lld B=%lld per GPU, %d GPU(s), %s r=%lld (%.0fM trainable), checkpointing %s%s\n", name.c_str(),
               (long long)f.context, (long long)f.batch, W, f.train_qkv.c_str(), (long long)f.rank, trainable / 1e6,
-              f.checkpointing ? "on" : "off");
+              f.checkpointing ? "on" : "off",
+              f.docs > 0 ? (", packed: " + std::to_string(f.docs) + " documents a block").c_str() : "");
   std::printf("  step %.3f s  = teacher fwd %.3f + student fwd (+KL fwd) %.3f + backward %.3f + exposed all-reduce "
               "%.3f + optimizer %.3f\n",
               total, teacher, student, backward, exposed_comm, optim);
@@ -131,7 +137,7 @@ nlohmann::json bench_shape(const std::string& name, const Flags& f, at::Device d
   std::printf("  %.0f tokens/s over %d GPU(s), peak GPU memory %.2f GiB (%.2f GB) on the fullest GPU\n", tok_s, W,
               peak, peak * 1.073741824);
   std::fflush(stdout);
-  return {{"shape", name}, {"context", f.context}, {"batch", f.batch}, {"train_qkv", f.train_qkv},
+  return {{"shape", name}, {"context", f.context}, {"batch", f.batch}, {"docs", f.docs}, {"train_qkv", f.train_qkv},
           {"rank", f.rank}, {"trainable", trainable}, {"world_size", W}, {"exposed_allreduce_s", exposed_comm},
           {"peak_gib_per_gpu", peak_per_rank}, {"checkpointing", f.checkpointing},
           {"step_s", total}, {"teacher_fwd_s", teacher}, {"student_fwd_s", student}, {"backward_s", backward},
@@ -169,6 +175,10 @@ cli::CommandRegistration bench_distill_command(
       sub.add_option("--lora-rank", f->rank, "LoRA r (alpha = 2r)")->capture_default_str();
       sub.add_option("--train-qkv", f->train_qkv, "lora or full")->capture_default_str();
       sub.add_option("--steps", f->steps, "timed steps")->capture_default_str();
+      sub.add_option("--docs", f->docs,
+                     "packed blocks of N equal documents (--packing packed: document-masked attention, RoPE and "
+                     "relation KL); 0: the plain block")
+          ->capture_default_str();
       sub.add_option("--warmup", f->warmup, "untimed steps first")->capture_default_str();
       sub.add_option("--nproc", f->nproc, "data-parallel processes, one per GPU (or start it with torchrun)")
           ->capture_default_str();

@@ -24,6 +24,18 @@ inline double relation_kl_bwd_flops(int64_t B, int64_t H, int64_t T, int64_t Ds,
   return causal_half(2.0 * B * H * double(T) * T * (Ds + Dt) + 4.0 * B * H * double(T) * T * Ds, causal);
 }
 
+// Packed documents (RelationKLOptions::doc_ids): a row sees only keys of its own document, so the
+// score work is the block-diagonal part, sum over documents of L_d^2 (causal: its half, as above),
+// of the T^2 of one document. `docs` documents of equal length (the first T % docs one longer); the
+// relation-KL FLOPs of a packed block are the single-document FLOPs times this fraction (~1 / docs).
+// FlashAttention-2's variable-length benchmarks count work the same way (per sequence).
+inline double packed_work_fraction(int64_t T, int64_t docs) {
+  if (docs <= 1 || T <= 0) return 1.0;
+  const int64_t n = docs < T ? docs : T, base = T / n, longer = T % n;
+  const double sq = double(longer) * (base + 1) * (base + 1) + double(n - longer) * base * base;
+  return sq / (double(T) * T);
+}
+
 // Attention (PyTorch SDPA, the flash backend), FlashAttention-2's benchmark model: forward
 // 4 B H T^2 D (QK^T and PV), backward 2.5x the forward, so forward + backward 3.5x.
 inline double sdpa_fwd_flops(int64_t B, int64_t H, int64_t T, int64_t D, bool causal) {

@@ -3,6 +3,10 @@
 // SDPA (flash) at the same shape, with effective TFLOP/s, % of a measured bf16 GEMM and peak extra
 // memory. Cases: bench/case_grid.h (RelationKLGrid); FLOP model: bench/flop_model.h. Numbers go to
 // docs/perf.md. With --verbose the op logs the kernel it chose for each case (stderr).
+// --docs N (packed documents, issue 18): the op runs with N equal-length documents per block
+// (RelationKLOptions::doc_ids) and is timed next to the same op on one document; its TFLOP/s count
+// the block-diagonal work only (bench::packed_work_fraction), and "packed / ideal" is the packed
+// time over the single-document time scaled by that fraction (1.0 = no overhead for the masks).
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
@@ -40,6 +44,7 @@ struct BenchOptions : bench::RelationKLGrid {
 };
 
 using bench::kSdpaFwdBwdOverFwd;
+using bench::packed_work_fraction;
 using bench::relation_kl_bwd_flops;
 using bench::relation_kl_fwd_flops;
 using bench::sdpa_fwd_flops;
@@ -138,9 +143,11 @@ void run_bench(const BenchOptions& o) {
   char stamp[32];
   const std::time_t now = std::time(nullptr);
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  std::printf("relation-kl bench on %s (%d SMs), %s, B=%lld H=%lld %s, warmup %d, repeats %d\n",
+  if (o.docs < 1) fail("--docs", "expected a number of documents >= 1, got " + std::to_string(o.docs));
+  std::printf("relation-kl bench on %s (%d SMs), %s, B=%lld H=%lld %s, warmup %d, repeats %d%s\n",
               gpu.c_str(), props->multiProcessorCount, o.dtype.c_str(), (long long)o.B,
-              (long long)o.H, o.causal ? "causal" : "non-causal", o.warmup, o.repeats);
+              (long long)o.H, o.causal ? "causal" : "non-causal", o.warmup, o.repeats,
+              o.docs > 1 ? (", " + std::to_string(o.docs) + " packed documents per block").c_str() : "");
   const double peak = matmul_tflops();
   std::printf("bf16 8192^3 at::matmul: %.0f TFLOP/s (the 100%% below)\n", peak);
 
@@ -158,11 +165,12 @@ void run_bench(const BenchOptions& o) {
     int64_t D, T;
     Timing ours_f, ours_fb, naive_f, naive_fb, sdpa_f, sdpa_fb;
     double in_bytes;
+    Timing one_f, one_fb;  // --docs N > 1: the same op on one document (ours_* are then packed)
   };
   std::vector<Row> rows;
   for (int64_t D : o.D)
     for (int64_t T : o.T) {
-      Row r{D, T, {}, {}, {}, {}, {}, {}, 0};
+      Row r{D, T, {}, {}, {}, {}, {}, {}, 0, {}, {}};
       auto opts = at::TensorOptions().dtype(dtype).device(at::kCUDA);
       // Teacher = student + noise, like a context-extended model and its original (never zeros).
       auto x = at::randn({o.B, o.H, T, D}, opts);                              // (B, H, T, Ds)
@@ -172,6 +180,23 @@ void run_bench(const BenchOptions& o) {
       ops::RelationKLOptions ko;
       ko.scale_s = ko.scale_t = 1.0 / std::sqrt(double(D));
       ko.causal = o.causal;
+      const ops::RelationKLOptions one_doc = ko;
+      if (o.docs > 1) {
+        // Documents of equal length, ids 0 .. docs-1 (the first T % docs one token longer).
+        const int64_t n = std::min(o.docs, T), base = T / n, longer = T % n;
+        auto pos = at::arange(T, at::TensorOptions().dtype(at::kLong));
+        auto ids = at::where(pos < longer * (base + 1), pos.div(base + 1, "floor"),
+                             longer + (pos - longer * (base + 1)).div(base, "floor"));
+        ko.doc_ids = ids.to(at::kInt).view({1, T}).expand({o.B, T}).contiguous().to(at::kCUDA);  // (B, T)
+        r.one_f = time_cuda([&] { ops::relation_kl_forward_cuda(x, x, y, y, std::nullopt, one_doc); },
+                            o.warmup, o.repeats);
+        r.one_fb = time_cuda(
+            [&] {
+              auto st = ops::relation_kl_forward_cuda(x, x, y, y, std::nullopt, one_doc);
+              ops::relation_kl_self_backward_cuda(grad, x, y, std::nullopt, st, one_doc);
+            },
+            o.warmup, o.repeats);
+      }
 
       r.ours_f = time_cuda([&] { ops::relation_kl_forward_cuda(x, x, y, y, std::nullopt, ko); },
                            o.warmup, o.repeats);
@@ -221,9 +246,21 @@ void run_bench(const BenchOptions& o) {
             },
             o.warmup, o.repeats);
       }
-      const double ff = relation_kl_fwd_flops(o.B, o.H, T, D, D, o.causal);
-      const double fb = ff + relation_kl_bwd_flops(o.B, o.H, T, D, D, o.causal);
+      // Packed: the block-diagonal work only (ours and naive); SDPA runs unpacked.
+      const double frac = packed_work_fraction(T, o.docs);
+      const double ff = frac * relation_kl_fwd_flops(o.B, o.H, T, D, D, o.causal);
+      const double fb = ff + frac * relation_kl_bwd_flops(o.B, o.H, T, D, D, o.causal);
       const double sf = sdpa_fwd_flops(o.B, o.H, T, D, o.causal);
+      if (o.docs > 1)
+        std::printf("D=%lld T=%lld, %lld documents: packed fwd %s ms, fwd+bwd %s ms | one document fwd "
+                    "%s ms, fwd+bwd %s ms | work fraction %.4f | packed / one document: fwd %s, "
+                    "fwd+bwd %s | packed / ideal (one document x fraction): fwd %s, fwd+bwd %s\n",
+                    (long long)D, (long long)T, (long long)o.docs, fmt_ms(r.ours_f).c_str(),
+                    fmt_ms(r.ours_fb).c_str(), fmt_ms(r.one_f).c_str(), fmt_ms(r.one_fb).c_str(), frac,
+                    fmt_num(r.ours_f.median / r.one_f.median, "%.3f").c_str(),
+                    fmt_num(r.ours_fb.median / r.one_fb.median, "%.3f").c_str(),
+                    fmt_num(r.ours_f.median / (frac * r.one_f.median), "%.3f").c_str(),
+                    fmt_num(r.ours_fb.median / (frac * r.one_fb.median), "%.3f").c_str());
       std::printf(
           "D=%lld T=%lld: ours fwd %s ms (%s TFLOP/s), fwd+bwd %s ms (%s TFLOP/s, %s%% of matmul), "
           "extra %.1f MiB (%.2fx inputs) | naive fwd %s, fwd+bwd %s | sdpa fwd %s (%s TFLOP/s), "
@@ -249,8 +286,10 @@ void run_bench(const BenchOptions& o) {
               << fmt_num(flops_fb / (fbt.median * 1e9), "%.1f") << ',' << fbt.peak_extra << ','
               << static_cast<int64_t>(r.in_bytes) << '\n';
         };
-        line("relation_kl_cuda", r.ours_f, r.ours_fb, ff, fb);
-        if (o.naive) line("relation_kl_materialized", r.naive_f, r.naive_fb, ff, fb);
+        const std::string packed = o.docs > 1 ? "_docs" + std::to_string(o.docs) : "";
+        line(("relation_kl_cuda" + packed).c_str(), r.ours_f, r.ours_fb, ff, fb);
+        if (o.docs > 1) line("relation_kl_cuda", r.one_f, r.one_fb, ff / frac, fb / frac);
+        if (o.naive) line(("relation_kl_materialized" + packed).c_str(), r.naive_f, r.naive_fb, ff, fb);
         if (o.sdpa) line("sdpa_flash", r.sdpa_f, r.sdpa_fb, sf, kSdpaFwdBwdOverFwd * sf);
       }
       rows.push_back(r);
@@ -260,8 +299,9 @@ void run_bench(const BenchOptions& o) {
               "fwd ms", "f+b ms", "TFLOP/s", "%peak", "extra/in", "naive f+b", "speed-up",
               "sdpa f", "sdpa f+b");
   for (const Row& r : rows) {
-    const double fb = relation_kl_fwd_flops(o.B, o.H, r.T, r.D, r.D, o.causal) +
-                      relation_kl_bwd_flops(o.B, o.H, r.T, r.D, r.D, o.causal);
+    const double fb = packed_work_fraction(r.T, o.docs) *
+                      (relation_kl_fwd_flops(o.B, o.H, r.T, r.D, r.D, o.causal) +
+                       relation_kl_bwd_flops(o.B, o.H, r.T, r.D, r.D, o.causal));
     const double tf = fb / (r.ours_fb.median * 1e9);
     std::printf("%-4lld %-6lld | %-10s %-10s %-7s %-6s %-9s | %-10s %-8s | %-9s %-9s\n",
                 (long long)r.D, (long long)r.T, fmt_num(r.ours_f.median, "%.3f").c_str(),
@@ -292,6 +332,9 @@ CommandRegistration bench_relation_kl(
       sub.add_flag("--naive,!--no-naive", o->naive, "also time relation_kl_materialized");
       sub.add_flag("--sdpa,!--no-sdpa", o->sdpa, "also time at::scaled_dot_product_attention");
       sub.add_option("--csv", o->csv, "append one CSV row per implementation and shape");
+      sub.add_option("--docs", o->docs,
+                     "packed documents per block (equal lengths): N > 1 times the op with doc_ids next "
+                     "to one document (TFLOP/s count the block-diagonal work)");
       sub.callback([o] {
 #ifdef LINEARARD_WITH_CUDA
         run_bench(*o);

@@ -2,7 +2,9 @@
 # One device run for the CUDA relation-KL op: build (or use binaries prebuilt on the dev machine),
 # run the GPU tests, then `linearard bench relation-kl`. Logs go to $OUT (the device tool's return
 # folder) or ./out. Run from the repo root on the GPU machine:
-#   scripts/gpu_relation_kl.sh [test|bench|all] [extra bench flags...]
+#   scripts/gpu_relation_kl.sh [test|bench|all|docs] [extra bench flags...]
+#   (docs: packed documents, issue 18: `bench relation-kl --T 4096 --docs N` for N in $RKL_DOCS,
+#    default "2 8 32", each next to the single-document op; target: packed <= 1.05 x ideal)
 #   scripts/gpu_relation_kl.sh prebuild BUILD_DIR   (dev machine: fill out/rkl-bin, see below)
 #   scripts/gpu_relation_kl.sh devbuild             (GPU machine: configure build-gpu-rkl, then the
 #                                                    same targeted build with 16 jobs; ~1-2 min instead
@@ -106,6 +108,13 @@ if [ "$what" = ab ] && [ -x "$bin/linearard" ]; then
     envs=(); [ "$v" = default ] || IFS=, read -ra envs <<< "$v"
     echo "== $v $*" | tee -a "$out/ab.log"
     env "${envs[@]}" "$bin/linearard" bench relation-kl "$@" 2>&1 | grep -v "^D=" | tee -a "$out/ab.log" || rc=1
+  done
+fi
+if [ "$what" = docs ] && [ -x "$bin/linearard" ]; then
+  for n in ${RKL_DOCS:-2 8 32}; do
+    "$bin/linearard" bench relation-kl --T 4096 --docs "$n" --no-naive --no-sdpa --csv "$out/bench-docs.csv" "$@" \
+      > "$out/bench-docs$n.log" 2>&1 || rc=1
+    echo "== bench --docs $n $*"; grep -E "documents|^[0-9]" "$out/bench-docs$n.log"
   done
 fi
 if { [ "$what" = bench ] || [ "$what" = all ]; } && [ -x "$bin/linearard" ]; then

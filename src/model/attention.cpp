@@ -9,9 +9,10 @@ namespace linearard::model {
 // Padded query rows are allowed their own position so that no row is empty: an empty row would
 // give NaN, and NaN values in padded positions would reach real rows through P @ V.
 std::optional<at::Tensor> attention_mask(const ModelConfig& config, const std::optional<at::Tensor>& key_mask,
-                                         int64_t B, int64_t T, at::Device device) {
+                                         int64_t B, int64_t T, at::Device device,
+                                         const std::optional<at::Tensor>& doc_ids) {
   const bool windowed = config.sliding_window && T > *config.sliding_window;
-  if (!key_mask && !windowed) return std::nullopt;
+  if (!key_mask && !windowed && !doc_ids) return std::nullopt;
   auto opts = at::TensorOptions().dtype(at::kBool).device(device);
   auto i = at::arange(T, at::TensorOptions().dtype(at::kLong).device(device)).unsqueeze(1);  // (T, 1)
   auto j = i.transpose(0, 1);                                                            // (1, T)
@@ -19,7 +20,31 @@ std::optional<at::Tensor> attention_mask(const ModelConfig& config, const std::o
   if (windowed) allowed = allowed.logical_and((i - j).lt(*config.sliding_window));
   auto mask = allowed.view({1, 1, T, T}).expand({B, 1, T, T});
   if (key_mask) mask = mask.logical_and(key_mask->to(device).ne(0).view({B, 1, 1, T}));
+  if (doc_ids) {
+    if (doc_ids->dim() != 2 || doc_ids->size(0) != B || doc_ids->size(1) != T)
+      fail("doc_ids", "expected shape (B, T) matching the tokens");
+    const at::Tensor d = doc_ids->to(device);
+    mask = mask.logical_and(d.view({B, 1, T, 1}).eq(d.view({B, 1, 1, T})));  // (B, 1, T, T)
+  }
   return mask.logical_or(at::eye(T, opts).view({1, 1, T, T}));
+}
+
+at::Tensor document_positions(const at::Tensor& doc_ids) {
+  if (doc_ids.dim() != 2) fail("doc_ids", "expected shape (B, T)");
+  const int64_t T = doc_ids.size(1);
+  const auto t = at::arange(T, doc_ids.options().dtype(at::kLong)).expand({doc_ids.size(0), T});  // (B, T)
+  at::Tensor starts = at::ones_like(doc_ids, at::kBool);  // a document starts at t = 0 and where the id changes
+  if (T > 1) starts.narrow(1, 1, T - 1).copy_(doc_ids.narrow(1, 1, T - 1).ne(doc_ids.narrow(1, 0, T - 1)));
+  const at::Tensor first = std::get<0>(at::cummax(at::where(starts, t, at::zeros_like(t)), 1));  // (B, T)
+  return t - first;
+}
+
+RopeTables document_rope_tables(const ModelConfig& config, const RopeParams& rope, const at::Tensor& doc_ids,
+                                at::ScalarType dtype) {
+  const int64_t B = doc_ids.size(0), T = doc_ids.size(1);
+  const RopeTables flat = rope_tables(config, rope, document_positions(doc_ids).reshape({B * T}), dtype);
+  const int64_t D = flat.cos.size(1);
+  return {flat.cos.view({B, 1, T, D}), flat.sin.view({B, 1, T, D})};
 }
 
 at::Tensor sdpa(const AttentionInputs& qkv, const std::optional<at::Tensor>& mask, bool causal) {

@@ -78,7 +78,7 @@ ForwardResult DecoderModel::forward(const at::Tensor& tokens, const ForwardReque
   if (tokens.dim() != 2 || tokens.scalar_type() != at::kLong)
     fail("tokens", "expected a (B, T) int64 tensor");
   const int64_t B = tokens.size(0), T = tokens.size(1);
-  if (!request.rope || request.rope->cos.size(0) != T)
+  if (!request.rope || request.rope->cos.size(-2) != T)
     fail("forward", "RoPE tables for the " + std::to_string(T) + " positions are required");
   if (request.key_mask && (request.key_mask->dim() != 2 || request.key_mask->size(0) != B ||
                            request.key_mask->size(1) != T))
@@ -95,7 +95,7 @@ ForwardResult DecoderModel::forward(const at::Tensor& tokens, const ForwardReque
     fail("forward", "stop after the last capture needs at least one captured layer");
 
   ForwardResult result;
-  const Attention attention = masked_attention(attention_mask(c, request.key_mask, B, T, tokens.device()));
+  const Attention attention = masked_attention(attention_mask(c, request.key_mask, B, T, tokens.device(), request.doc_ids));
   at::Tensor h = at::embedding(weights_.embed, tokens);  // (B, T, C)
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const DecoderLayer layer(c, weights_.layers[size_t(l)], l, request.adapter);

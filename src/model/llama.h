@@ -26,11 +26,13 @@ struct DecoderWeights {
 enum class ForwardStop { kLastCapture, kHidden, kLogits };
 
 struct ForwardRequest {
-  const RopeTables* rope = nullptr;        // required: (T, D) tables for positions 0..T-1
+  const RopeTables* rope = nullptr;        // required: (T, D) tables for positions 0..T-1, or (packed
+                                           // blocks) document_rope_tables(doc_ids) (B, 1, T, D)
   const ProjectionAdapter* adapter = nullptr;  // optional
   std::vector<int64_t> capture_layers;     // layers whose post-RoPE Q, K and V are returned
   ForwardStop stop = ForwardStop::kLogits;
   std::optional<at::Tensor> key_mask;      // (B, T) 1 = real token, 0 = padding
+  std::optional<at::Tensor> doc_ids;       // (B, T) packed blocks: attention stays inside each document
 };
 
 struct LayerCapture {

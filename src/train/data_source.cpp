@@ -42,30 +42,87 @@ std::vector<int32_t> json_ids(const nlohmann::json& list, const std::string& pat
   return ids;
 }
 
-// Documents held in memory; blocks are (document, offset) pairs.
+// The packed stream: documents (non-empty, in order) concatenated; block b is tokens [b T, (b+1) T).
+struct PackedIndex {
+  std::vector<uint64_t> start;  // first stream token of each document, then the total
+  uint64_t blocks(int64_t T) const { return start.empty() ? 0 : start.back() / uint64_t(T); }
+  // Calls piece(document, offset in the document, count, offset in the block) for the runs of block b.
+  template <typename F> void pieces(int64_t b, int64_t T, F&& piece) const {
+    uint64_t g = uint64_t(b) * uint64_t(T), left = uint64_t(T), at = 0;
+    size_t d = size_t(std::upper_bound(start.begin(), start.end(), g) - start.begin()) - 1;
+    while (left > 0) {
+      const uint64_t n = std::min(left, start[d + 1] - g);
+      piece(d, g - start[d], n, at);
+      g += n;
+      at += n;
+      left -= n;
+      ++d;
+    }
+  }
+  std::vector<int32_t> doc_ids(int64_t b, int64_t T) const {
+    std::vector<int32_t> ids(static_cast<size_t>(T));
+    int32_t id = 0;
+    pieces(b, T, [&](size_t, uint64_t, uint64_t n, uint64_t at) {
+      std::fill(ids.begin() + int64_t(at), ids.begin() + int64_t(at + n), id++);
+    });
+    return ids;
+  }
+};
+
+// Documents held in memory; blocks are (document, offset) pairs, or (packed) runs of the stream.
 class InMemoryBlocks : public TokenBlockSource {
  public:
-  InMemoryBlocks(std::vector<std::vector<int32_t>> docs, int64_t T, std::string description)
-      : docs_(std::move(docs)), T_(T), description_(std::move(description)) {
+  InMemoryBlocks(std::vector<std::vector<int32_t>> docs, int64_t T, std::string description, bool packed)
+      : docs_(std::move(docs)), T_(T), description_(std::move(description)), packed_(packed) {
+    if (packed_) {
+      n_docs_ = docs_.size();
+      std::vector<std::vector<int32_t>> kept;  // empty documents take no place in the stream
+      packed_index_.start.push_back(0);
+      for (auto& d : docs_) {
+        if (d.empty()) continue;
+        packed_index_.start.push_back(packed_index_.start.back() + d.size());
+        kept.push_back(std::move(d));
+      }
+      docs_ = std::move(kept);
+      return;
+    }
+    n_docs_ = docs_.size();
     for (size_t d = 0; d < docs_.size(); ++d)
       for (int64_t off = 0; off + T <= int64_t(docs_[d].size()); off += T) blocks_.push_back({int64_t(d), off});
   }
-  int64_t num_blocks() const override { return int64_t(blocks_.size()); }
+  int64_t num_blocks() const override {
+    return packed_ ? int64_t(packed_index_.blocks(T_)) : int64_t(blocks_.size());
+  }
   int64_t block_length() const override { return T_; }
   std::vector<int32_t> block(int64_t index) const override {
+    if (packed_) {
+      if (index < 0 || index >= num_blocks()) fail("data", "block " + std::to_string(index) + " out of range");
+      std::vector<int32_t> ids(static_cast<size_t>(T_));
+      packed_index_.pieces(index, T_, [&](size_t d, uint64_t off, uint64_t n, uint64_t at) {
+        std::copy_n(docs_[d].begin() + int64_t(off), n, ids.begin() + int64_t(at));
+      });
+      return ids;
+    }
     const auto [d, off] = blocks_.at(size_t(index));
     return std::vector<int32_t>(docs_[d].begin() + off, docs_[d].begin() + off + T_);
   }
+  std::vector<int32_t> doc_ids(int64_t index) const override {
+    return packed_ ? packed_index_.doc_ids(index, T_) : std::vector<int32_t>{};
+  }
+  bool packed() const override { return packed_; }
   std::string describe() const override {
-    return description_ + ": " + std::to_string(docs_.size()) + " documents, " +
-           std::to_string(blocks_.size()) + " blocks of " + std::to_string(T_) + " tokens";
+    return description_ + ": " + std::to_string(n_docs_) + " documents, " + std::to_string(num_blocks()) +
+           (packed_ ? " packed" : "") + " blocks of " + std::to_string(T_) + " tokens";
   }
 
  private:
   std::vector<std::vector<int32_t>> docs_;
   int64_t T_;
   std::string description_;
+  bool packed_;
+  size_t n_docs_ = 0;
   std::vector<std::pair<int64_t, int64_t>> blocks_;
+  PackedIndex packed_index_;
 };
 
 bool is_shard(const std::string& path) {
@@ -81,32 +138,60 @@ bool is_text(const std::string& path) {
 // Documents of memory-mapped token shards; blocks are (shard, first token) pairs, nothing copied.
 class ShardBlocks : public TokenBlockSource {
  public:
-  ShardBlocks(std::vector<data::Shard> shards, int64_t T) : shards_(std::move(shards)), T_(T) {
+  // packed: a document runs from its begin to the next document's begin (or the shard's end), so
+  // the EOS separator that follows it is packed with it.
+  ShardBlocks(std::vector<data::Shard> shards, int64_t T, bool packed)
+      : shards_(std::move(shards)), T_(T), packed_(packed) {
     for (size_t s = 0; s < shards_.size(); ++s)
       for (uint64_t d = 0; d < shards_[s].documents(); ++d) {
         const auto [begin, end] = shards_[s].document(d);
+        if (packed_) {
+          const uint64_t stop = d + 1 < shards_[s].documents() ? shards_[s].document(d + 1).first : shards_[s].tokens();
+          if (stop <= begin) continue;
+          if (packed_index_.start.empty()) packed_index_.start.push_back(0);
+          packed_index_.start.push_back(packed_index_.start.back() + (stop - begin));
+          packed_docs_.push_back({s, begin});
+          continue;
+        }
         for (uint64_t off = begin; off + T <= end; off += T) blocks_.push_back({s, off});
       }
   }
-  int64_t num_blocks() const override { return int64_t(blocks_.size()); }
+  int64_t num_blocks() const override {
+    return packed_ ? int64_t(packed_index_.blocks(T_)) : int64_t(blocks_.size());
+  }
   int64_t block_length() const override { return T_; }
   std::vector<int32_t> block(int64_t index) const override {
-    const auto [s, off] = blocks_.at(size_t(index));
     std::vector<int32_t> ids(T_);
+    if (packed_) {
+      if (index < 0 || index >= num_blocks()) fail("data", "block " + std::to_string(index) + " out of range");
+      packed_index_.pieces(index, T_, [&](size_t d, uint64_t off, uint64_t n, uint64_t at) {
+        const auto [s, begin] = packed_docs_[d];
+        shards_[s].read(begin + off, n, ids.data() + at);
+      });
+      return ids;
+    }
+    const auto [s, off] = blocks_.at(size_t(index));
     shards_[s].read(off, T_, ids.data());
     return ids;
   }
+  std::vector<int32_t> doc_ids(int64_t index) const override {
+    return packed_ ? packed_index_.doc_ids(index, T_) : std::vector<int32_t>{};
+  }
+  bool packed() const override { return packed_; }
   std::string describe() const override {
     uint64_t docs = 0;
     for (const auto& s : shards_) docs += s.documents();
     return std::to_string(shards_.size()) + " token shards: " + std::to_string(docs) + " documents, " +
-           std::to_string(blocks_.size()) + " blocks of " + std::to_string(T_) + " tokens";
+           std::to_string(num_blocks()) + (packed_ ? " packed" : "") + " blocks of " + std::to_string(T_) + " tokens";
   }
 
  private:
   std::vector<data::Shard> shards_;
   int64_t T_;
+  bool packed_;
   std::vector<std::pair<size_t, uint64_t>> blocks_;
+  std::vector<std::pair<size_t, uint64_t>> packed_docs_;  // packed: (shard, first token) of each document
+  PackedIndex packed_index_;
 };
 
 // Shard files of a folder made by `linearard tokenize` (sorted: the writer numbers them).
@@ -136,6 +221,11 @@ std::vector<std::vector<int32_t>> encode_text(const std::vector<std::string>& pa
 #endif
 }
 
+std::string no_block_message(int64_t T, bool packed) {
+  if (packed) return "fewer than " + std::to_string(T) + " tokens in all, not one packed block (--context)";
+  return "no document has " + std::to_string(T) + " tokens (--context)";
+}
+
 // splitmix64 (Steele et al. 2014): a portable generator, so the order does not depend on the
 // standard library's std::shuffle.
 uint64_t splitmix64(uint64_t& state) {
@@ -148,7 +238,8 @@ uint64_t splitmix64(uint64_t& state) {
 }  // namespace
 
 std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string>& paths, int64_t T,
-                                                   const std::string& tokenizer_dir, int64_t vocab_size) {
+                                                   const std::string& tokenizer_dir, int64_t vocab_size,
+                                                   bool packed) {
   if (paths.empty()) fail_option("data", "no training data given");
   // Token shards (files or folders of them) stream from their mappings.
   std::vector<std::string> shard_paths;
@@ -179,9 +270,8 @@ std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string
         fail(p, "was tokenized for a vocabulary of " + std::to_string(shard_vocab) +
                     " ids, more than the model's vocab_size " + std::to_string(vocab_size) + " (another tokenizer?)");
     }
-    auto source = std::make_unique<ShardBlocks>(std::move(shards), T);
-    if (source->num_blocks() == 0)
-      fail(paths[0], "no document has " + std::to_string(T) + " tokens (--context)");
+    auto source = std::make_unique<ShardBlocks>(std::move(shards), T, packed);
+    if (source->num_blocks() == 0) fail(paths[0], no_block_message(T, packed));
     return source;
   }
   std::vector<std::vector<int32_t>> docs;
@@ -231,8 +321,8 @@ std::unique_ptr<TokenBlockSource> open_token_files(const std::vector<std::string
         }
   }
   std::string what = paths.size() == 1 ? paths[0] : std::to_string(paths.size()) + " files";
-  auto source = std::make_unique<InMemoryBlocks>(std::move(docs), T, what);
-  if (source->num_blocks() == 0) fail(paths[0], "no document has " + std::to_string(T) + " tokens (--context)");
+  auto source = std::make_unique<InMemoryBlocks>(std::move(docs), T, what, packed);
+  if (source->num_blocks() == 0) fail(paths[0], no_block_message(T, packed));
   return source;
 }
 
@@ -259,13 +349,20 @@ int64_t BlockSampler::block_at(int64_t position) {
   return order_[size_t(position % N)];
 }
 
-at::Tensor BlockSampler::next_batch(int64_t B) {
+at::Tensor BlockSampler::next_batch(int64_t B, at::Tensor* doc_ids) {
   const int64_t T = source_.block_length();
   at::Tensor out = at::empty({B, T}, at::kLong);  // (B, T)
   auto* p = out.data_ptr<int64_t>();
+  const bool docs = doc_ids && source_.packed();
+  if (docs) *doc_ids = at::empty({B, T}, at::kInt);  // (B, T)
   for (int64_t b = 0; b < B; ++b) {
-    const auto ids = source_.block(block_at(position_++));
+    const int64_t index = block_at(position_++);
+    const auto ids = source_.block(index);
     for (int64_t t = 0; t < T; ++t) p[b * T + t] = ids[size_t(t)];
+    if (docs) {
+      const auto d = source_.doc_ids(index);
+      std::copy(d.begin(), d.end(), doc_ids->data_ptr<int32_t>() + b * T);
+    }
   }
   return out;
 }

@@ -120,10 +120,15 @@ at::Tensor chunked_lm_loss(const at::Tensor& hidden, const at::Tensor& lm_head, 
 }
 
 at::Tensor causal_lm_loss(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& tokens,
-                          int64_t chunk_rows) {
+                          int64_t chunk_rows, const std::optional<at::Tensor>& doc_ids) {
   const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2);
   const at::Tensor h = hidden.narrow(1, 0, T - 1).reshape({B * (T - 1), C});   // (B (T-1), C)
-  const at::Tensor labels = tokens.narrow(1, 1, T - 1).reshape({B * (T - 1)});  // (B (T-1))
+  at::Tensor labels = tokens.narrow(1, 1, T - 1).reshape({B * (T - 1)});  // (B (T-1))
+  if (doc_ids) {
+    const at::Tensor d = doc_ids->to(tokens.device());
+    const at::Tensor crosses = d.narrow(1, 1, T - 1).ne(d.narrow(1, 0, T - 1)).reshape({B * (T - 1)});
+    labels = labels.masked_fill(crosses, kIgnoreIndex);
+  }
   return chunked_lm_loss(h, lm_head, labels, chunk_rows);
 }
 

@@ -5,6 +5,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <optional>
+
 namespace linearard::train {
 
 constexpr int64_t kIgnoreIndex = -100;  // labels with this value do not count (torch's default)
@@ -23,7 +25,9 @@ at::Tensor chunked_logits_kl(const at::Tensor& student_hidden, const at::Tensor&
 
 // Causal-LM loss of a batch: hidden (B, T, C) after the final norm, tokens (B, T); position t
 // predicts token t + 1, averaged over the B (T - 1) predictions (padding: pass labels instead).
+// doc_ids (B, T) (packed blocks): a target that starts another document (doc_ids[t + 1] !=
+// doc_ids[t]) is not predicted from the previous document; the mean is over the other predictions.
 at::Tensor causal_lm_loss(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& tokens,
-                          int64_t chunk_rows = 0);
+                          int64_t chunk_rows = 0, const std::optional<at::Tensor>& doc_ids = std::nullopt);
 
 }  // namespace linearard::train

@@ -31,8 +31,9 @@ bool DistillObjective::needs_relations() const {
   return options_.relation_q || options_.relation_k || options_.relation_v;
 }
 
-void DistillObjective::begin(double valid_tokens) {
+void DistillObjective::begin(double valid_tokens, std::optional<at::Tensor> doc_ids) {
   valid_tokens_ = valid_tokens;
+  doc_ids_ = std::move(doc_ids);
   parts_ = LossParts();
 }
 
@@ -43,6 +44,7 @@ void DistillObjective::add_layer(const model::LayerCapture& s, const model::Laye
   ops::RelationKLOptions kl;
   kl.scale_s = kl.scale_t = 1.0 / std::sqrt(double(config_.head_dim));  // 1/sqrt(D) on both sides, as LinearARD's train.py (github.com/gracefulning/LinearARD)
   kl.causal = true;
+  kl.doc_ids = doc_ids_;  // packed blocks: block-diagonal
   const double per_layer = 1.0 / double(layers_.size());
   auto term = [&](const at::Tensor& x, const at::Tensor& y, double weight, double heads) {
     const at::Tensor rows = ops::relation_kl_self(x, y.detach(), key_mask, kl);  // (B, H, T) float32
@@ -69,7 +71,7 @@ void DistillObjective::add_outputs(const at::Tensor& student_hidden, const at::T
     parts_.logits = chunked_logits_kl(last(student_hidden), last(teacher_hidden.detach()), lm_head,
                                       options_.temperature, lm_chunk_rows);
   }
-  if (options_.lm_weight != 0) parts_.lm = causal_lm_loss(student_hidden, lm_head, tokens, lm_chunk_rows);
+  if (options_.lm_weight != 0) parts_.lm = causal_lm_loss(student_hidden, lm_head, tokens, lm_chunk_rows, doc_ids_);
 }
 
 LossParts DistillObjective::finish() {

@@ -40,8 +40,11 @@ class DistillObjective {
   bool needs_layer_hidden() const { return options_.hidden_weight != 0; }
   bool needs_hidden() const { return options_.logits_kl_weight != 0 || options_.lm_weight != 0; }
 
-  // Starts a new loss for a batch with `valid_tokens` real tokens.
-  void begin(double valid_tokens);
+  // Starts a new loss for a batch with `valid_tokens` real tokens. doc_ids (B, T) (packed blocks):
+  // the relation rows see only keys of their own document (RelationKLOptions::doc_ids) and the LM
+  // loss skips targets that start a document (causal_lm_loss); the logits KL compares the two
+  // models' next-token distributions position by position and needs no mask.
+  void begin(double valid_tokens, std::optional<at::Tensor> doc_ids = std::nullopt);
   // Adds layer `layer`'s relation terms; teacher tensors carry no gradient.
   void add_layer(const model::LayerCapture& student, const model::LayerCapture& teacher,
                  const std::optional<at::Tensor>& key_mask);
@@ -56,6 +59,7 @@ class DistillObjective {
   const model::ModelConfig& config_;
   std::vector<int64_t> layers_;
   double valid_tokens_ = 0;
+  std::optional<at::Tensor> doc_ids_;
   LossParts parts_;
 };
 

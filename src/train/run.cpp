@@ -129,7 +129,8 @@ RunResult run(TrainOptions o) {
   const at::ScalarType dtype = resolve_dtype(o.run.dtype, device);
   if (!is_pretrain(o)) config = model::load_model_config(o.run.model_dir);
   const model::RopeParams rope = student_rope(o, config);
-  const auto data = open_token_files(o.run.data, o.run.context, is_pretrain(o) ? "" : o.run.model_dir, config.vocab_size);
+  const auto data = open_token_files(o.run.data, o.run.context, is_pretrain(o) ? "" : o.run.model_dir,
+                                     config.vocab_size, o.run.packing == "packed");
   if (main_rank) {
     std::printf("options: %s\n", to_json(o).dump().c_str());
     std::fflush(stdout);

@@ -128,7 +128,7 @@ model::ForwardResult StudentStack::forward(const at::Tensor& tokens, const Stack
   const model::ModelConfig& c = config_;
   if (tokens.dim() != 2 || tokens.scalar_type() != at::kLong) fail("tokens", "expected a (B, T) int64 tensor");
   const int64_t B = tokens.size(0), T = tokens.size(1);
-  if (!request.rope || request.rope->cos.size(0) != T)
+  if (!request.rope || request.rope->cos.size(-2) != T)
     fail("student forward", "RoPE tables for the " + std::to_string(T) + " positions are required");
   int64_t last_capture = -1;
   for (int64_t l : request.capture_layers) {
@@ -137,7 +137,7 @@ model::ForwardResult StudentStack::forward(const at::Tensor& tokens, const Stack
   }
   const bool stop_early = request.stop == model::ForwardStop::kLastCapture;
   if (stop_early && last_capture < 0) fail("student forward", "stopping after the last capture needs a captured layer");
-  const auto mask = model::attention_mask(c, request.key_mask, B, T, tokens.device());
+  const auto mask = model::attention_mask(c, request.key_mask, B, T, tokens.device(), request.doc_ids);
 
   model::ForwardResult result;
   at::Tensor h = at::embedding(weights_.embed.to(dtype_), tokens);  // (B, T, C)

@@ -19,10 +19,11 @@
 namespace linearard::train {
 
 struct StackRequest {
-  const model::RopeTables* rope = nullptr;  // (T, D) in the compute dtype
+  const model::RopeTables* rope = nullptr;  // (T, D) in the compute dtype, or (B, 1, T, D) (packed blocks)
   std::vector<int64_t> capture_layers;      // ascending
   model::ForwardStop stop = model::ForwardStop::kHidden;
   std::optional<at::Tensor> key_mask;  // (B, T) 1 = real token
+  std::optional<at::Tensor> doc_ids;   // (B, T) packed blocks: attention stays inside each document
   // Called with each captured layer as soon as it is computed (so a loss can be built layer by
   // layer, which lets backward free each layer's gradients early). Without it, captures are
   // returned in the result.

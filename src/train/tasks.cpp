@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
+#include "model/attention.h"
 #include "model/projection.h"
 #include "train/device_sync.h"
 #include "train/lm_loss.h"
@@ -58,7 +59,7 @@ const model::RopeTables& DistillTask::tables(bool student, int64_t T) {
   return student ? student_tables_ : teacher_tables_;
 }
 
-LossParts DistillTask::loss(const at::Tensor& tokens) {
+LossParts DistillTask::loss(const at::Tensor& tokens, const std::optional<at::Tensor>& doc_ids) {
   const int64_t B = tokens.size(0), T = tokens.size(1);
   const bool captures = objective_.needs_captures();
   const bool hidden = objective_.needs_hidden();
@@ -68,11 +69,18 @@ LossParts DistillTask::loss(const at::Tensor& tokens) {
                                                               : model::ForwardStop::kLastCapture;
   auto t0 = std::chrono::steady_clock::now();
 
+  // Packed blocks: per-document positions, so tables per batch (B, 1, T, D).
+  std::optional<model::RopeTables> packed_teacher, packed_student;
+  if (doc_ids) {
+    packed_teacher = model::document_rope_tables(model_.config(), model_.config().rope, *doc_ids, model_.dtype());
+    packed_student = model::document_rope_tables(model_.config(), student_rope_, *doc_ids, model_.dtype());
+  }
   model::ForwardResult teacher;
   {
     at::NoGradGuard no_grad;
     model::ForwardRequest request;
-    request.rope = &tables(false, T);
+    request.rope = doc_ids ? &*packed_teacher : &tables(false, T);
+    request.doc_ids = doc_ids;
     request.capture_layers = layers;
     request.stop = stop;
     teacher = model_.forward(tokens, request);
@@ -83,9 +91,10 @@ LossParts DistillTask::loss(const at::Tensor& tokens) {
     t0 = std::chrono::steady_clock::now();
   }
 
-  objective_.begin(double(B * T));  // training blocks carry no padding
+  objective_.begin(double(B * T), doc_ids);  // training blocks carry no padding
   StackRequest request;
-  request.rope = &tables(true, T);
+  request.rope = doc_ids ? &*packed_student : &tables(true, T);
+  request.doc_ids = doc_ids;
   request.capture_layers = layers;
   request.stop = stop;
   size_t next = 0;
@@ -135,19 +144,23 @@ LmTask::LmTask(const TrainOptions& options, const model::DecoderModel& model, mo
     if (!t.requires_grad()) fail("lm task", "trainable tensor '" + name + "' does not require grad");
 }
 
-LossParts LmTask::loss(const at::Tensor& tokens) {
+LossParts LmTask::loss(const at::Tensor& tokens, const std::optional<at::Tensor>& doc_ids) {
   const int64_t T = tokens.size(1);
-  if (T != tables_T_) {
+  std::optional<model::RopeTables> packed;  // packed blocks: per-document positions (B, 1, T, D)
+  if (doc_ids) packed = model::document_rope_tables(model_.config(), rope_, *doc_ids, dtype_);
+  if (!doc_ids && T != tables_T_) {
     auto positions = at::arange(T, at::TensorOptions().dtype(at::kLong).device(tokens.device()));
     tables_ = model::rope_tables(model_.config(), rope_, positions, dtype_);
     tables_T_ = T;
   }
   StackRequest request;
-  request.rope = &tables_;
+  request.rope = doc_ids ? &*packed : &tables_;
+  request.doc_ids = doc_ids;
   request.stop = model::ForwardStop::kHidden;
   const model::ForwardResult out = stack_.forward(tokens, request);
   LossParts parts;
-  parts.lm = causal_lm_loss(out.hidden, model_.weights().lm_head.to(dtype_), tokens, options_.run.lm_chunk_tokens);
+  parts.lm = causal_lm_loss(out.hidden, model_.weights().lm_head.to(dtype_), tokens, options_.run.lm_chunk_tokens,
+                            doc_ids);
   parts.total = parts.lm;
   return parts;
 }

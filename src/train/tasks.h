@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -23,8 +24,12 @@ class TrainTask {
  public:
   virtual ~TrainTask() = default;
   virtual const NamedTensors& trainable() const = 0;
-  // tokens (B, T) int64 on the task's device; builds the graph of the returned total.
-  virtual LossParts loss(const at::Tensor& tokens) = 0;
+  // tokens (B, T) int64 on the task's device; builds the graph of the returned total. doc_ids (B, T)
+  // (packed blocks, train/data_source.h; same device): every forward attends within each document
+  // only (a block-diagonal causal mask), RoPE positions restart at each document start, the
+  // relation KL is block-diagonal and the LM loss does not predict a document's first token from
+  // the previous document. Without doc_ids the block is one sequence, as before.
+  virtual LossParts loss(const at::Tensor& tokens, const std::optional<at::Tensor>& doc_ids = std::nullopt) = 0;
   // Stored in train_state.json: what the trainable tensors are (adapter kind, r, alpha, RoPE...).
   virtual nlohmann::json describe() const = 0;
   // The trained result in `dir` (checkpoint_format.md), with `state` as train_state.json.
@@ -45,7 +50,7 @@ class DistillTask : public TrainTask {
   DistillTask(const TrainOptions& options, const model::DecoderModel& model, model::RopeParams student_rope,
               std::unique_ptr<TrainableAdapter> adapter);
   const NamedTensors& trainable() const override { return adapter_->named_parameters(); }
-  LossParts loss(const at::Tensor& tokens) override;
+  LossParts loss(const at::Tensor& tokens, const std::optional<at::Tensor>& doc_ids = std::nullopt) override;
   nlohmann::json describe() const override;
   void write_final(const std::string& dir, const nlohmann::json& state) const override;
   void set_training(bool training) override { adapter_->set_training(training); }
@@ -79,7 +84,7 @@ class LmTask : public TrainTask {
   LmTask(const TrainOptions& options, const model::DecoderModel& model, model::RopeParams rope,
          std::unique_ptr<TrainableAdapter> adapter, at::ScalarType compute_dtype);
   const NamedTensors& trainable() const override { return trainable_; }
-  LossParts loss(const at::Tensor& tokens) override;
+  LossParts loss(const at::Tensor& tokens, const std::optional<at::Tensor>& doc_ids = std::nullopt) override;
   nlohmann::json describe() const override;
   void write_final(const std::string& dir, const nlohmann::json& state) const override;
   void set_training(bool training) override {

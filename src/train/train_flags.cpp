@@ -50,6 +50,11 @@ void add_run_flags(CLI::App& sub, TrainOptions& o, bool needs_model) {
   sub.add_option("--context", r.context, "tokens per block (T)")->capture_default_str();
   sub.add_option("--seed", r.seed, "seed of the adapter init, data order and dropout")->capture_default_str();
   sub.add_flag("--shuffle,!--no-shuffle", r.shuffle, "seeded block order per epoch (default on)");
+  sub.add_option("--packing", r.packing,
+                 "split: each document cut into blocks of --context tokens, tails dropped (the reference); "
+                 "packed: documents concatenated into blocks, attention, RoPE positions and losses kept within "
+                 "each document")
+      ->capture_default_str();
   sub.add_option("--checkpoint-every", r.checkpoint_every, "steps between checkpoints (0: only at the end)")
       ->capture_default_str();
   sub.add_option("--keep-checkpoints", r.keep_checkpoints, "checkpoints kept")->capture_default_str();

@@ -43,6 +43,7 @@ nlohmann::json to_json(const TrainOptions& o) {
   j["context"] = r.context;
   j["seed"] = r.seed;
   j["shuffle"] = r.shuffle;
+  if (r.packing != "split") j["packing"] = r.packing;  // absent for the default: older runs' options hash
   j["checkpoint-every"] = r.checkpoint_every;
   j["keep-checkpoints"] = r.keep_checkpoints;
   j["resume"] = r.resume;
@@ -97,6 +98,8 @@ void validate(const TrainOptions& o) {
   if (r.data.empty()) fail_option("data", "at least one token file is required");
   if (r.batch_size < 1) fail_option("batch-size", "must be >= 1");
   if (r.context < 2) fail_option("context", "must be >= 2");
+  if (r.packing != "split" && r.packing != "packed")
+    fail_option("packing", "expected split or packed, got '" + r.packing + "'");
   if (r.checkpoint_every < 0) fail_option("checkpoint-every", "must be >= 0 (0 = only at the end)");
   if (r.keep_checkpoints < 1) fail_option("keep-checkpoints", "must be >= 1");
   if (!r.dtype.empty() && r.dtype != "bf16" && r.dtype != "fp16" && r.dtype != "fp32")

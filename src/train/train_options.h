@@ -48,6 +48,9 @@ struct RunOptions {
   int64_t context = 4096;  // T
   uint64_t seed = 0;
   bool shuffle = true;     // block order: seeded permutation per epoch, else file order
+  // How documents become blocks (train/data_source.h): "split" (each document cut into blocks, tails
+  // dropped; the reference) or "packed" (documents concatenated, blocks carry document ids).
+  std::string packing = "split";
   int64_t checkpoint_every = 64;
   int64_t keep_checkpoints = 2;
   std::string resume;      // "", "latest" or a checkpoint directory

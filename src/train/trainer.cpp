@@ -99,6 +99,11 @@ int64_t restore(const std::string& dir, const TrainOptions& o, TrainTask& task, 
   if (saved_world != world_size)
     fail(dir, "was written by " + std::to_string(saved_world) + " processes; resume it with the same world size, not " +
                   std::to_string(world_size));
+  // The data position counts blocks of one packing; the other numbers its blocks differently.
+  const std::string saved_packing = s.value("packing", std::string("split"));
+  if (saved_packing != o.run.packing)
+    fail_option("packing", dir + " was written with --packing " + saved_packing + "; resume it with the same packing, not " +
+                               o.run.packing);
   if (task_as_written_now(s["task"], dir) != task.describe())
     fail(dir, "adapter, model or RoPE differ from this run's options");
   {
@@ -183,6 +188,7 @@ static TrainResult train_loop(TrainTask& task, const TrainOptions& o, const Toke
     s["world_size"] = W;
     s["total_steps"] = o.optim.steps;
     s["data_position"] = sampler.position();
+    if (o.run.packing != "split") s["packing"] = o.run.packing;  // data_position counts these blocks
     s["tokens_seen"] = done * tokens_per_step;
     s["task"] = task.describe();
     s["optimizer_steps"] = optimizer.state_scalars();
@@ -202,8 +208,9 @@ static TrainResult train_loop(TrainTask& task, const TrainOptions& o, const Toke
     const int64_t step_start = sampler.position();
     for (int64_t micro = 0; micro < o.optim.grad_accum; ++micro) {
       sampler.set_position(step_start + (micro * W + rank) * o.run.batch_size);
-      const at::Tensor tokens = sampler.next_batch(o.run.batch_size).to(device);  // (B, T)
-      LossParts parts = task.loss(tokens);
+      at::Tensor doc_ids;  // (B, T) packed blocks only
+      const at::Tensor tokens = sampler.next_batch(o.run.batch_size, &doc_ids).to(device);  // (B, T)
+      LossParts parts = doc_ids.defined() ? task.loss(tokens, doc_ids.to(device)) : task.loss(tokens);
       if (micro == 0 && !inject.empty()) inject.apply_to_loss(step + 1, rank, parts);
       if (reducer && micro == o.optim.grad_accum - 1) reducer->arm();  // all-reduce overlaps this backward
       (parts.total / double(o.optim.grad_accum)).backward();

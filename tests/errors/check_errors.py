@@ -562,6 +562,14 @@ def r_data_short(t, s):
     return distill_args(t, data=tokens_json(f"{t}/tokens.json", n=10)), None
 
 
+def r_data_short_packed(t, s):
+    return distill_args(t, data=tokens_json(f"{t}/tokens.json", n=10), packing="packed"), None
+
+
+def r_packing(t, s):
+    return distill_args(t, packing="documents"), None
+
+
 def r_data_negative(t, s):
     return distill_args(t, data=write(f"{t}/tokens.bin", struct.pack("<4i", 5, 6, -7, 8) * 10)), None
 
@@ -789,6 +797,8 @@ RECIPES = {
     "export-out-checkpoint": r_export_out_checkpoint,
     "data-empty": r_data_empty,
     "data-short": r_data_short,
+    "data-short-packed": r_data_short_packed,
+    "packing": r_packing,
     "data-negative": r_data_negative,
     "data-id-range": r_data_id_range,
     "data-shard-missing": r_data_shard_missing,

@@ -34,21 +34,37 @@ enum class Padding {
   kWholeBatch  // like kRandom, but batch element B-1 is fully padded (needs B >= 2)
 };
 
+// Packed documents (RelationKLOptions::doc_ids).
+enum class Docs {
+  kNone,       // no doc_ids (std::nullopt)
+  kSingle,     // doc_ids given, one document per row (must equal kNone exactly)
+  kRandom,     // contiguous documents at random boundaries, a length-1 document among them
+  kEdges,      // length-1 documents at the start and at the end, two random documents between
+  kRecurring,  // ids drawn from {0, 1, 2} per token: "documents" that are not contiguous runs
+};
+
 struct RelationKLCase {
   int64_t B = 1, H = 2, Hk = 2, Hkt = 2, T = 17, Ds = 32, Dt = 32;
   bool causal = true;
   Padding padding = Padding::kNone;
   bool self = false;       // Hk = Hkt = H and xk = xq, yk = yq (a Q/Q, K/K or V/V relation)
   double amplitude = 1.0;  // inputs ~ N(0, amplitude^2): logits ~ N(0, amplitude^4) at scale 1/sqrt(D)
+  Docs docs = Docs::kNone;
 };
+
+inline RelationKLCase with_docs(RelationKLCase c, Docs docs) {
+  c.docs = docs;
+  return c;
+}
 
 inline std::string describe(const RelationKLCase& c) {
   static const char* names[] = {"none", "right", "left", "random", "whole-batch"};
+  static const char* doc_names[] = {"none", "single", "random", "edges", "recurring"};
   std::ostringstream s;
   s << "B=" << c.B << " H=" << c.H << " Hk=" << c.Hk << " Hkt=" << c.Hkt << " T=" << c.T
     << " Ds=" << c.Ds << " Dt=" << c.Dt << " causal=" << c.causal
     << " padding=" << names[static_cast<int>(c.padding)] << " self=" << c.self
-    << " amplitude=" << c.amplitude;
+    << " amplitude=" << c.amplitude << " docs=" << doc_names[static_cast<int>(c.docs)];
   return s.str();
 }
 
@@ -97,6 +113,36 @@ inline std::optional<at::Tensor> make_key_mask(int64_t B, int64_t T, Padding pad
   return mask;
 }
 
+// (B, T) int64 document ids on the CPU, or std::nullopt for Docs::kNone. Ids of contiguous
+// documents start at 3 b + 5 (any values, not 0-based): only equality matters.
+inline std::optional<at::Tensor> make_doc_ids(int64_t B, int64_t T, Docs docs, at::Generator& gen) {
+  if (docs == Docs::kNone) return std::nullopt;
+  auto ids = at::empty({B, T}, at::kLong);  // (B, T)
+  auto acc = ids.accessor<int64_t, 2>();
+  auto random = at::rand({B, T}, gen, at::kDouble);  // (B, T)
+  auto r = random.accessor<double, 2>();
+  auto cut = at::randint(1, std::max<int64_t>(T - 1, 2), {B}, gen, at::kLong);  // (B) kEdges split
+  auto cut_acc = cut.accessor<int64_t, 1>();
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t id = 3 * b + 5;
+    // kRandom: a length-1 document at a random interior position (when T >= 3).
+    const int64_t single = T >= 3 ? 1 + static_cast<int64_t>(r[b][0] * (T - 2)) : -1;
+    for (int64_t t = 0; t < T; ++t) {
+      bool start = false;
+      switch (docs) {
+        case Docs::kSingle: break;
+        case Docs::kRandom: start = t > 0 && (r[b][t] < 0.15 || t == single || t == single + 1); break;
+        case Docs::kEdges: start = t == 1 || t == T - 1 || (t == cut_acc[b] && t > 1 && t < T - 1); break;
+        case Docs::kRecurring: break;
+        case Docs::kNone: break;
+      }
+      if (start) ++id;
+      acc[b][t] = docs == Docs::kRecurring ? static_cast<int64_t>(r[b][t] * 3) : id;
+    }
+  }
+  return ids;
+}
+
 // Float64 CPU inputs with scales 1/sqrt(Ds), 1/sqrt(Dt). The teacher is a perturbation of the
 // student (teacher = student + N(0, 0.5^2) noise), so the two distributions are related like a
 // context-extended model and its original, and KL values are O(0.1..1).
@@ -120,6 +166,7 @@ inline RelationKLInputs make_inputs(const RelationKLCase& c, uint64_t seed) {
   in.options.scale_s = 1.0 / std::sqrt(static_cast<double>(c.Ds));
   in.options.scale_t = 1.0 / std::sqrt(static_cast<double>(c.Dt));
   in.options.causal = c.causal;
+  in.options.doc_ids = make_doc_ids(c.B, c.T, c.docs, gen);
   return in;
 }
 

@@ -48,8 +48,9 @@ KernelSwitches fwd_cfg(int cfg, bool pipe_d64 = false) {
   return s;
 }
 
-K choose(const Case& c, float scale = 0.125f) {
+K choose(const Case& c, float scale = 0.125f, bool packed = false) {
   RelationKLShape shape;
+  shape.packed = packed;
   shape.B = 1, shape.H = 32, shape.Hk = 32, shape.Hkt = 32, shape.T = 4096;
   shape.Ds = c.Ds, shape.Dt = c.Dt;
   shape.scale_s = shape.scale_t = scale;
@@ -123,8 +124,13 @@ TEST(RelationKLChooseKernel, TableOfNamedChoices) {
       // An unknown device (attribute queries failed): mma.sync, self backward split.
       {RelationKLDeviceCaps{}, P::kSelfBackward, 64, 64, E::kBF16, defaults(), K::kSelfBwdMmaSplit},
   };
-  for (const Case& c : cases)
+  for (const Case& c : cases) {
     EXPECT_STREQ(relation_kl_kernel_name(choose(c)), relation_kl_kernel_name(c.expected)) << describe(c);
+    // Packed documents (issue 18): every family takes them, so the choice is the same.
+    EXPECT_STREQ(relation_kl_kernel_name(choose(c, 0.125f, /*packed=*/true)),
+                 relation_kl_kernel_name(c.expected))
+        << describe(c) << " packed";
+  }
 }
 
 TEST(RelationKLChooseKernel, NonPositiveScalesRunSimt) {

@@ -105,6 +105,30 @@ std::vector<GpuCase> make_cases() {
     big.padding = Padding::kRight;
     cases.push_back({big, dtype});
   }
+  // Packed documents (issue 18): every kernel family (wgmma and mma.sync through the test's
+  // switches, SIMT through fp32 and D = 80 / 96), forward, backward and self backward, with key
+  // padding and GQA; random boundaries with length-1 documents, length-1 documents at both ends,
+  // non-contiguous ids, one explicit document, and T across the 64 / 128-row tiles and granules.
+  const Docs doc_kinds[] = {Docs::kRandom, Docs::kEdges, Docs::kRecurring, Docs::kSingle};
+  int k = 0;
+  for (auto dtype : {at::kBFloat16, at::kHalf, at::kFloat})
+    for (int64_t T : {1, 17, 130, 257, 1025})
+      for (int64_t D : {64, 96, 128}) {
+        RelationKLCase c;
+        c.T = T;
+        c.Ds = c.Dt = D;
+        c.B = 2;
+        c.causal = (k % 4) != 3;
+        c.padding = (k % 3) == 0 ? Padding::kNone : (k % 3) == 1 ? Padding::kRandom : Padding::kRight;
+        c.self = (k % 2) == 0;
+        if (!c.self && (k % 4) == 1) {  // GQA
+          c.H = 8;
+          c.Hk = c.Hkt = 2;
+        }
+        c.docs = doc_kinds[k % 4];
+        cases.push_back({c, dtype});
+        ++k;
+      }
   return cases;
 }
 
@@ -116,7 +140,8 @@ at::Tensor repeat_heads(const at::Tensor& k, int64_t H) {
 // Masked natural-log LSE (B, H, T) of scale * q k^T: logits in q's dtype, the reduction in
 // float64 (exact reference) or float32 (same-dtype baseline); -inf for invalid rows.
 at::Tensor masked_lse(const at::Tensor& q, const at::Tensor& k, double scale,
-                      const std::optional<at::Tensor>& key_mask, bool causal) {
+                      const std::optional<at::Tensor>& key_mask, const RelationKLOptions& options) {
+  const bool causal = options.causal;
   const int64_t B = q.size(0), T = q.size(2);
   auto logits = at::matmul(q, repeat_heads(k, q.size(1)).transpose(-1, -2)) * scale;  // (B, H, T, T)
   logits = logits.to(q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
@@ -124,6 +149,10 @@ at::Tensor masked_lse(const at::Tensor& q, const at::Tensor& k, double scale,
   auto key_valid = key_mask ? key_mask->to(q.device()).ne(0) : at::ones({B, T}, bopts);  // (B, T)
   auto valid = key_valid.view({B, 1, 1, T}).expand({B, 1, T, T});
   if (causal) valid = valid.logical_and(at::ones({T, T}, bopts).tril());
+  if (options.doc_ids) {  // packed documents: the block-diagonal mask
+    auto doc = options.doc_ids->to(q.device(), at::kLong);  // (B, T)
+    valid = valid.logical_and(doc.view({B, 1, T, 1}).eq(doc.view({B, 1, 1, T})));
+  }
   auto lse = logits.masked_fill(valid.logical_not(), -INFINITY).logsumexp(-1);  // (B, H, T)
   return lse.masked_fill(key_valid.view({B, 1, T}).logical_not(), -INFINITY);
 }
@@ -142,8 +171,8 @@ Result naive(const RelationKLInputs& in, const at::Tensor& grad, bool self) {
   r.d_xq = xq.grad();
   if (!self) r.d_xk = xk.grad();
   r.kl = r.kl.detach();
-  r.lse_s = masked_lse(in.xq, in.xk, in.options.scale_s, in.key_mask, in.options.causal);
-  r.lse_t = masked_lse(in.yq, in.yk, in.options.scale_t, in.key_mask, in.options.causal);
+  r.lse_s = masked_lse(in.xq, in.xk, in.options.scale_s, in.key_mask, in.options);
+  r.lse_t = masked_lse(in.yq, in.yk, in.options.scale_t, in.key_mask, in.options);
   return r;
 }
 
@@ -158,11 +187,14 @@ void check_against_float64(const GpuCase& gc) {
   auto grad = at::randn({c.B, c.H, c.T}, at::TensorOptions().dtype(at::kFloat)).to(cuda);  // dL/dKL
 
   const Result exact = naive(in64.to(at::kDouble, cuda), grad, c.self);
-  const auto ind = in64.to(gc.dtype, cuda);
+  auto ind = in64.to(gc.dtype, cuda);
   const Result base = naive(ind, grad, c.self);
 
   std::optional<at::Tensor> mask;
   if (ind.key_mask) mask = ind.key_mask->to(cuda);
+  // The CUDA entry points take checked inputs (relation_kl.cpp's check_options makes the ids int32
+  // on the device; they also convert, but the test hands them what the dispatcher would).
+  if (ind.options.doc_ids) ind.options.doc_ids = ind.options.doc_ids->to(cuda, at::kInt).contiguous();
   const auto stats = ops::relation_kl_forward_cuda(ind.xq, ind.xk, ind.yq, ind.yk, mask, ind.options);
   Result ours{stats.kl, stats.lse_s, stats.lse_t, {}, {}};
   if (c.self) {
@@ -238,7 +270,8 @@ INSTANTIATE_TEST_SUITE_P(Grid, RelationKLCudaTest, ::testing::ValuesIn(make_case
                          [](const ::testing::TestParamInfo<GpuCase>& info) {
                            const auto& c = info.param.c;
                            return dtype_name(info.param.dtype) + "_T" + std::to_string(c.T) + "_Ds" +
-                                  std::to_string(c.Ds) + "_Dt" + std::to_string(c.Dt) + "_" +
+                                  std::to_string(c.Ds) + "_Dt" + std::to_string(c.Dt) +
+                                  (c.docs != Docs::kNone ? "_docs" : "") + "_" +
                                   std::to_string(info.index);
                          });
 

@@ -110,6 +110,29 @@ std::optional<at::Tensor> check_inputs(const at::Tensor& xq, const at::Tensor& x
   return m.to(xq.device()).ne(0).contiguous();
 }
 
+// options with doc_ids checked against relation_kl.h's contract and made a contiguous (B, T) int32
+// tensor on xq's device (or std::nullopt).
+RelationKLOptions check_options(const at::Tensor& xq, const RelationKLOptions& options) {
+  RelationKLOptions o = options;
+  if (!o.doc_ids || !o.doc_ids->defined()) {
+    o.doc_ids.reset();
+    return o;
+  }
+  const std::string op = kOp;
+  const auto& d = *o.doc_ids;
+  const int64_t B = xq.size(0), T = xq.size(2);
+  if (d.dim() != 2 || d.size(0) != B || d.size(1) != T) {
+    fail(op + " doc_ids", "expected shape (B, T) = (" + std::to_string(B) + ", " +
+                              std::to_string(T) + "), got " + shape_string(d.sizes()));
+  }
+  if (d.is_floating_point() || d.is_complex() || d.scalar_type() == at::kBool) {
+    fail(op + " doc_ids", std::string("expected an integer tensor, got ") +
+                              c10::toString(d.scalar_type()));
+  }
+  o.doc_ids = d.detach().to(xq.device(), at::kInt).contiguous();
+  return o;
+}
+
 // Statistics handed to relation_kl_backward must be the ones of this problem.
 void check_stats(const at::Tensor& grad_kl, const RelationKLStats& stats, const at::Tensor& xq) {
   const std::string op = kOp;
@@ -198,6 +221,8 @@ void save_options(AutogradContext* ctx, const std::optional<at::Tensor>& mask,
   ctx->saved_data["scale_s"] = o.scale_s;
   ctx->saved_data["scale_t"] = o.scale_t;
   ctx->saved_data["causal"] = o.causal;
+  ctx->saved_data["has_doc_ids"] = o.doc_ids.has_value();
+  if (o.doc_ids) ctx->saved_data["doc_ids"] = *o.doc_ids;
 }
 
 RelationKLOptions load_options(AutogradContext* ctx, std::optional<at::Tensor>* mask) {
@@ -208,16 +233,17 @@ RelationKLOptions load_options(AutogradContext* ctx, std::optional<at::Tensor>* 
   o.scale_s = ctx->saved_data["scale_s"].toDouble();
   o.scale_t = ctx->saved_data["scale_t"].toDouble();
   o.causal = ctx->saved_data["causal"].toBool();
+  if (ctx->saved_data["has_doc_ids"].toBool()) o.doc_ids = ctx->saved_data["doc_ids"].toTensor();
   return o;
 }
 
-// Inputs: xq, xk, yq, yk, mask, scale_s, scale_t, causal. Output: kl (B, H, T).
+// Inputs: xq, xk, yq, yk, mask, scale_s, scale_t, causal, doc_ids. Output: kl (B, H, T).
 struct RelationKLFunction : public torch::autograd::Function<RelationKLFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& xq, const at::Tensor& xk,
                             const at::Tensor& yq, const at::Tensor& yk,
                             const std::optional<at::Tensor>& mask, double scale_s, double scale_t,
-                            bool causal) {
-    const RelationKLOptions o{scale_s, scale_t, causal};
+                            bool causal, const std::optional<at::Tensor>& doc_ids) {
+    const RelationKLOptions o{scale_s, scale_t, causal, doc_ids};
     auto stats = forward_checked(xq, xk, yq, yk, mask, o);
     ctx->save_for_backward({xq, xk, yq, yk, stats.lse_s, stats.lse_t});
     save_options(ctx, mask, o);
@@ -237,18 +263,18 @@ struct RelationKLFunction : public torch::autograd::Function<RelationKLFunction>
       d_xq = ctx->needs_input_grad(0) ? grads.d_xq : at::Tensor();
       d_xk = ctx->needs_input_grad(1) ? grads.d_xk : at::Tensor();
     }
-    // The teacher (yq, yk) never receives a gradient, nor do the mask and the options.
+    // The teacher (yq, yk) never receives a gradient, nor do the mask, the options and doc_ids.
     return {d_xq, d_xk, at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor(), at::Tensor()};
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
-// Inputs: x, y, mask, scale_s, scale_t, causal. Output: kl (B, H, T).
+// Inputs: x, y, mask, scale_s, scale_t, causal, doc_ids. Output: kl (B, H, T).
 struct RelationKLSelfFunction : public torch::autograd::Function<RelationKLSelfFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& y,
                             const std::optional<at::Tensor>& mask, double scale_s, double scale_t,
-                            bool causal) {
-    const RelationKLOptions o{scale_s, scale_t, causal};
+                            bool causal, const std::optional<at::Tensor>& doc_ids) {
+    const RelationKLOptions o{scale_s, scale_t, causal, doc_ids};
     auto stats = forward_checked(x, x, y, y, mask, o);
     ctx->save_for_backward({x, y, stats.lse_s, stats.lse_t});
     save_options(ctx, mask, o);
@@ -265,7 +291,7 @@ struct RelationKLSelfFunction : public torch::autograd::Function<RelationKLSelfF
     if (g.defined() && ctx->needs_input_grad(0)) {
       d_x = self_backward_checked(g.contiguous(), saved[0], saved[1], mask, stats, o);
     }
-    return {d_x, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {d_x, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -277,7 +303,7 @@ RelationKLStats relation_kl_forward(const at::Tensor& xq, const at::Tensor& xk,
                                     const RelationKLOptions& options) {
   auto mask = check_inputs(xq, xk, yq, yk, key_mask, options);
   return forward_checked(xq.contiguous(), xk.contiguous(), yq.contiguous(), yk.contiguous(), mask,
-                         options);
+                         check_options(xq, options));
 }
 
 RelationKLGrads relation_kl_backward(const at::Tensor& grad_kl, const at::Tensor& xq,
@@ -288,25 +314,27 @@ RelationKLGrads relation_kl_backward(const at::Tensor& grad_kl, const at::Tensor
   check_stats(grad_kl, stats, xq);
   RelationKLStats s{stats.kl, stats.lse_s.contiguous(), stats.lse_t.contiguous()};
   return backward_checked(grad_kl.contiguous(), xq.contiguous(), xk.contiguous(), yq.contiguous(),
-                          yk.contiguous(), mask, s, options);
+                          yk.contiguous(), mask, s, check_options(xq, options));
 }
 
 at::Tensor relation_kl(const at::Tensor& xq, const at::Tensor& xk, const at::Tensor& yq,
                        const at::Tensor& yk, const std::optional<at::Tensor>& key_mask,
                        const RelationKLOptions& options) {
   auto mask = check_inputs(xq, xk, yq, yk, key_mask, options);
+  const auto o = check_options(xq, options);
   // The teacher is a constant of the loss: detach so autograd never tracks it through the op.
   return RelationKLFunction::apply(xq.contiguous(), xk.contiguous(), yq.detach().contiguous(),
-                                   yk.detach().contiguous(), mask, options.scale_s,
-                                   options.scale_t, options.causal);
+                                   yk.detach().contiguous(), mask, o.scale_s, o.scale_t, o.causal,
+                                   o.doc_ids);
 }
 
 at::Tensor relation_kl_self(const at::Tensor& x, const at::Tensor& y,
                             const std::optional<at::Tensor>& key_mask,
                             const RelationKLOptions& options) {
   auto mask = check_inputs(x, x, y, y, key_mask, options);
-  return RelationKLSelfFunction::apply(x.contiguous(), y.detach().contiguous(), mask,
-                                       options.scale_s, options.scale_t, options.causal);
+  const auto o = check_options(x, options);
+  return RelationKLSelfFunction::apply(x.contiguous(), y.detach().contiguous(), mask, o.scale_s,
+                                       o.scale_t, o.causal, o.doc_ids);
 }
 
 }  // namespace linearard::ops

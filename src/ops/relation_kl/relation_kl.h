@@ -5,7 +5,8 @@
 //   t_ij = scale_t <Yq_i, Yk_j>      Yq (B, H, T, Dt), Yk (B, Hkt, T, Dt)  (teacher)
 //   KL_i = sum_j p_t,ij (log p_t,ij - log p_s,ij),  p = softmax over the valid keys j of row i
 //
-// Valid keys of row i: key_mask[b, j] != 0 and (j <= i when causal). Head h reads key head
+// Valid keys of row i: key_mask[b, j] != 0, (j <= i when causal) and, with packed documents,
+// doc_ids[b, j] == doc_ids[b, i] (RelationKLOptions::doc_ids). Head h reads key head
 // h / (H / Hk) (GQA). Rows that are padded (key_mask[b, i] == 0) or have no valid key give KL 0,
 // LSE -inf and zero gradient. Gradients flow to the student only:
 //   dL/ds_ij = g_i (p_s,ij - p_t,ij).
@@ -22,6 +23,18 @@ struct RelationKLOptions {
   double scale_s = 1.0;  // student logit scale, usually 1/sqrt(Ds)
   double scale_t = 1.0;  // teacher logit scale, usually 1/sqrt(Dt)
   bool causal = true;    // keys j <= i only (the diagonal is included)
+  // Packed documents (several documents in one training block, LinearARD arXiv 2604.00004's
+  // training blocks): (B, T) integer document ids, or std::nullopt for "one document per row".
+  // Key j is valid for row i only when doc_ids[b, j] == doc_ids[b, i], in addition to the key mask
+  // and causality, so a relation row never sees keys of another document: the block-diagonal mask
+  // of FlashAttention-2's variable-length API (flash_attn_varlen_func, cu_seqlens), given per token.
+  // The rule is plain equality: ids need not be non-decreasing, nor documents contiguous, for the
+  // result to be right; the implementations skip key tiles outside the documents of a row tile, which
+  // saves the most when every document is one contiguous run (the usual packing: 0 0 0 1 1 2 2 2).
+  // Row i always sees its own key when that key is valid (key_mask); a row whose document has no
+  // other valid key is a one-key softmax, KL 0. Any integer dtype; values are compared as int32
+  // (ids must fit in int32).
+  std::optional<at::Tensor> doc_ids;
 };
 
 struct RelationKLStats {

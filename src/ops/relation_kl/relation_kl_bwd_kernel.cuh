@@ -72,15 +72,19 @@ struct BwdCta {
   __device__ void pass(int h, const Elem* xo, const Elem* yo, int t_begin, int t_end) {
     const int T = p.shape.T;
     const uint8_t* km = p.layout.key_mask ? p.layout.key_mask + static_cast<int64_t>(b) * T : nullptr;
+    const int32_t* dk = p.layout.doc_ids ? p.layout.doc_ids + static_cast<int64_t>(b) * T : nullptr;
     const int warp_row0 = row0 + warp * 16;
-    // Per-thread anchor rows (g, g + 8): row pass needs their statistics, column pass their key validity.
+    // Per-thread anchor rows (g, g + 8): row pass needs their statistics, column pass their key
+    // validity; both their document (packed documents).
     float a_ls[2], a_lt[2], a_g[2];
     bool a_kv[2];
+    int a_doc[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int row = warp_row0 + g + 8 * r;
       if (kRow) row_stats(h, row, km, a_ls[r], a_lt[r], a_g[r]);
       a_kv[r] = row < T && (km == nullptr || km[row] != 0);
+      a_doc[r] = dk ? doc_of(dk, row, T) : 0;
     }
     auto load = [&](int tile, int stage) {
       load_tile_async<kBlockN, kThreads>(sXo + stage * kBlockN * PS, PS, xo, tile * kBlockN, T, p.shape.Ds);
@@ -113,7 +117,7 @@ struct BwdCta {
       const int col0 = tile * kBlockN;
       // Element (anchor row ra, streamed row c): query/key are (ra, c) in the row pass, (c, ra) in
       // the column pass. Causal needs key <= query.
-      const bool masked = km != nullptr || col0 + kBlockN > T ||
+      const bool masked = km != nullptr || dk != nullptr || col0 + kBlockN > T ||
                           (p.shape.causal && (kRow ? col0 + kBlockN - 1 > warp_row0
                                              : warp_row0 + 15 > col0));
 #pragma unroll
@@ -132,8 +136,9 @@ struct BwdCta {
           float gij = gs * (ps - pt);
           if (masked) {
             const int ra = warp_row0 + g + 8 * r, c = col0 + j;
-            const bool ok = kRow ? (sKv[stage * kBlockN + j] && (!p.shape.causal || c <= ra))
-                                 : (a_kv[r] && c < T && (!p.shape.causal || ra <= c));
+            const bool ok = (kRow ? (sKv[stage * kBlockN + j] && (!p.shape.causal || c <= ra))
+                                  : (a_kv[r] && c < T && (!p.shape.causal || ra <= c))) &&
+                            (dk == nullptr || __ldg(dk + c) == a_doc[r]);
             if (!ok) gij = 0.f;  // a select: masked logits may overflow exp2 to inf
           }
           s[nt][e] = gij;
@@ -173,6 +178,9 @@ __global__ void __launch_bounds__(kThreads) relation_kl_bwd_kernel(const __grid_
       (p.shape.causal && p.launch.mode == RelationKLBwdMode::kRows) ? gridDim.y - 1 - blockIdx.y : blockIdx.y;
   cta.row0 = ab * kBlockM;
   const int n_tiles = (T + kBlockN - 1) / kBlockN;
+  // Packed documents: the streamed tiles that meet the anchors' documents (keys in the row pass,
+  // queries in the column pass; "same document" is symmetric).
+  const DocSpan span = doc_span(p, b, cta.row0, cta.row0 + kBlockM);
   const Elem* xq = static_cast<const Elem*>(p.layout.xq);
   const Elem* xk = static_cast<const Elem*>(p.layout.xk);
   const Elem* yq = static_cast<const Elem*>(p.layout.yq);
@@ -187,14 +195,16 @@ __global__ void __launch_bounds__(kThreads) relation_kl_bwd_kernel(const __grid_
                                        p.shape.Ds);
     load_tile_async<kBlockM, kThreads>(cta.sYa, PT, head_ptr(yq, p.shape.H, h, p.shape.Dt), cta.row0, T,
                                        p.shape.Dt);
-    const int col_end = p.shape.causal ? min(T, cta.row0 + kBlockM) : T;
+    const int col_end = min(p.shape.causal ? min(T, cta.row0 + kBlockM) : T, span.hi);
     cta.template pass<true>(h, head_ptr(xk, p.shape.Hk, hk, p.shape.Ds),
-                            head_ptr(yk, p.shape.Hkt, hkt, p.shape.Dt), 0, (col_end + kBlockN - 1) / kBlockN);
+                            head_ptr(yk, p.shape.Hkt, hkt, p.shape.Dt), span.lo / kBlockN,
+                            (col_end + kBlockN - 1) / kBlockN);
   }
   if (p.launch.mode != RelationKLBwdMode::kRows) {  // anchors = key rows of key head hk
     const int hk = ha;
     const int group = p.shape.H / p.shape.Hk;
-    const int t_begin = p.shape.causal ? cta.row0 / kBlockN : 0;
+    const int t_begin = max(p.shape.causal ? cta.row0 / kBlockN : 0, span.lo / kBlockN);
+    const int t_end = min(n_tiles, (span.hi + kBlockN - 1) / kBlockN);
     int loaded_hkt = -1;
     for (int h = hk * group; h < (hk + 1) * group; ++h) {
       const int hkt = h / (p.shape.H / p.shape.Hkt);
@@ -208,7 +218,7 @@ __global__ void __launch_bounds__(kThreads) relation_kl_bwd_kernel(const __grid_
         loaded_hkt = hkt;
       }
       cta.template pass<false>(h, head_ptr(xq, p.shape.H, h, p.shape.Ds),
-                               head_ptr(yq, p.shape.H, h, p.shape.Dt), t_begin, n_tiles);
+                               head_ptr(yq, p.shape.H, h, p.shape.Dt), t_begin, t_end);
     }
   }
   const int out_heads = p.launch.mode == RelationKLBwdMode::kColumns ? p.shape.Hk : p.shape.H;

@@ -53,12 +53,15 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
   // G_ij is kept where the anchor key is valid and, causal, query >= key; written as one compare
   // per element against key_lim (INT_MIN without causality, INT_MAX for an invalid key). Queries
   // past T need no test: their zero-filled rows and statistics give g = 0 and finite p, so G = 0.
-  int key_lim[2];
+  // Packed documents: also the query's document equal to the key's (a_doc, one load per element).
+  const int32_t* dk = p.layout.doc_ids ? p.layout.doc_ids + static_cast<int64_t>(b) * T : nullptr;
+  int key_lim[2], a_doc[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int key = warp_key0 + g + 8 * r;
     const bool valid = key < T && (km == nullptr || km[key] != 0);
     key_lim[r] = !valid ? INT_MAX : p.shape.causal ? key : INT_MIN;
+    a_doc[r] = dk ? doc_of(dk, key, T) : 0;
   }
 
   load_tile_async<kSelfKeys, kSelfThreads>(sXa, PS, x, key0, T, p.shape.Ds);
@@ -80,8 +83,11 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
 #pragma unroll
   for (int nt = 0; nt < DS / 8; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
 
-  const int n_tiles = (T + kSelfQueries - 1) / kSelfQueries;
-  const int t_begin = p.shape.causal ? key0 / kSelfQueries : 0;
+  // Streamed query tiles [t_begin, n_tiles): causal ones at or below the keys, and (packed
+  // documents) those that meet the keys' documents.
+  const DocSpan span = doc_span(p, b, key0, key0 + kSelfKeys);
+  const int n_tiles = min((T + kSelfQueries - 1) / kSelfQueries, (span.hi + kSelfQueries - 1) / kSelfQueries);
+  const int t_begin = max(p.shape.causal ? key0 / kSelfQueries : 0, span.lo / kSelfQueries);
   const float sc_s = p.shape.scale_s_log2, sc_t = p.shape.scale_t_log2;
   // Row-term work split: warp w computes queries (w % 4) * 16.. and dims (w / 4) * DS / 2.. (a
   // 32 x 32 split per warp, 8 fewer ldmatrix per tile, measured no faster: docs/perf.md).
@@ -118,7 +124,8 @@ __global__ void __launch_bounds__(kSelfThreads, 1)
         const float ps = exp2f(fmaf(s[c][e], sc_s, -st.x));
         const float pt = exp2f(fmaf(t[c][e], sc_t, -st.y));
         // a select: masked logits may overflow exp2 to inf
-        s[c][e] = col0 + j >= key_lim[r] ? st.z * (ps - pt) : 0.f;
+        const bool keep = col0 + j >= key_lim[r] && (dk == nullptr || doc_of(dk, col0 + j, T) == a_doc[r]);
+        s[c][e] = keep ? st.z * (ps - pt) : 0.f;
       }
 #pragma unroll
       for (int r = 0; r < 2; ++r)

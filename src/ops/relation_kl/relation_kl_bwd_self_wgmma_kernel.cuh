@@ -29,13 +29,16 @@ constexpr int kBwdWgThreads = 256;
 // (its logit wgmma) and n + 2 (loading).
 constexpr int kBwdWgStages = 4;
 
-template <typename Elem, int DS, int DT>
+// DOCS (packed documents): + the streamed rows' document ids, (stages, BN) int32.
+template <typename Elem, int DS, int DT, bool DOCS = false>
 struct BwdSelfWgmmaSmem {
   static constexpr int kAnchorBytes = kBwdWgAnchors * (DS + DT) * 2;  // swizzled Xa, Ya
   static constexpr int kStageBytes = kBwdWgStream * (DS + DT) * 2;    // swizzled Xo, Yo of one tile
   static constexpr int kStatOffset = kAnchorBytes + kBwdWgStages * kStageBytes;
   static constexpr int kMaskOffset = kStatOffset + kBwdWgStages * 3 * kBwdWgStream * 4;
-  static constexpr int kBytes = kMaskOffset + kBwdWgStages * kBwdWgStream + kSw128AtomBytes;
+  static constexpr int kDocOffset = kMaskOffset + kBwdWgStages * kBwdWgStream;  // 4-byte aligned
+  static constexpr int kBytes =
+      kDocOffset + (DOCS ? kBwdWgStages * kBwdWgStream * 4 : 0) + kSw128AtomBytes;
 };
 
 // Per-row statistics of the backward in log2 units, (B H, 3, stats_pitch) fp32 structure of arrays:
@@ -65,11 +68,15 @@ __global__ void relation_kl_self_row_stats_kernel(const __grid_constant__ Relati
 // grid (B * H, ceil(T / kBwdWgAnchors)), kBwdWgThreads threads, BwdSelfWgmmaSmem::kBytes dynamic
 // shared memory. Reads p.layout.xq (= x), p.layout.yq (= y), p.workspace.col_stats; ROWS writes
 // p.workspace.self_rows (B, H, T, Ds) fp32, COLUMNS reads it and writes p.layout.d_out (B, H, T, Ds).
-template <typename Elem, int DS, int DT, bool COLUMNS>
+// DOCS: packed documents (p.layout.doc_ids set): the document-span tile range and the per-element
+// document check. A template constant because this kernel runs at the register limit: the check's
+// registers made the DOCS = false code spill (ptxas -v, sm_90a, Ds = Dt = 128: 20 bytes of spill
+// stores in ROWS), so the plain instantiation keeps the code it had without documents.
+template <typename Elem, int DS, int DT, bool COLUMNS, bool DOCS>
 __global__ void __launch_bounds__(kBwdWgThreads, 1)
     relation_kl_bwd_self_wgmma_kernel(const __grid_constant__ RelationKLParams p) {
 #ifdef RKL_WGMMA_ENABLED
-  using S = BwdSelfWgmmaSmem<Elem, DS, DT>;
+  using S = BwdSelfWgmmaSmem<Elem, DS, DT, DOCS>;
   constexpr int kA = kBwdWgAnchors, BN = kBwdWgStream, NT = BN / 8, kThreads = kBwdWgThreads;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const uint32_t raw = smem_addr(smem_raw);
@@ -80,6 +87,7 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   unsigned char* smem = smem_raw + (base - raw);
   float* sSt = reinterpret_cast<float*>(smem + S::kStatOffset);  // (stages, 3, BN) streamed-row stats
   uint8_t* sKv = smem + S::kMaskOffset;                              // (stages, BN) streamed key valid
+  int32_t* sDoc = reinterpret_cast<int32_t*>(smem + S::kDocOffset);  // DOCS: (stages, BN) streamed docs
 
   const int T = p.shape.T, bh = blockIdx.x, b = bh / p.shape.H;
   // Causal: long rows (ROWS: late anchors; COLUMNS: early anchors) first.
@@ -98,20 +106,29 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
   // Streamed tiles [t_begin, t_end), the same for both warpgroups (causal: one of them has a fully
   // masked first or last tile, G = 0 there; 32 of 2112 warpgroup tiles per head at T = 4096) so that every wgmma is issued on one straight path, which
   // ptxas needs to overlap them with the exponentials.
-  const int t_begin = COLUMNS && p.shape.causal ? a0 / BN : 0;
-  const int t_end = !COLUMNS && p.shape.causal ? (min(T, a0 + kA) + BN - 1) / BN : n_all;
+  // Packed documents: only the tiles that meet the anchors' documents ("same document" is
+  // symmetric, so one span serves ROWS and COLUMNS).
+  const int32_t* dk = DOCS ? p.layout.doc_ids + static_cast<int64_t>(b) * T : nullptr;
+  int t_begin = COLUMNS && p.shape.causal ? a0 / BN : 0;
+  int t_end = !COLUMNS && p.shape.causal ? (min(T, a0 + kA) + BN - 1) / BN : n_all;
+  if constexpr (DOCS) {
+    const DocSpan span = doc_span(p, b, a0, a0 + kA);
+    t_begin = max(t_begin, span.lo / BN);
+    t_end = min(t_end, (span.hi + BN - 1) / BN);
+  }
 
   // ROWS: the anchors' own statistics; COLUMNS: the causal mask as one compare per element (query
   // >= key_lim, INT_MIN without causality). A padded anchor key needs no mask here: its column term
   // is dropped in the epilogue (its row term is 0: its g is 0), which keeps registers for the loop.
   float3 ast[2];
-  int key_lim[2];
+  int key_lim[2], a_doc[2] = {0, 0};
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int row = warp_a0 + g + 8 * r;
     ast[r] = row < T ? make_float3(stats[row], stats[pitch + row], stats[2 * pitch + row])
                      : make_float3(INFINITY, INFINITY, 0.f);
     key_lim[r] = p.shape.causal ? row : INT_MIN;
+    if constexpr (DOCS) a_doc[r] = doc_of(dk, row, T);
   }
 
   load_tile_sw128_async<kA, DS, kThreads>(sXa, x, a0, T);
@@ -132,6 +149,12 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
       for (int j = threadIdx.x; j < BN; j += kThreads) {
         const int col = tile * BN + j;
         sKv[stage * BN + j] = col < T && (km == nullptr || km[col] != 0);
+      }
+    }
+    if constexpr (DOCS) {  // the streamed rows' documents (-1 past T: masked by the bound checks)
+      for (int j = threadIdx.x; j < BN; j += kThreads) {
+        const int row = tile * BN + j;
+        sDoc[stage * BN + j] = doc_of(dk, row, T);
       }
     }
     cp_async_commit();
@@ -183,6 +206,12 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
         if constexpr (kMasked)
           keep = sKv[stage * BN + j] && (!p.shape.causal || col0 + j <= warp_a0 + g + 8 * r);
       }
+      // Packed documents: the streamed row's document, staged in shared memory with its tile (ptxas
+      // -v, sm_90a, Ds = Dt = 128, with the unmasked path for one-document tiles: ROWS spills 128
+      // bytes so, 312 with a global load per element here, 448 with the anchors' documents loaded
+      // here instead of kept in a_doc). Register allocation at this kernel's limit is fickle: check
+      // ptxas -v after any change.
+      if constexpr (kMasked && DOCS) keep = keep && sDoc[stage * BN + j] == a_doc[r];
       const float ps = exp2f(fmaf(cs[4 * c + e], sc_s, -st.x));
       const float pt = exp2f(fmaf(ct[4 * c + e], sc_t, -st.y));
       const float v = st.z * (ps - pt);
@@ -208,8 +237,10 @@ __global__ void __launch_bounds__(kBwdWgThreads, 1)
     fence_regs(cs);
     fence_regs(ct);
     const int col0 = n * BN;
+    // Packed documents: only tiles that cross a document boundary of the warp's anchors need the mask
+    // (a streamed row is in an anchor's document exactly when the anchor is in the row's).
     const bool masked =
-        col0 + BN > T || (COLUMNS ? p.shape.causal && col0 < warp_a0 + 16
+        (DOCS && !tile_in_one_document(p, b, warp_a0, col0, BN)) || col0 + BN > T || (COLUMNS ? p.shape.causal && col0 < warp_a0 + 16
                                   : km != nullptr || (p.shape.causal && col0 + BN - 1 > warp_a0));
     if (masked)
       process_impl(n, cs, ct, ga, std::true_type{});

@@ -74,7 +74,9 @@ struct KernelSwitches {
   }
 };
 
-// The kernel family for one call. Tensor cores take bf16 / fp16 with tensor-core head dims and
+// The kernel family for one call. Every family takes packed documents (shape.packed: the
+// per-element document check and the document-span tile skipping), so the choice does not depend
+// on it. Tensor cores take bf16 / fp16 with tensor-core head dims and
 // positive scales; everything else runs the SIMT kernels. On sm_90 (exactly: the sm_90a cubin) the
 // warpgroup-MMA kernels serve the forward and the self backward at Ds, Dt in {64, 128}; the
 // general backward always runs the mma.sync row and column kernels.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -85,13 +86,31 @@ struct Problem {
   const acc_t* yq = nullptr;  // (B, H, T, Dt)
   const acc_t* yk = nullptr;  // (B, Hkt, T, Dt)
   const bool* key_valid = nullptr;  // (B, T), nullptr = every key valid
+  const int32_t* doc = nullptr;      // (B, T) document ids, nullptr = one document per row
+  // With doc ids, per (b, row block): [key_lo, key_hi) holds every key that shares a document with
+  // a row of the block (document_bounds); (B, row blocks) each.
+  std::vector<int64_t> key_lo, key_hi;
   int64_t B = 0, H = 0, Hk = 0, Hkt = 0, T = 0, Ds = 0, Dt = 0;
   acc_t scale_s = 1, scale_t = 1;
   bool causal = true;
 
   bool valid(int64_t b, int64_t j) const { return key_valid == nullptr || key_valid[b * T + j]; }
-  // Key tiles of a row block end here: causal rows i < i_end see keys j <= i only.
-  int64_t key_end(int64_t i_end) const { return causal ? i_end : T; }
+  // Key j for row i: valid and, with packed documents, of row i's document (relation_kl.h).
+  bool key_ok(int64_t b, int64_t i, int64_t j) const {
+    return valid(b, j) && (doc == nullptr || doc[b * T + j] == doc[b * T + i]);
+  }
+  // Key tiles of the row block [i0, i_end) of batch row b: from key_begin (a whole tile: key tiles
+  // stay at multiples of kKeyTile, as in the kernels) to key_end. Causal rows i < i_end see keys
+  // j <= i only; with packed documents the tiles wholly before the block's first document start or
+  // after its last document end are skipped (never computed, as in the kernels).
+  int64_t key_begin(int64_t b, int64_t i0) const {
+    return doc == nullptr ? 0 : key_lo[b * row_blocks() + i0 / kRowBlock] / kKeyTile * kKeyTile;
+  }
+  int64_t key_end(int64_t b, int64_t i0, int64_t i_end) const {
+    const int64_t e = causal ? i_end : T;
+    return doc == nullptr ? e : std::min(e, key_hi[b * row_blocks() + i0 / kRowBlock]);
+  }
+  int64_t row_blocks() const { return (T + kRowBlock - 1) / kRowBlock; }
   // Row i of head h of a (B, heads, T, D) tensor.
   static const acc_t* row(const acc_t* x, int64_t heads, int64_t T, int64_t D, int64_t b,
                           int64_t h, int64_t i) {
@@ -107,6 +126,32 @@ struct Problem {
     return row(yk, Hkt, T, Dt, b, h / (H / Hkt), j);
   }
 };
+
+// Per (b, row block): the smallest and one past the largest index whose document id is the id of
+// some row of the block: the first and the last occurrence of each id, so the bounds hold for any
+// ids (documents need not be contiguous). O(B T).
+template <typename acc_t>
+void document_bounds(Problem<acc_t>& p, const int32_t* doc) {
+  p.doc = doc;
+  const int64_t blocks = p.row_blocks();
+  p.key_lo.assign(p.B * blocks, p.T);
+  p.key_hi.assign(p.B * blocks, 0);
+  std::unordered_map<int32_t, std::pair<int64_t, int64_t>> span;  // id -> [first, last]
+  for (int64_t b = 0; b < p.B; ++b) {
+    const int32_t* d = doc + b * p.T;
+    span.clear();
+    for (int64_t i = 0; i < p.T; ++i) {
+      auto [it, fresh] = span.try_emplace(d[i], i, i);
+      if (!fresh) it->second.second = i;
+    }
+    for (int64_t i = 0; i < p.T; ++i) {
+      const auto& [first, last] = span.at(d[i]);
+      const int64_t k = b * blocks + i / kRowBlock;
+      p.key_lo[k] = std::min(p.key_lo[k], first);
+      p.key_hi[k] = std::max(p.key_hi[k], last + 1);
+    }
+  }
+}
 
 template <typename acc_t>
 Problem<acc_t> make_problem(const at::Tensor& xq, const at::Tensor& xk, const at::Tensor& yq,
@@ -128,6 +173,7 @@ Problem<acc_t> make_problem(const at::Tensor& xq, const at::Tensor& xk, const at
   p.scale_s = static_cast<acc_t>(options.scale_s);
   p.scale_t = static_cast<acc_t>(options.scale_t);
   p.causal = options.causal;
+  if (options.doc_ids) document_bounds(p, options.doc_ids->data_ptr<int32_t>());
   return p;
 }
 
@@ -183,8 +229,8 @@ void row_block_statistics(const Problem<acc_t>& p, int64_t b, int64_t h, int64_t
   std::fill(w.l_s.begin(), w.l_s.end(), 0.0);
   std::fill(w.l_t.begin(), w.l_t.end(), 0.0);
   std::fill(w.a.begin(), w.a.end(), 0.0);
-  const int64_t j_end = p.key_end(i0 + bm);
-  for (int64_t j0 = 0; j0 < j_end; j0 += kKeyTile) {
+  const int64_t j_end = p.key_end(b, i0, i0 + bm);
+  for (int64_t j0 = p.key_begin(b, i0); j0 < j_end; j0 += kKeyTile) {
     const int64_t bn = std::min(kKeyTile, j_end - j0);
     w.logits(p, b, h, i0, bm, j0, bn);
     for (int64_t r = 0; r < bm; ++r) {
@@ -195,7 +241,7 @@ void row_block_statistics(const Problem<acc_t>& p, int64_t b, int64_t h, int64_t
       const acc_t* t_row = w.t.data() + r * bn;
       acc_t ms_tile = neg_inf, mt_tile = neg_inf;
       for (int64_t c = 0; c < c_end; ++c) {
-        if (!p.valid(b, j0 + c)) continue;
+        if (!p.key_ok(b, i, j0 + c)) continue;
         ms_tile = std::max(ms_tile, p.scale_s * s_row[c]);
         mt_tile = std::max(mt_tile, p.scale_t * t_row[c]);
       }
@@ -210,7 +256,7 @@ void row_block_statistics(const Problem<acc_t>& p, int64_t b, int64_t h, int64_t
       }
       double sum_s = 0, sum_t = 0, sum_a = 0;
       for (int64_t c = 0; c < c_end; ++c) {
-        if (!p.valid(b, j0 + c)) continue;
+        if (!p.key_ok(b, i, j0 + c)) continue;
         const acc_t ds = p.scale_s * s_row[c] - ms_new;  // <= 0
         const acc_t dt = p.scale_t * t_row[c] - mt_new;  // <= 0
         const acc_t et = std::exp(dt);
@@ -299,8 +345,8 @@ void backward_impl(const Problem<acc_t>& p, const acc_t* grad, acc_t* d_xq, acc_
           if (!any_live) continue;
           // Sweep 2: G tiles (written over the student logits) and both gradient products.
           acc_t* dq_rows = d_xq + row0 * p.Ds;  // (bm, Ds)
-          const int64_t j_end = p.key_end(i0 + bm);
-          for (int64_t j0 = 0; j0 < j_end; j0 += kKeyTile) {
+          const int64_t j_end = p.key_end(b, i0, i0 + bm);
+          for (int64_t j0 = p.key_begin(b, i0); j0 < j_end; j0 += kKeyTile) {
             const int64_t bn = std::min(kKeyTile, j_end - j0);
             w.logits(p, b, h, i0, bm, j0, bn);
             for (int64_t r = 0; r < bm; ++r) {
@@ -312,7 +358,7 @@ void backward_impl(const Problem<acc_t>& p, const acc_t* grad, acc_t* d_xq, acc_
                                                     : bn;
               const acc_t g = grad[row0 + r];
               for (int64_t c = 0; c < c_end; ++c) {
-                if (!p.valid(b, j0 + c)) {
+                if (!p.key_ok(b, i, j0 + c)) {
                   g_row[c] = 0;
                   continue;
                 }

@@ -35,10 +35,62 @@ constexpr double kLog2e = 1.4426950408889634;
 struct Inputs {
   at::Tensor xq, xk, yq, yk;  // contiguous, one dtype
   at::Tensor mask;             // (B, T) uint8 or undefined
+  at::Tensor doc_ids;          // (B, T) int32 or undefined (packed documents)
+  at::Tensor doc_span;         // (B, ceil(T / kRelationKLDocGranule), 2) int32 or undefined
 };
 
+// Packed documents: for each granule of kRelationKLDocGranule indices of batch row b, the span
+// [lo, hi) of the indices whose document id is the id of an index of the granule (its first and
+// last occurrence), so that a CTA can skip the tiles outside its anchors' documents
+// (relation_kl_tile.cuh, doc_span). From the ids alone, so it holds for any ids: a block per
+// (b, granule) scans the row's T ids once (a range test first, then the granule's <= 16 ids).
+// O(B T^2 / 16) compares, all in L2: T = 4096 is ~1M, a few microseconds. hi is stored negated
+// unless the granule holds one document whose indices are contiguous (hits = hi - lo): the kernels
+// then take the unmasked path for the key tiles inside [lo, hi) (tile_in_one_document). (cu_seqlens would give the
+// spans without a scan, but only for contiguous documents, and every kernel needs per-token ids for
+// its element mask anyway.)
+constexpr int kDocSpanThreads = 256;
+__global__ void __launch_bounds__(kDocSpanThreads)
+    relation_kl_doc_span_kernel(const int32_t* __restrict__ doc, int T, int n_granules,
+                                int32_t* __restrict__ span) {
+  constexpr int G = kRelationKLDocGranule;
+  __shared__ int32_t ids[G];
+  __shared__ int red_lo[kDocSpanThreads / 32], red_hi[kDocSpanThreads / 32], red_hits[kDocSpanThreads / 32];
+  const int b = blockIdx.x / n_granules, i0 = (blockIdx.x % n_granules) * G;
+  const int32_t* d = doc + static_cast<int64_t>(b) * T;
+  const int cnt = min(G, T - i0);
+  if (threadIdx.x < cnt) ids[threadIdx.x] = d[i0 + threadIdx.x];
+  __syncthreads();
+  int mn = ids[0], mx = ids[0];
+  for (int k = 1; k < cnt; ++k) mn = min(mn, ids[k]), mx = max(mx, ids[k]);
+  int lo = T, hi = 0, hits = 0;
+  for (int j = threadIdx.x; j < T; j += kDocSpanThreads) {
+    const int32_t v = d[j];
+    if (v < mn || v > mx) continue;
+    bool hit = false;
+    for (int k = 0; k < cnt; ++k) hit |= ids[k] == v;
+    if (hit) lo = min(lo, j), hi = max(hi, j + 1), ++hits;
+  }
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+    lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, off));
+    hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, off));
+    hits += __shfl_xor_sync(0xffffffffu, hits, off);
+  }
+  const int warp = threadIdx.x / 32;
+  if (threadIdx.x % 32 == 0) red_lo[warp] = lo, red_hi[warp] = hi, red_hits[warp] = hits;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < kDocSpanThreads / 32; ++w)
+      lo = min(lo, red_lo[w]), hi = max(hi, red_hi[w]), hits += red_hits[w];
+    const bool one_contiguous_document = mn == mx && hits == hi - lo;
+    span[2 * static_cast<int64_t>(blockIdx.x)] = lo;
+    span[2 * static_cast<int64_t>(blockIdx.x) + 1] = one_contiguous_document ? hi : -hi;
+  }
+}
+
 Inputs prepare(const at::Tensor& xq, const at::Tensor& xk, const at::Tensor& yq, const at::Tensor& yk,
-               const std::optional<at::Tensor>& key_mask) {
+               const std::optional<at::Tensor>& key_mask, const RelationKLOptions& options) {
   // The kernels copy rows in 16-byte pieces (cp.async): a contiguous view whose storage offset
   // leaves its data off a 16-byte boundary gets an aligned copy (the same tensor stays one tensor).
   auto aligned = [](const at::Tensor& t) {
@@ -67,6 +119,19 @@ Inputs prepare(const at::Tensor& xq, const at::Tensor& xk, const at::Tensor& yq,
                                           std::to_string(kRelationKLSimtMaxDim));
   if (key_mask && key_mask->defined())
     in.mask = key_mask->to(xq.device()).ne(0).to(at::kByte).contiguous();
+  if (options.doc_ids && options.doc_ids->defined() && xq.numel() > 0) {
+    in.doc_ids = options.doc_ids->to(xq.device(), at::kInt).contiguous();  // (B, T)
+    const int64_t B = xq.size(0), T = xq.size(2);
+    const int64_t n = (T + kRelationKLDocGranule - 1) / kRelationKLDocGranule;
+    in.doc_span = at::empty({B, n, 2}, in.doc_ids.options());  // (B, n, 2)
+    if (B * n > 0) {
+      relation_kl_doc_span_kernel<<<static_cast<unsigned>(B * n), kDocSpanThreads, 0,
+                                    at::cuda::getCurrentCUDAStream()>>>(
+          in.doc_ids.data_ptr<int32_t>(), static_cast<int>(T), static_cast<int>(n),
+          in.doc_span.data_ptr<int32_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+  }
   // Row blocks of 32 (SIMT) go in gridDim.y (<= 65535); sizes are ints in the kernels, offsets int64.
   if (xq.size(2) > 65535LL * 32 || xq.size(0) * xq.size(1) > std::numeric_limits<int>::max())
     fail(std::string(kWhere) + " xq", "B * H or T too large for the launch grid");
@@ -100,9 +165,10 @@ void log_choice(RelationKLPass pass, const RelationKLShape& s, RelationKLDtype d
   static const char* const kDtype[] = {"bf16", "fp16", "fp32"};
   char line[256];
   std::snprintf(line, sizeof line,
-                "relation_kl %s: B=%d H=%d Hk=%d Hkt=%d T=%d Ds=%d Dt=%d %s %s on sm_%d -> %s",
+                "relation_kl %s: B=%d H=%d Hk=%d Hkt=%d T=%d Ds=%d Dt=%d %s %s%s on sm_%d -> %s",
                 kPass[static_cast<int>(pass)], s.B, s.H, s.Hk, s.Hkt, s.T, s.Ds, s.Dt,
-                kDtype[static_cast<int>(dtype)], s.causal ? "causal" : "non-causal", caps.arch,
+                kDtype[static_cast<int>(dtype)], s.causal ? "causal" : "non-causal",
+                s.packed ? " packed-documents" : "", caps.arch,
                 relation_kl_kernel_name(kernel));
   static std::mutex mutex;
   static std::set<std::string> logged;
@@ -127,12 +193,15 @@ RelationKLParams make_params(const Inputs& in, const RelationKLOptions& o, Relat
   s.scale_s_log2 = static_cast<float>(o.scale_s * kLog2e);
   s.scale_t_log2 = static_cast<float>(o.scale_t * kLog2e);
   s.causal = o.causal;
+  s.packed = in.doc_ids.defined();
   RelationKLLayout& l = p.layout;
   l.xq = in.xq.data_ptr();
   l.xk = in.xk.data_ptr();
   l.yq = in.yq.data_ptr();
   l.yk = in.yk.data_ptr();
   l.key_mask = in.mask.defined() ? in.mask.data_ptr<uint8_t>() : nullptr;
+  l.doc_ids = s.packed ? in.doc_ids.data_ptr<int32_t>() : nullptr;
+  l.doc_span = s.packed ? in.doc_span.data_ptr<int32_t>() : nullptr;
   switches = KernelSwitches::from_env();
   const RelationKLDeviceCaps caps = device_caps(in.xq.device());
   const RelationKLDtype dtype = kernel_dtype(in.xq.scalar_type());
@@ -187,7 +256,7 @@ RelationKLStats relation_kl_forward_cuda(const at::Tensor& xq, const at::Tensor&
                                          const std::optional<at::Tensor>& key_mask,
                                          const RelationKLOptions& options) {
   c10::cuda::CUDAGuard guard(xq.device());
-  Inputs in = prepare(xq, xk, yq, yk, key_mask);
+  Inputs in = prepare(xq, xk, yq, yk, key_mask, options);
   const auto f32 = xq.options().dtype(at::kFloat);
   const int64_t B = xq.size(0), H = xq.size(1), T = xq.size(2);
   RelationKLStats st{at::empty({B, H, T}, f32), at::empty({B, H, T}, f32), at::empty({B, H, T}, f32)};
@@ -208,7 +277,7 @@ RelationKLGrads relation_kl_backward_cuda(const at::Tensor& grad_kl, const at::T
                                           const RelationKLStats& stats,
                                           const RelationKLOptions& options) {
   c10::cuda::CUDAGuard guard(xq.device());
-  Inputs in = prepare(xq, xk, yq, yk, key_mask);
+  Inputs in = prepare(xq, xk, yq, yk, key_mask, options);
   KernelSwitches switches;
   RelationKLParams p = make_params(in, options, RelationKLPass::kBackward, switches);
   at::Tensor g, ls, lt;
@@ -227,7 +296,7 @@ at::Tensor relation_kl_self_backward_cuda(const at::Tensor& grad_kl, const at::T
                                           const RelationKLStats& stats,
                                           const RelationKLOptions& options) {
   c10::cuda::CUDAGuard guard(x.device());
-  Inputs in = prepare(x, x, y, y, key_mask);
+  Inputs in = prepare(x, x, y, y, key_mask, options);
   KernelSwitches switches;
   RelationKLParams p = make_params(in, options, RelationKLPass::kSelfBackward, switches);
   at::Tensor g, ls, lt;

@@ -48,7 +48,11 @@ __global__ void __launch_bounds__(32 * WARPS) relation_kl_fwd_kernel(const __gri
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, q = lane % 4;
-  const int col_end = p.shape.causal ? min(T, row0 + kBlockM) : T;
+  // Packed documents: only the key tiles that meet the rows' documents (doc_span).
+  const int32_t* dk = p.layout.doc_ids ? p.layout.doc_ids + static_cast<int64_t>(b) * T : nullptr;
+  const DocSpan span = doc_span(p, b, row0, row0 + kBlockM);
+  const int col_end = min(p.shape.causal ? min(T, row0 + kBlockM) : T, span.hi);
+  const int t_begin = span.lo / kBlockN;
   const int n_tiles = (col_end + kBlockN - 1) / kBlockN;
 
   load_tile_async<kBlockM, kThreads>(sXq, PS, xq, row0, T, p.shape.Ds);
@@ -62,16 +66,17 @@ __global__ void __launch_bounds__(32 * WARPS) relation_kl_fwd_kernel(const __gri
     }
     cp_async_commit();
   };
-  load_keys(0, 0);
+  load_keys(t_begin, 0);
 
   RowStats st[2];  // rows g and g + 8 of this warp
   st[0].init();
   st[1].init();
   const float sc_s = p.shape.scale_s_log2, sc_t = p.shape.scale_t_log2;
   const int warp_row0 = row0 + warp * 16;
+  const int rdoc[2] = {dk ? doc_of(dk, warp_row0 + g, T) : 0, dk ? doc_of(dk, warp_row0 + g + 8, T) : 0};
 
-  for (int tile = 0; tile < n_tiles; ++tile) {
-    const int stage = tile & 1;
+  for (int tile = t_begin; tile < n_tiles; ++tile) {
+    const int stage = (tile - t_begin) & 1;
     cp_async_wait_all();
     __syncthreads();  // tile `tile` visible to all; everyone is done with stage^1
     if (tile + 1 < n_tiles) load_keys(tile + 1, stage ^ 1);
@@ -82,7 +87,7 @@ __global__ void __launch_bounds__(32 * WARPS) relation_kl_fwd_kernel(const __gri
                                    lane);
 
     const int col0 = tile * kBlockN;
-    const bool masked = km != nullptr || col0 + kBlockN > T ||
+    const bool masked = km != nullptr || dk != nullptr || col0 + kBlockN > T ||
                         (p.shape.causal && col0 + kBlockN - 1 > warp_row0);
     if (masked) {
 #pragma unroll
@@ -91,7 +96,8 @@ __global__ void __launch_bounds__(32 * WARPS) relation_kl_fwd_kernel(const __gri
         for (int e = 0; e < 4; ++e) {
           const int j = nt * 8 + 2 * q + (e & 1);
           const int row = warp_row0 + g + (e >> 1) * 8;
-          const bool ok = sKv[stage * kBlockN + j] && (!p.shape.causal || col0 + j <= row);
+          const bool ok = sKv[stage * kBlockN + j] && (!p.shape.causal || col0 + j <= row) &&
+                          (dk == nullptr || __ldg(dk + col0 + j) == rdoc[e >> 1]);
           if (!ok) s[nt][e] = t[nt][e] = -INFINITY;
         }
     }

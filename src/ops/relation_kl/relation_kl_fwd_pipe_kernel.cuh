@@ -84,8 +84,12 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_CTAS)
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, q = lane % 4;
-  const int col_end = p.shape.causal ? min(T, row0 + kBlockM) : T;
-  const int n_tiles = (col_end + BN - 1) / BN;  // >= 1 (row0 < T)
+  // Packed documents: only the key tiles [t_begin, n_tiles) that meet the rows' documents.
+  const int32_t* dk = p.layout.doc_ids ? p.layout.doc_ids + static_cast<int64_t>(b) * T : nullptr;
+  const DocSpan span = doc_span(p, b, row0, row0 + kBlockM);
+  const int col_end = min(p.shape.causal ? min(T, row0 + kBlockM) : T, span.hi);
+  const int t_begin = span.lo / BN;
+  const int n_tiles = (col_end + BN - 1) / BN;  // > t_begin (row0 < T, and every row's own key is in span)
   const bool full = p.shape.Ds == DS && p.shape.Dt == DT;  // no run-time bound on the k loop
 
   load_tile_async<kBlockM, kThreads>(sXq, PS, xq, row0, T, p.shape.Ds);
@@ -100,9 +104,9 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_CTAS)
     }
     cp_async_commit();
   };
-  load_keys(0);
-  if (n_tiles > 1) {
-    load_keys(1);
+  load_keys(t_begin);
+  if (n_tiles > t_begin + 1) {
+    load_keys(t_begin + 1);
     cp_async_wait<1>();
   } else {
     cp_async_wait<0>();
@@ -114,6 +118,7 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_CTAS)
   st[1].init();
   const float sc_s = p.shape.scale_s_log2, sc_t = p.shape.scale_t_log2;
   const int warp_row0 = row0 + warp * 16;
+  const int rdoc[2] = {dk ? doc_of(dk, warp_row0 + g, T) : 0, dk ? doc_of(dk, warp_row0 + g + 8, T) : 0};
   const Elem* sXw = sXq + warp * 16 * PS;
   const Elem* sYw = sYq + warp * 16 * PT;
 
@@ -143,7 +148,8 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_CTAS)
     }
     const int mstage = n % kFwdPipeMaskStages;
     const int col0 = n * BN;
-    const bool masked = km != nullptr || col0 + BN > T || (p.shape.causal && col0 + BN - 1 > warp_row0);
+    const bool masked =
+        km != nullptr || dk != nullptr || col0 + BN > T || (p.shape.causal && col0 + BN - 1 > warp_row0);
     if (masked) {
 #pragma unroll
       for (int c = 0; c < NT; ++c)
@@ -151,7 +157,8 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_CTAS)
         for (int e = 0; e < 4; ++e) {
           const int j = c * 8 + 2 * q + (e & 1);
           const int row = warp_row0 + g + (e >> 1) * 8;
-          const bool ok = sKv[mstage * BN + j] && (!p.shape.causal || col0 + j <= row);
+          const bool ok = sKv[mstage * BN + j] && (!p.shape.causal || col0 + j <= row) &&
+                          (dk == nullptr || __ldg(dk + col0 + j) == rdoc[e >> 1]);
           if (!ok) cs[c][e] = ct[c][e] = -INFINITY;
         }
     }
@@ -217,10 +224,10 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_CTAS)
   };
 
   float sA[NT][4], tA[NT][4], sB[NT][4], tB[NT][4];
-  logits(sA, tA, 0);
+  logits(sA, tA, t_begin);
   const std::true_type next;
   const std::false_type last;
-  for (int n = 0;; n += 2) {
+  for (int n = t_begin;; n += 2) {
     if (n + 1 >= n_tiles) {
       step(n, last, sA, tA, sB, tB);
       break;

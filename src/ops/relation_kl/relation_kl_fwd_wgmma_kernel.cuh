@@ -25,8 +25,10 @@ struct FwdWgmmaSmem {
   static constexpr int kQueryBytes = kRows * (DS + DT) * 2;        // swizzled Xq, Yq
   static constexpr int kStageBytes = kFwdWgKeys * (DS + DT) * 2;   // swizzled Xk, Yk of one tile
   static constexpr int kMaskOffset = kQueryBytes + kFwdWgStages * kStageBytes;
-  // + key-valid bytes per stage, + 1024 so the tiles can start on a 1024-byte boundary
-  static constexpr int kBytes = kMaskOffset + kFwdWgStages * kFwdWgKeys + kSw128AtomBytes;
+  static constexpr int kDocOffset = kMaskOffset + kFwdWgStages * kFwdWgKeys;  // 4-byte aligned
+  // + key-valid bytes and key document ids per stage, + 1024 so the tiles can start on a 1024-byte
+  // boundary
+  static constexpr int kBytes = kDocOffset + kFwdWgStages * kFwdWgKeys * 4 + kSw128AtomBytes;
 };
 
 // grid (B * H, ceil(T / (64 WG))), 128 WG threads, FwdWgmmaSmem::kBytes dynamic shared memory.
@@ -43,6 +45,7 @@ __global__ void __launch_bounds__(128 * WG, 1)
   const uint32_t sYq = sXq + kRows * DS * 2;       // (kRows, DT)
   const uint32_t sKeys = base + S::kQueryBytes;    // (stages) x [(BN, DS) Xk, (BN, DT) Yk]
   uint8_t* sKv = smem_raw + (base - raw) + S::kMaskOffset;  // (stages, BN) key valid
+  int32_t* sKd = reinterpret_cast<int32_t*>(smem_raw + (base - raw) + S::kDocOffset);  // (stages, BN) key documents
 
   const int b = blockIdx.x / p.shape.H, h = blockIdx.x % p.shape.H;
   const int mb = p.shape.causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y;  // longest row blocks first
@@ -59,11 +62,16 @@ __global__ void __launch_bounds__(128 * WG, 1)
   const int wg = warpgroup_index(), warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, q = lane % 4;
   const int wg_row0 = row0 + 64 * wg, warp_row0 = wg_row0 + 16 * (warp % 4);
-  const int col_end = p.shape.causal ? min(T, row0 + kRows) : T;
+  // Packed documents: only the key tiles [t_begin, n_tiles) that meet the CTA's rows' documents.
+  const int32_t* dk = p.layout.doc_ids ? p.layout.doc_ids + static_cast<int64_t>(b) * T : nullptr;
+  const DocSpan span = doc_span(p, b, row0, row0 + kRows);
+  const int col_end = min(p.shape.causal ? min(T, row0 + kRows) : T, span.hi);
+  const int t_begin = span.lo / BN;
+  const int rdoc[2] = {dk ? doc_of(dk, warp_row0 + g, T) : 0, dk ? doc_of(dk, warp_row0 + g + 8, T) : 0};
   // Both warpgroups take all n_tiles key tiles (causal: warpgroup 0's last one is fully masked, ~1.5 %
   // of the work at T = 4096): every wgmma is then issued on one straight path, which ptxas needs to
   // overlap them with the exponentials (on a path it cannot prove uniform it serializes them).
-  const int n_tiles = (col_end + BN - 1) / BN;  // >= 1 (row0 < T)
+  const int n_tiles = (col_end + BN - 1) / BN;  // > t_begin (row0 < T)
 
   load_tile_sw128_async<kRows, DS, kThreads>(sXq, xq, row0, T);
   load_tile_sw128_async<kRows, DT, kThreads>(sYq, yq, row0, T);
@@ -75,11 +83,12 @@ __global__ void __launch_bounds__(128 * WG, 1)
     for (int j = threadIdx.x; j < BN; j += kThreads) {
       const int col = tile * BN + j;
       sKv[stage * BN + j] = col < T && (km == nullptr || km[col] != 0);
+      if (dk != nullptr) sKd[stage * BN + j] = doc_of(dk, col, T);
     }
     cp_async_commit();
   };
-  load_keys(0);
-  if (n_tiles > 1) load_keys(1);
+  load_keys(t_begin);
+  if (n_tiles > t_begin + 1) load_keys(t_begin + 1);
 
   // Issues tile `tile`'s logits (student into s, teacher into t) as one wgmma group.
   auto issue = [&](int tile, auto& s, auto& t) {
@@ -111,7 +120,8 @@ __global__ void __launch_bounds__(128 * WG, 1)
     auto keep = [&](int c, int e) {
       const int j = c * 8 + 2 * q + (e & 1);
       return !kMasked ||
-             (sKv[mstage * BN + j] && (!p.shape.causal || col0 + j <= warp_row0 + g + (e >> 1) * 8));
+             (sKv[mstage * BN + j] && (!p.shape.causal || col0 + j <= warp_row0 + g + (e >> 1) * 8) &&
+              (dk == nullptr || sKd[mstage * BN + j] == rdoc[e >> 1]));
     };
     float ms[2], mt[2];
 #pragma unroll
@@ -161,7 +171,8 @@ __global__ void __launch_bounds__(128 * WG, 1)
     fence_regs(cs);
     fence_regs(ct);
     const int col0 = n * BN;
-    if (km != nullptr || col0 + BN > T || (p.shape.causal && col0 + BN - 1 > warp_row0))
+    // Packed documents: only tiles that cross a document boundary of the warp's rows need the mask.
+    if (km != nullptr || !tile_in_one_document(p, b, warp_row0, col0, BN) || col0 + BN > T || (p.shape.causal && col0 + BN - 1 > warp_row0))
       process_impl(n, cs, ct, std::true_type{});
     else
       process_impl(n, cs, ct, std::false_type{});
@@ -171,8 +182,8 @@ __global__ void __launch_bounds__(128 * WG, 1)
   cp_async_wait<0>();
   fence_proxy_async_shared();
   __syncthreads();
-  issue(0, sA, tA);
-  int n = 0;
+  issue(t_begin, sA, tA);
+  int n = t_begin;
   for (; n + 2 < n_tiles; n += 2) {  // tiles n, n + 1; tile n + 2 issued at the end
     sync_and_load(n);
     issue(n + 1, sB, tB);

@@ -56,14 +56,15 @@ cudaError_t launch_fwd_wgmma(const RelationKLParams& p, cudaStream_t stream) {
 // kernel adding it into p.layout.d_out (relation_kl_bwd_self_wgmma_kernel.cuh).
 static_assert(kBwdWgStream == kRelationKLWgmmaTile,
               "the statistics pitch is a whole number of streamed tiles");
-template <typename Elem, int DS, int DT>
-cudaError_t launch_self_bwd_wgmma(const RelationKLParams& p, cudaStream_t stream) {
+// DOCS: the packed-document instantiations (p.layout.doc_ids set).
+template <typename Elem, int DS, int DT, bool DOCS>
+cudaError_t launch_self_bwd_wgmma_impl(const RelationKLParams& p, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(p.shape.B) * p.shape.H * p.workspace.stats_pitch;
   const int stat_blocks = static_cast<int>(std::min<int64_t>((rows + 255) / 256, 132 * 8));
   relation_kl_self_row_stats_kernel<Elem><<<stat_blocks, 256, 0, stream>>>(p);
-  constexpr int smem = BwdSelfWgmmaSmem<Elem, DS, DT>::kBytes;
-  auto row_kernel = relation_kl_bwd_self_wgmma_kernel<Elem, DS, DT, false>;
-  auto column_kernel = relation_kl_bwd_self_wgmma_kernel<Elem, DS, DT, true>;
+  constexpr int smem = BwdSelfWgmmaSmem<Elem, DS, DT, DOCS>::kBytes;
+  auto row_kernel = relation_kl_bwd_self_wgmma_kernel<Elem, DS, DT, false, DOCS>;
+  auto column_kernel = relation_kl_bwd_self_wgmma_kernel<Elem, DS, DT, true, DOCS>;
   cudaError_t e = cudaFuncSetAttribute(row_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e == cudaSuccess)
     e = cudaFuncSetAttribute(column_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
@@ -72,6 +73,11 @@ cudaError_t launch_self_bwd_wgmma(const RelationKLParams& p, cudaStream_t stream
   row_kernel<<<grid, kBwdWgThreads, smem, stream>>>(p);
   column_kernel<<<grid, kBwdWgThreads, smem, stream>>>(p);
   return cudaGetLastError();
+}
+template <typename Elem, int DS, int DT>
+cudaError_t launch_self_bwd_wgmma(const RelationKLParams& p, cudaStream_t stream) {
+  return p.layout.doc_ids != nullptr ? launch_self_bwd_wgmma_impl<Elem, DS, DT, true>(p, stream)
+                                     : launch_self_bwd_wgmma_impl<Elem, DS, DT, false>(p, stream);
 }
 
 template <typename Elem, int DS, int DT, int WARPS, int BN, int CTAS>

@@ -12,6 +12,10 @@
 
 namespace linearard::ops {
 
+// Index granule of RelationKLLayout::doc_span: 16 = one mma row block, the smallest anchor block of
+// any kernel; a CTA of 64 or 128 anchors combines 4 or 8 granules.
+constexpr int kRelationKLDocGranule = 16;
+
 // Which gradient terms a backward launch computes (relation_kl.h: dL/ds_ij = g_i (p_s,ij - p_t,ij)).
 enum class RelationKLBwdMode : int {
   kRows = 0,     // d_xq_i = scale_s sum_j G_ij xk_j           (one CTA per query row block)
@@ -35,6 +39,15 @@ struct RelationKLLayout {
   // Backward.
   const float* grad_kl = nullptr;  // (B, H, T) dL/dKL_i
   void* d_out = nullptr;           // kRows: (B, H, T, Ds); kColumns: (B, Hk, T, Ds); kSelf: (B, H, T, Ds)
+
+  // Packed documents (RelationKLOptions::doc_ids): nullptr = one document per batch row. Key j is
+  // valid for row i only when doc_ids[b, j] == doc_ids[b, i] (the per-element mask), and
+  // doc_span[b, g] = (lo, hi) bounds the indices sharing a document with an index of the granule
+  // [g kRelationKLDocGranule, (g + 1) kRelationKLDocGranule): a CTA skips the streamed tiles outside
+  // the span of its anchor rows (relation_kl_tile.cuh, doc_span). Filled by relation_kl_cuda.cu
+  // (its doc-span kernel) from doc_ids alone, so the ids need not be sorted.
+  const int32_t* doc_ids = nullptr;   // (B, T)
+  const int32_t* doc_span = nullptr;  // (B, ceil(T / kRelationKLDocGranule), 2) [lo, hi), 8-byte aligned
 };
 
 // How this launch runs: the kernel family (choose_kernel, relation_kl_choose.h) and the backward
@@ -56,6 +69,7 @@ struct RelationKLShape {
   float scale_s = 1.f, scale_t = 1.f;            // logit scales (natural units)
   float scale_s_log2 = 1.f, scale_t_log2 = 1.f;  // scale * log2(e): the kernels work with exp2
   bool causal = true;                            // keys j <= i only
+  bool packed = false;  // packed documents: keys of row i's document only (layout.doc_ids, doc_span)
 };
 
 // Per-row statistics the tensor-core self backwards stage in global memory.
@@ -70,18 +84,19 @@ struct RelationKLWorkspace {
   int stats_pitch = 0;
 };
 
-// The parts' order and sizes keep every field at the byte offset it had in the flat struct this
+// The parts' order and sizes kept every field at the byte offset it had in the flat struct this
 // replaced: compared with cuobjdump -sass (sm_80 and sm_90a), every kernel but
-// relation_kl_bwd_kernel came out byte-identical; that one (row / column backward) differs only in
-// the order and form of its integer address and parameter-load instructions. Compare the SASS again
-// before changing the order.
+// relation_kl_bwd_kernel came out byte-identical; that one (row / column backward) differed only in
+// the order and form of its integer address and parameter-load instructions. The packed-document
+// pointers (issue 18) grew the layout by 16 bytes and moved the later parts; the kernels gained the
+// document checks too, so their SASS changed anyway (not re-compared).
 struct RelationKLParams {
-  RelationKLLayout layout;        // bytes   0 ..  80
-  RelationKLLaunch launch;        // bytes  80 .. 112
-  RelationKLShape shape;          // bytes 112 .. 160
-  RelationKLWorkspace workspace;  // bytes 160 .. 192
+  RelationKLLayout layout;        // bytes   0 ..  96
+  RelationKLLaunch launch;        // bytes  96 .. 128
+  RelationKLShape shape;          // bytes 128 .. 176
+  RelationKLWorkspace workspace;  // bytes 176 .. 208
 };
-static_assert(sizeof(RelationKLLayout) == 80 && sizeof(RelationKLLaunch) == 32 &&
+static_assert(sizeof(RelationKLLayout) == 96 && sizeof(RelationKLLaunch) == 32 &&
                   sizeof(RelationKLShape) == 48 && sizeof(RelationKLWorkspace) == 32,
               "RelationKLParams layout changed: compare the kernels' SASS before and after");
 

@@ -23,6 +23,10 @@ at::Tensor relation_kl_materialized(const at::Tensor& xq, const at::Tensor& xk,
   auto key_valid = key_mask ? key_mask->to(xq.device()).ne(0) : at::ones({B, T}, bool_opts);  // (B, T)
   auto valid = key_valid.view({B, 1, 1, T}).expand({B, 1, T, T});                         // (B, 1, T, T)
   if (options.causal) valid = valid.logical_and(at::ones({T, T}, bool_opts).tril());
+  if (options.doc_ids && options.doc_ids->defined()) {  // packed documents: block-diagonal mask
+    auto doc = options.doc_ids->to(xq.device(), at::kInt);                        // (B, T)
+    valid = valid.logical_and(doc.view({B, 1, T, 1}).eq(doc.view({B, 1, 1, T})));  // (B, 1, T, T)
+  }
   // A row counts when its query is not padded and it has at least one valid key.
   auto row_valid = key_valid.view({B, 1, T}).logical_and(valid.any(-1));  // (B, 1, T)
   // Rows without keys get an all-valid softmax so no NaN reaches autograd; they are zeroed below.

@@ -86,8 +86,12 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_fwd_simt_kernel(const _
   st.init();
   const double sc_s = static_cast<double>(p.shape.scale_s) * kLog2ed,
                sc_t = static_cast<double>(p.shape.scale_t) * kLog2ed;
-  const int col_end = p.shape.causal ? min(T, row0 + kSimtRows) : T;
-  for (int col0 = 0; col0 < col_end; col0 += kSimtTile) {
+  // Packed documents: keys [span.lo, span.hi) only, and of the row's own document.
+  const int32_t* dk = p.layout.doc_ids ? p.layout.doc_ids + static_cast<int64_t>(b) * T : nullptr;
+  const DocSpan span = doc_span(p, b, row0, row0 + kSimtRows);
+  const int row_doc = dk ? doc_of(dk, row, T) : 0;
+  const int col_end = min(p.shape.causal ? min(T, row0 + kSimtRows) : T, span.hi);
+  for (int col0 = span.lo; col0 < col_end; col0 += kSimtTile) {
     __syncthreads();
     load_rows_f32<kSimtTile>(sXo, Ds, xk, col0, T, Ds);
     load_rows_f32<kSimtTile>(sYo, Dt, yk, col0, T, Dt);
@@ -95,6 +99,7 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_fwd_simt_kernel(const _
     for (int j = 0; j < kSimtTile; ++j) {
       const int col = col0 + j;
       if (col >= T || (km != nullptr && km[col] == 0) || (p.shape.causal && col > row)) continue;
+      if (dk != nullptr && __ldg(dk + col) != row_doc) continue;
       const double s2 = dot_f64(xa, sXo + j * Ds, Ds) * sc_s;
       const double t2 = dot_f64(ya, sYo + j * Dt, Dt) * sc_t;
       st.rescale(fmax(st.m_s, s2), fmax(st.m_t, t2));
@@ -144,6 +149,10 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const _
   const int b = blockIdx.x / heads, ha = blockIdx.x % heads;
   const int row0 = blockIdx.y * kSimtRows, row = row0 + threadIdx.x;
   const uint8_t* km = p.layout.key_mask ? p.layout.key_mask + static_cast<int64_t>(b) * T : nullptr;
+  // Packed documents: streamed rows [span.lo, span.hi) only, and of the anchor's own document.
+  const int32_t* dk = p.layout.doc_ids ? p.layout.doc_ids + static_cast<int64_t>(b) * T : nullptr;
+  const DocSpan span = doc_span(p, b, row0, row0 + kSimtRows);
+  const int row_doc = dk ? doc_of(dk, row, T) : 0;
   auto ptr = [&](const void* base, int num_heads, int head, int D) {
     return static_cast<const Elem*>(base) + static_cast<int64_t>(b * num_heads + head) * T * D;
   };
@@ -159,8 +168,8 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const _
     load_rows_f32<kSimtRows>(sYa, Dt + 1, ptr(p.layout.yq, p.shape.H, h, Dt), row0, T, Dt);
     double ls, lt, gs;
     simt_row_stats(p, b, h, row, km, ls, lt, gs);
-    const int col_end = p.shape.causal ? min(T, row0 + kSimtRows) : T;
-    for (int col0 = 0; col0 < col_end; col0 += kSimtTile) {
+    const int col_end = min(p.shape.causal ? min(T, row0 + kSimtRows) : T, span.hi);
+    for (int col0 = span.lo; col0 < col_end; col0 += kSimtTile) {
       __syncthreads();
       load_rows_f32<kSimtTile>(sXo, Ds, ptr(p.layout.xk, p.shape.Hk, hk, Ds), col0, T, Ds);
       load_rows_f32<kSimtTile>(sYo, Dt, ptr(p.layout.yk, p.shape.Hkt, hkt, Dt), col0, T, Dt);
@@ -169,6 +178,7 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const _
       for (int j = 0; j < kSimtTile; ++j) {
         const int col = col0 + j;
         if (col >= T || (km != nullptr && km[col] == 0) || (p.shape.causal && col > row)) continue;
+        if (dk != nullptr && __ldg(dk + col) != row_doc) continue;
         const double ps = exp(fma(dot_f64(xa, sXo + j * Ds, Ds), sc_s, -ls));
         const double pt = exp(fma(dot_f64(ya, sYo + j * Dt, Dt), sc_t, -lt));
         const double gij = gs * (ps - pt);
@@ -184,8 +194,8 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const _
       __syncthreads();
       load_rows_f32<kSimtRows>(sXa, Ds + 1, ptr(p.layout.xk, p.shape.Hk, hk, Ds), row0, T, Ds);
       load_rows_f32<kSimtRows>(sYa, Dt + 1, ptr(p.layout.yk, p.shape.Hkt, hkt, Dt), row0, T, Dt);
-      const int col_begin = p.shape.causal ? row0 : 0;
-      for (int col0 = col_begin; col0 < T; col0 += kSimtTile) {
+      const int col_begin = max(p.shape.causal ? row0 : 0, span.lo);
+      for (int col0 = col_begin; col0 < span.hi; col0 += kSimtTile) {
         __syncthreads();
         load_rows_f32<kSimtTile>(sXo, Ds, ptr(p.layout.xq, p.shape.H, h, Ds), col0, T, Ds);
         load_rows_f32<kSimtTile>(sYo, Dt, ptr(p.layout.yq, p.shape.H, h, Dt), col0, T, Dt);
@@ -196,6 +206,7 @@ __global__ void __launch_bounds__(kSimtRows) relation_kl_bwd_simt_kernel(const _
         for (int j = 0; j < kSimtTile; ++j) {
           const int col = col0 + j;
           if (sG[j] == 0.0 || (p.shape.causal && row > col)) continue;
+          if (dk != nullptr && __ldg(dk + col) != row_doc) continue;  // sG[j] != 0: col < T
           const double ps = exp(fma(dot_f64(xa, sXo + j * Ds, Ds), sc_s, -sLs[j]));
           const double pt = exp(fma(dot_f64(ya, sYo + j * Dt, Dt), sc_t, -sLt[j]));
           const double gij = sG[j] * (ps - pt);

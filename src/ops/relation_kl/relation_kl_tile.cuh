@@ -13,6 +13,51 @@ namespace linearard::ops::rkl {
 constexpr float kLn2 = 0.693147180559945309f;
 constexpr float kLog2e = 1.442695040888963407f;
 
+// ---- Packed documents (RelationKLLayout::doc_ids, doc_span) ----------------------------------------
+// [lo, hi): every index of batch row b that shares a document with an index of [i0, i1), from the
+// per-granule spans; [0, T) without doc ids. A CTA of anchors [i0, i1) streams only the tiles that
+// meet [lo, hi) (the rest are all masked) -- the tile skipping of FlashAttention-2's variable-length
+// kernels, here from per-token ids. The relation "same document" is symmetric, so a column CTA
+// (anchor keys, streamed rows) uses the same span for its rows.
+struct DocSpan {
+  int lo, hi;
+};
+__device__ __forceinline__ DocSpan doc_span(const RelationKLParams& p, int b, int i0, int i1) {
+  const int T = p.shape.T;
+  if (p.layout.doc_span == nullptr) return {0, T};
+  constexpr int G = kRelationKLDocGranule;
+  const int n = (T + G - 1) / G;
+  const int2* span = reinterpret_cast<const int2*>(p.layout.doc_span) + static_cast<int64_t>(b) * n;
+  DocSpan d{T, 0};
+  const int g_end = min(n, (min(i1, T) + G - 1) / G);
+  for (int g = max(i0, 0) / G; g < g_end; ++g) {
+    const int2 v = __ldg(span + g);
+    d.lo = min(d.lo, v.x);
+    d.hi = max(d.hi, abs(v.y));  // negative: a granule of several documents (tile_in_one_document)
+  }
+  if (d.lo >= d.hi) d = {0, 0};  // no anchor inside T
+  return d;
+}
+// Whether keys [col0, col0 + n) all lie in the one document of the 16 rows starting at row0 (a
+// multiple of kRelationKLDocGranule): then the tile needs no document mask and takes the unmasked
+// path of a single-document tile. True without doc ids. From the rows' granule span, whose hi the
+// doc-span kernel stores negated unless the granule holds one document that is contiguous.
+__device__ __forceinline__ bool tile_in_one_document(const RelationKLParams& p, int b, int row0, int col0,
+                                                     int n) {
+  if (p.layout.doc_span == nullptr) return true;
+  constexpr int G = kRelationKLDocGranule;
+  const int n_granules = (p.shape.T + G - 1) / G;
+  const int g = row0 / G;
+  if (g >= n_granules) return false;
+  const int2 v = __ldg(reinterpret_cast<const int2*>(p.layout.doc_span) + static_cast<int64_t>(b) * n_granules + g);
+  return v.y > 0 && v.x <= col0 && col0 + n <= v.y;
+}
+// Document id of index i of batch row b (doc ids present), -1 past T (never compared: such rows and
+// keys are masked by the bound checks first).
+__device__ __forceinline__ int doc_of(const int32_t* doc, int i, int T) {
+  return i < T ? __ldg(doc + i) : -1;
+}
+
 // Tile shape of both tensor-core kernels. A warp owns 16 anchor rows (one mma row block) and the
 // full kBlockN-wide logit tile; kBlockN = 64 keeps the student and teacher logit tiles at 2 x 32
 // fp32 registers per thread next to the 16 x Ds fp32 gradient accumulator (64 registers at
