@@ -40,10 +40,11 @@ if [ "$what" = prebuild ]; then
   ref=src/ops/CMakeFiles/linearard_ops.dir/relation_kl/relation_kl_reference.cpp.o
   err="src/CMakeFiles/linearard_formats.dir/common/error.cpp.o src/CMakeFiles/linearard_formats.dir/common/option_error.cpp.o"
   tobj="tests/ops/CMakeFiles/test_relation_kl_cuda.dir/test_relation_kl_cuda.cpp.o tests/ops/CMakeFiles/test_relation_kl_cuda.dir/__/test_main.cpp.o"
-  # main.cpp's out-of-memory message formats with train/oom_report (torch-only dependencies).
+  # main.cpp's out-of-memory message formats with train/oom_report, its Ctrl-C exit is train/stop_signals
+  # (torch-only dependencies).
   bobj="$(printf 'src/CMakeFiles/linearard.dir/cli/%s.cpp.o ' main command)"
   bobj="$bobj $(printf 'bench/CMakeFiles/linearard_bench.dir/%s.cpp.o ' bench relation_kl)"
-  bobj="$bobj src/CMakeFiles/linearard_core.dir/train/oom_report.cpp.o"
+  bobj="$bobj src/CMakeFiles/linearard_core.dir/train/oom_report.cpp.o src/CMakeFiles/linearard_core.dir/train/stop_signals.cpp.o"
   # One file per compile command (xargs would mangle their quotes); the PCH first, the rest 2 at a time.
   jobs="$(mktemp -d)"; i=0
   for o in src/CMakeFiles/linearard_core.dir/cmake_pch.hxx.gch $cu $ref $err $tobj $bobj; do
