@@ -99,12 +99,13 @@ def main():
         q, k = inputs(B, H, T, D, seed=T + 1)
         qt, kt = (q.float() + 0.3 * torch.randn_like(q, dtype=torch.float)).bfloat16(), \
                  (k.float() + 0.3 * torch.randn_like(k, dtype=torch.float)).bfloat16()
-        grad = torch.randn(B, H, T, device="cuda")  # dL/dKL of each row, as the C++ benchmark
         xs = x.detach().requires_grad_(True)
         qs, ks = q.detach().requires_grad_(True), k.detach().requires_grad_(True)
 
+        # The training use: a summed loss, backward. (The C++ benchmark's dL/dKL_i are random, here
+        # they are 1: the kernels' work does not depend on the values.)
         def python_self():
-            (linearard.relation_kl_self(xs, y, reduction="none") * grad).sum().backward()
+            linearard.relation_kl_self(xs, y).backward()
             xs.grad = None
 
         def python_qk():

@@ -52,6 +52,20 @@ at::Tensor relation_kl_self(const at::Tensor& xs, const at::Tensor& xt,
   return linearard::ops::relation_kl_self(xs, xt, key_mask, options(scale_s, scale_t, causal));
 }
 
+at::Tensor relation_kl_sum(const at::Tensor& xs, const at::Tensor& ys, const at::Tensor& xt,
+                           const at::Tensor& yt, const std::optional<at::Tensor>& key_mask,
+                           double scale_s, double scale_t, bool causal, double weight) {
+  return linearard::ops::relation_kl_sum(xs, ys, xt, yt, key_mask, options(scale_s, scale_t, causal),
+                                         weight);
+}
+
+at::Tensor relation_kl_self_sum(const at::Tensor& xs, const at::Tensor& xt,
+                                const std::optional<at::Tensor>& key_mask, double scale_s,
+                                double scale_t, bool causal, double weight) {
+  return linearard::ops::relation_kl_self_sum(xs, xt, key_mask, options(scale_s, scale_t, causal),
+                                              weight);
+}
+
 // An option as a Python keyword: lora-rank -> lora_rank.
 std::string keyword(std::string option) {
   for (char& c : option)
@@ -145,6 +159,14 @@ PYBIND11_MODULE(_C, m) {
         py::arg("scale_s"), py::arg("scale_t"), py::arg("causal"),
         py::call_guard<py::gil_scoped_release>(),
         "Per-row self-relation KL(teacher || student), (B, H, T); differentiable w.r.t. xs");
+  m.def("relation_kl_sum", &relation_kl_sum, py::arg("xs"), py::arg("ys"), py::arg("xt"), py::arg("yt"),
+        py::arg("key_mask"), py::arg("scale_s"), py::arg("scale_t"), py::arg("causal"), py::arg("weight"),
+        py::call_guard<py::gil_scoped_release>(),
+        "weight * the sum of the per-row KL, 0-dim, one autograd node; differentiable w.r.t. xs and ys");
+  m.def("relation_kl_self_sum", &relation_kl_self_sum, py::arg("xs"), py::arg("xt"), py::arg("key_mask"),
+        py::arg("scale_s"), py::arg("scale_t"), py::arg("causal"), py::arg("weight"),
+        py::call_guard<py::gil_scoped_release>(),
+        "weight * the sum of the per-row self-relation KL, 0-dim, one autograd node");
   m.def("has_cuda", &has_cuda, "Whether this build has the CUDA kernels");
   // The runs convert their arguments (str) before releasing the GIL in run_released.
   m.def("run_train", &run_train, py::arg("command"), py::arg("options_json"),

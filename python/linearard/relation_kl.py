@@ -34,8 +34,9 @@ def relation_kl(xs, ys, xt, yt, key_mask=None, causal=True, scale_s=None, scale_
     _check_shapes(tensors, pairs=(("xs", "ys"), ("xt", "yt")))
     scale_s, scale_t = _scales(scale_s, scale_t, xs, xt)
     _check_options(causal, reduction)
-    rows = _C.relation_kl(xs, ys, xt, yt, key_mask, scale_s, scale_t, causal)
-    return _reduce(rows, key_mask, reduction)
+    if reduction == "none":
+        return _C.relation_kl(xs, ys, xt, yt, key_mask, scale_s, scale_t, causal)
+    return _C.relation_kl_sum(xs, ys, xt, yt, key_mask, scale_s, scale_t, causal, _sum_weight(xs, key_mask, reduction))
 
 
 def relation_kl_self(xs, xt, key_mask=None, causal=True, scale_s=None, scale_t=None, reduction="sum"):
@@ -46,19 +47,20 @@ def relation_kl_self(xs, xt, key_mask=None, causal=True, scale_s=None, scale_t=N
     _check_shapes(tensors, pairs=())
     scale_s, scale_t = _scales(scale_s, scale_t, xs, xt)
     _check_options(causal, reduction)
-    rows = _C.relation_kl_self(xs, xt, key_mask, scale_s, scale_t, causal)
-    return _reduce(rows, key_mask, reduction)
-
-
-def _reduce(rows, key_mask, reduction):
     if reduction == "none":
-        return rows
-    total = rows.sum()
+        return _C.relation_kl_self(xs, xt, key_mask, scale_s, scale_t, causal)
+    return _C.relation_kl_self_sum(xs, xt, key_mask, scale_s, scale_t, causal, _sum_weight(xs, key_mask, reduction))
+
+
+def _sum_weight(xs, key_mask, reduction):
+    """The reduction as a weight on the sum, which the C++ op applies in its own autograd node (a
+    separate sum / division here would add nodes whose CPU time sits between the forward and the
+    backward kernels). "mean" divides by valid rows x H; with a key_mask counting them reads it."""
     if reduction == "sum":
-        return total
-    B, H, T = rows.shape
+        return 1.0
+    B, H, T = xs.shape[0], xs.shape[1], xs.shape[2]
     valid_rows = B * T if key_mask is None else int(key_mask.count_nonzero())
-    return total / max(valid_rows * H, 1)
+    return 1.0 / max(valid_rows * H, 1)
 
 
 def _shape(t):

@@ -131,6 +131,26 @@ def test_reductions():
                                linearard.relation_kl(xs, ys, xt, yt) / (2 * 9 * 4))
 
 
+def test_reduced_gradients_equal_the_per_row_ones():
+    """reduction="sum" / "mean" run the reduction inside the C++ autograd node (relation_kl_sum):
+    its gradients must equal those of the per-row output reduced by PyTorch."""
+    xs, ys, xt, yt = inputs(Hk=2)
+    mask = padding_mask(2, 9)
+    valid_rows = int(mask.sum())
+    for reduction, scale in (("sum", 1.0), ("mean", 1.0 / (valid_rows * 4))):
+        a, b = xs.detach().requires_grad_(True), ys.detach().requires_grad_(True)
+        (linearard.relation_kl(a, b, xt, yt, mask, reduction="none").sum() * scale).backward()
+        c, d = xs.detach().requires_grad_(True), ys.detach().requires_grad_(True)
+        linearard.relation_kl(c, d, xt, yt, mask, reduction=reduction).backward()
+        torch.testing.assert_close(c.grad, a.grad, rtol=1e-6, atol=1e-12)
+        torch.testing.assert_close(d.grad, b.grad, rtol=1e-6, atol=1e-12)
+        e = xs.detach().requires_grad_(True)
+        (linearard.relation_kl_self(e, xt, mask, reduction="none").sum() * scale).backward()
+        f = xs.detach().requires_grad_(True)
+        linearard.relation_kl_self(f, xt, mask, reduction=reduction).backward()
+        torch.testing.assert_close(f.grad, e.grad, rtol=1e-6, atol=1e-12)
+
+
 def test_integer_key_mask_equals_bool():
     xs, ys, xt, yt = inputs()
     mask = padding_mask(2, 9)
@@ -171,7 +191,7 @@ def bad_arguments():
         cases.append(("cuda mismatch", lambda: f(xs, ys, xt.cuda(), yt), "xt is on cuda:0 but xs is on cpu"))
         cases.append(("float64 on cuda", lambda: f(*(t.double().cuda() for t in (xs, ys, xt, yt))),
                       "float64 is supported on CPU only"))
-        cases.append(("mask device", lambda: f(xs, ys, xt, yt, key_mask=torch.ones(2, 9, device="cuda")),
+        cases.append(("mask device", lambda: f(xs, ys, xt, yt, key_mask=torch.ones(2, 9, dtype=torch.bool, device="cuda")),
                       "key_mask is on cuda:0 but xs is on cpu"))
     return cases
 

@@ -225,6 +225,19 @@ void save_options(AutogradContext* ctx, const std::optional<at::Tensor>& mask,
   if (o.doc_ids) ctx->saved_data["doc_ids"] = *o.doc_ids;
 }
 
+// The reduced form (relation_kl_sum): sum_weight finite gives weight * sum_i KL_i as a 0-dim
+// tensor; NaN gives the per-row KL (B, H, T).
+at::Tensor reduce_rows(const at::Tensor& kl, double sum_weight) {
+  if (std::isnan(sum_weight)) return kl;
+  auto total = kl.sum();
+  return sum_weight == 1.0 ? total : total.mul_(sum_weight);
+}
+// dL/dKL_i (B, H, T), contiguous, from the output's gradient (0-dim when reduced).
+at::Tensor row_grad(const at::Tensor& g, double sum_weight, at::IntArrayRef rows_shape) {
+  if (std::isnan(sum_weight)) return g.contiguous();
+  return g.expand(rows_shape) * sum_weight;  // one kernel; its result is contiguous
+}
+
 RelationKLOptions load_options(AutogradContext* ctx, std::optional<at::Tensor>* mask) {
   *mask = ctx->saved_data["has_mask"].toBool()
               ? std::optional<at::Tensor>(ctx->saved_data["mask"].toTensor())
@@ -237,17 +250,19 @@ RelationKLOptions load_options(AutogradContext* ctx, std::optional<at::Tensor>* 
   return o;
 }
 
-// Inputs: xq, xk, yq, yk, mask, scale_s, scale_t, causal, doc_ids. Output: kl (B, H, T).
+// Inputs: xq, xk, yq, yk, mask, scale_s, scale_t, causal, doc_ids, sum_weight. Output: kl
+// (B, H, T), or weight * its sum (reduce_rows).
 struct RelationKLFunction : public torch::autograd::Function<RelationKLFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& xq, const at::Tensor& xk,
                             const at::Tensor& yq, const at::Tensor& yk,
                             const std::optional<at::Tensor>& mask, double scale_s, double scale_t,
-                            bool causal, const std::optional<at::Tensor>& doc_ids) {
+                            bool causal, const std::optional<at::Tensor>& doc_ids, double sum_weight) {
     const RelationKLOptions o{scale_s, scale_t, causal, doc_ids};
     auto stats = forward_checked(xq, xk, yq, yk, mask, o);
     ctx->save_for_backward({xq, xk, yq, yk, stats.lse_s, stats.lse_t});
     save_options(ctx, mask, o);
-    return stats.kl;
+    ctx->saved_data["sum_weight"] = sum_weight;
+    return reduce_rows(stats.kl, sum_weight);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -258,27 +273,29 @@ struct RelationKLFunction : public torch::autograd::Function<RelationKLFunction>
     const auto& g = grad_outputs[0];
     at::Tensor d_xq, d_xk;
     if (g.defined() && (ctx->needs_input_grad(0) || ctx->needs_input_grad(1))) {
-      auto grads = backward_checked(g.contiguous(), saved[0], saved[1], saved[2], saved[3], mask,
-                                    stats, o);
+      const double w = ctx->saved_data["sum_weight"].toDouble();
+      auto grads = backward_checked(row_grad(g, w, stats.lse_s.sizes()), saved[0], saved[1], saved[2],
+                                    saved[3], mask, stats, o);
       d_xq = ctx->needs_input_grad(0) ? grads.d_xq : at::Tensor();
       d_xk = ctx->needs_input_grad(1) ? grads.d_xk : at::Tensor();
     }
     // The teacher (yq, yk) never receives a gradient, nor do the mask, the options and doc_ids.
     return {d_xq, d_xk, at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
-// Inputs: x, y, mask, scale_s, scale_t, causal, doc_ids. Output: kl (B, H, T).
+// Inputs: x, y, mask, scale_s, scale_t, causal, doc_ids, sum_weight. Output: as RelationKLFunction.
 struct RelationKLSelfFunction : public torch::autograd::Function<RelationKLSelfFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& y,
                             const std::optional<at::Tensor>& mask, double scale_s, double scale_t,
-                            bool causal, const std::optional<at::Tensor>& doc_ids) {
+                            bool causal, const std::optional<at::Tensor>& doc_ids, double sum_weight) {
     const RelationKLOptions o{scale_s, scale_t, causal, doc_ids};
     auto stats = forward_checked(x, x, y, y, mask, o);
     ctx->save_for_backward({x, y, stats.lse_s, stats.lse_t});
     save_options(ctx, mask, o);
-    return stats.kl;
+    ctx->saved_data["sum_weight"] = sum_weight;
+    return reduce_rows(stats.kl, sum_weight);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -289,9 +306,11 @@ struct RelationKLSelfFunction : public torch::autograd::Function<RelationKLSelfF
     const auto& g = grad_outputs[0];
     at::Tensor d_x;
     if (g.defined() && ctx->needs_input_grad(0)) {
-      d_x = self_backward_checked(g.contiguous(), saved[0], saved[1], mask, stats, o);
+      const double w = ctx->saved_data["sum_weight"].toDouble();
+      d_x = self_backward_checked(row_grad(g, w, stats.lse_s.sizes()), saved[0], saved[1], mask, stats, o);
     }
-    return {d_x, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {d_x, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
   }
 };
 
@@ -325,7 +344,18 @@ at::Tensor relation_kl(const at::Tensor& xq, const at::Tensor& xk, const at::Ten
   // The teacher is a constant of the loss: detach so autograd never tracks it through the op.
   return RelationKLFunction::apply(xq.contiguous(), xk.contiguous(), yq.detach().contiguous(),
                                    yk.detach().contiguous(), mask, o.scale_s, o.scale_t, o.causal,
-                                   o.doc_ids);
+                                   o.doc_ids, std::nan(""));
+}
+
+at::Tensor relation_kl_sum(const at::Tensor& xq, const at::Tensor& xk, const at::Tensor& yq,
+                           const at::Tensor& yk, const std::optional<at::Tensor>& key_mask,
+                           const RelationKLOptions& options, double weight) {
+  auto mask = check_inputs(xq, xk, yq, yk, key_mask, options);
+  const auto o = check_options(xq, options);
+  if (!std::isfinite(weight)) fail(std::string(kOp) + " weight", "must be finite");
+  return RelationKLFunction::apply(xq.contiguous(), xk.contiguous(), yq.detach().contiguous(),
+                                   yk.detach().contiguous(), mask, o.scale_s, o.scale_t, o.causal,
+                                   o.doc_ids, weight);
 }
 
 at::Tensor relation_kl_self(const at::Tensor& x, const at::Tensor& y,
@@ -334,7 +364,17 @@ at::Tensor relation_kl_self(const at::Tensor& x, const at::Tensor& y,
   auto mask = check_inputs(x, x, y, y, key_mask, options);
   const auto o = check_options(x, options);
   return RelationKLSelfFunction::apply(x.contiguous(), y.detach().contiguous(), mask, o.scale_s,
-                                       o.scale_t, o.causal, o.doc_ids);
+                                       o.scale_t, o.causal, o.doc_ids, std::nan(""));
+}
+
+at::Tensor relation_kl_self_sum(const at::Tensor& x, const at::Tensor& y,
+                                const std::optional<at::Tensor>& key_mask,
+                                const RelationKLOptions& options, double weight) {
+  auto mask = check_inputs(x, x, y, y, key_mask, options);
+  const auto o = check_options(x, options);
+  if (!std::isfinite(weight)) fail(std::string(kOp) + " weight", "must be finite");
+  return RelationKLSelfFunction::apply(x.contiguous(), y.detach().contiguous(), mask, o.scale_s,
+                                       o.scale_t, o.causal, o.doc_ids, weight);
 }
 
 }  // namespace linearard::ops

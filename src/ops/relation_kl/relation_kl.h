@@ -71,4 +71,15 @@ at::Tensor relation_kl_self(const at::Tensor& x, const at::Tensor& y,
                             const std::optional<at::Tensor>& key_mask,
                             const RelationKLOptions& options);
 
+// weight * (sum of the per-row KL) as a 0-dim tensor, one autograd node: a loss built from these
+// has no separate reduction node, whose CPU time (PyTorch's autograd engine) sits between the
+// forward and the backward kernels (the Python package's reduction="sum" / "mean"). weight must
+// be finite.
+at::Tensor relation_kl_sum(const at::Tensor& xq, const at::Tensor& xk, const at::Tensor& yq,
+                           const at::Tensor& yk, const std::optional<at::Tensor>& key_mask,
+                           const RelationKLOptions& options, double weight);
+at::Tensor relation_kl_self_sum(const at::Tensor& x, const at::Tensor& y,
+                                const std::optional<at::Tensor>& key_mask,
+                                const RelationKLOptions& options, double weight);
+
 }  // namespace linearard::ops
