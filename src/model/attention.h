@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <optional>
+#include <vector>
 
 #include "model/decoder_layer.h"
 #include "model/model_config.h"
@@ -20,6 +21,41 @@ namespace linearard::model {
 std::optional<at::Tensor> attention_mask(const ModelConfig& config, const std::optional<at::Tensor>& key_mask,
                                          int64_t B, int64_t T, at::Device device,
                                          const std::optional<at::Tensor>& doc_ids = std::nullopt);
+
+// Packed documents as runs over the flattened (B T) tokens, for FlashAttention's variable-length
+// call: cu_seqlens (runs + 1) int32 (0, end of run 1, ...; a run never crosses a batch row) and
+// the longest run. From doc_ids (B, T) on any device (read on the CPU: B T ints). nullopt when
+// an id comes back after another (ids not non-decreasing along a row), where "same document" (the
+// mask's rule: equal ids) is not "same run".
+struct DocumentRuns {
+  std::vector<int32_t> cu_seqlens;
+  int64_t max_length = 0;
+};
+std::optional<DocumentRuns> document_runs(const at::Tensor& doc_ids);
+
+// How a whole-sequence forward attends: SDPA under `mask` (or causal without one), or, for packed
+// documents in bf16 / fp16 on CUDA, FlashAttention's variable-length causal call over the
+// documents (`cu_seqlens`, on the device), which needs no (B, 1, T, T) mask and keeps the flash
+// kernel (SDPA has no flash kernel for an explicit mask). Built once per forward; the training
+// stack saves its tensors for the recomputation.
+struct AttentionPlan {
+  std::optional<at::Tensor> mask;        // (B, 1, T, T) bool
+  std::optional<at::Tensor> cu_seqlens;  // (runs + 1,) int32 on the device
+  int64_t max_length = 0;                // the longest run (with cu_seqlens)
+};
+// The plan of a T-token forward from position 0 in `dtype` on `device`: the varlen plan when
+// doc_ids are given on CUDA with no key_mask and no sliding window inside T, a head dim the flash
+// kernel takes (a multiple of 8, at most 256) and ids in runs; else attention_mask's. The
+// environment switch LINEARARD_PACKED_ATTENTION=mask forces the mask (tests, A/B timing).
+AttentionPlan attention_plan(const ModelConfig& config, const std::optional<at::Tensor>& key_mask, int64_t B,
+                             int64_t T, at::Device device, const std::optional<at::Tensor>& doc_ids,
+                             at::ScalarType dtype);
+Attention planned_attention(const AttentionPlan& plan);
+
+// Causal attention within each run of cu_seqlens: q (B, H, T, D), k, v (B, Hk, T, D) bf16 / fp16 on
+// CUDA, H a multiple of Hk; scale 1/sqrt(D). Returns (B, H, T, D). Differentiable (PyTorch's
+// _flash_attention_forward / _flash_attention_backward).
+at::Tensor varlen_causal_attention(const AttentionInputs& qkv, const at::Tensor& cu_seqlens, int64_t max_length);
 
 // Packed blocks: each token's RoPE position (B, T) int64, restarting at 0 where its document (a run
 // of equal doc_ids (B, T)) starts -- the positions the model sees when it reads that document alone

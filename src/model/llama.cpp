@@ -95,7 +95,8 @@ ForwardResult DecoderModel::forward(const at::Tensor& tokens, const ForwardReque
     fail("forward", "stop after the last capture needs at least one captured layer");
 
   ForwardResult result;
-  const Attention attention = masked_attention(attention_mask(c, request.key_mask, B, T, tokens.device(), request.doc_ids));
+  const Attention attention =
+      planned_attention(attention_plan(c, request.key_mask, B, T, tokens.device(), request.doc_ids, dtype()));
   at::Tensor h = at::embedding(weights_.embed, tokens);  // (B, T, C)
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const DecoderLayer layer(c, weights_.layers[size_t(l)], l, request.adapter);

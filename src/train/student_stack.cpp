@@ -39,7 +39,7 @@ void set_rng_state(at::Device device, const at::Tensor& state) {
 struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
   static variable_list forward(AutogradContext* ctx, const StudentStack* stack, int64_t layer, bool capture,
                                bool need_output, const at::Tensor& h, const at::Tensor& cos,
-                               const at::Tensor& sin, const std::optional<at::Tensor>& mask,
+                               const at::Tensor& sin, const model::AttentionPlan& plan,
                                at::TensorList params) {
     // The stack outlives the graph (see StudentStack's constructor); a pointer is the only way to
     // hand a C++ object to backward through saved_data.
@@ -48,21 +48,28 @@ struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
     ctx->saved_data["capture"] = capture;
     ctx->saved_data["need_output"] = need_output;
     ctx->saved_data["n_params"] = int64_t(params.size());
-    ctx->saved_data["has_mask"] = mask.has_value();
+    // The attention plan's tensors travel as saved variables (the plan dies with the forward call).
+    ctx->saved_data["has_mask"] = plan.mask.has_value();
+    ctx->saved_data["has_runs"] = plan.cu_seqlens.has_value();
+    ctx->saved_data["max_length"] = plan.max_length;
     if (stack->uses_rng()) ctx->saved_data["rng"] = rng_state(h.device());
     variable_list saved = {h, cos, sin};
-    if (mask) saved.push_back(*mask);
+    if (plan.mask) saved.push_back(*plan.mask);
+    if (plan.cu_seqlens) saved.push_back(*plan.cu_seqlens);
     ctx->save_for_backward(saved);
     const model::RopeTables rope{cos, sin};
-    return stack->run_layer(layer, h, rope, mask, capture, need_output);
+    return stack->run_layer(layer, h, rope, plan, capture, need_output);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto* stack = reinterpret_cast<const StudentStack*>(intptr_t(ctx->saved_data["stack"].toInt()));
     const int64_t layer = ctx->saved_data["layer"].toInt();
     const auto saved = ctx->get_saved_variables();
-    std::optional<at::Tensor> mask;
-    if (ctx->saved_data["has_mask"].toBool()) mask = saved[3];
+    model::AttentionPlan plan;
+    size_t next = 3;
+    if (ctx->saved_data["has_mask"].toBool()) plan.mask = saved[next++];
+    if (ctx->saved_data["has_runs"].toBool()) plan.cu_seqlens = saved[next++];
+    plan.max_length = ctx->saved_data["max_length"].toInt();
     at::Tensor h = saved[0].detach().requires_grad_(true);
     const model::RopeTables rope{saved[1], saved[2]};
     const bool replay = ctx->saved_data.count("rng") != 0;
@@ -74,7 +81,7 @@ struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
     variable_list outputs;
     {
       at::AutoGradMode grad(true);
-      outputs = stack->run_layer(layer, h, rope, mask, ctx->saved_data["capture"].toBool(),
+      outputs = stack->run_layer(layer, h, rope, plan, ctx->saved_data["capture"].toBool(),
                                  ctx->saved_data["need_output"].toBool());
     }
     if (replay) set_rng_state(h.device(), current_rng);
@@ -89,10 +96,10 @@ struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
     }
     const variable_list grads = torch::autograd::grad(outs, inputs, grads_in, /*retain_graph=*/false,
                                                       /*create_graph=*/false, /*allow_unused=*/true);
-    // One entry per forward argument: stack, layer, capture, need_output, h, cos, sin, mask, params.
+    // One entry per forward argument: stack, layer, capture, need_output, h, cos, sin, plan, params.
     variable_list result = {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), grads[0], at::Tensor(),
                             at::Tensor()};
-    result.push_back(at::Tensor());  // mask (an entry even when absent)
+    result.push_back(at::Tensor());  // plan (an entry even though it holds no autograd input)
     const int64_t n_params = ctx->saved_data["n_params"].toInt();
     for (int64_t i = 0; i < n_params; ++i) result.push_back(grads[size_t(1 + i)]);
     return result;
@@ -114,12 +121,12 @@ std::vector<at::Tensor> StudentStack::layer_parameters(int64_t layer) const {
 }
 
 std::vector<at::Tensor> StudentStack::run_layer(int64_t layer, const at::Tensor& h, const model::RopeTables& rope,
-                                                const std::optional<at::Tensor>& mask, bool capture,
+                                                const model::AttentionPlan& plan, bool capture,
                                                 bool need_output) const {
   const model::DecoderLayer block(config_, weights_.layers[size_t(layer)], layer, adapter_);
   const model::AttentionInputs qkv = block.attention_inputs(h, rope);  // post-RoPE
   if (!need_output) return {qkv.q, qkv.k, qkv.v};
-  at::Tensor out = block.output(h, qkv, model::masked_attention(mask));  // (B, T, C)
+  at::Tensor out = block.output(h, qkv, model::planned_attention(plan));  // (B, T, C)
   if (!capture) return {out};
   return {out, qkv.q, qkv.k, qkv.v};
 }
@@ -137,7 +144,8 @@ model::ForwardResult StudentStack::forward(const at::Tensor& tokens, const Stack
   }
   const bool stop_early = request.stop == model::ForwardStop::kLastCapture;
   if (stop_early && last_capture < 0) fail("student forward", "stopping after the last capture needs a captured layer");
-  const auto mask = model::attention_mask(c, request.key_mask, B, T, tokens.device(), request.doc_ids);
+  const model::AttentionPlan plan =
+      model::attention_plan(c, request.key_mask, B, T, tokens.device(), request.doc_ids, dtype_);
 
   model::ForwardResult result;
   at::Tensor h = at::embedding(weights_.embed.to(dtype_), tokens);  // (B, T, C)
@@ -148,10 +156,10 @@ model::ForwardResult StudentStack::forward(const at::Tensor& tokens, const Stack
     std::vector<at::Tensor> outs;
     if (checkpoint_ && at::GradMode::is_enabled()) {
       const auto params = layer_parameters(l);
-      outs = LayerCheckpoint::apply(this, l, capture, need_output, h, request.rope->cos, request.rope->sin, mask,
+      outs = LayerCheckpoint::apply(this, l, capture, need_output, h, request.rope->cos, request.rope->sin, plan,
                                     at::TensorList(params));
     } else {
-      outs = run_layer(l, h, *request.rope, mask, capture, need_output);
+      outs = run_layer(l, h, *request.rope, plan, capture, need_output);
     }
     if (capture) {
       const size_t o = need_output ? 1 : 0;

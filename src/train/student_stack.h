@@ -13,6 +13,7 @@
 #include <optional>
 #include <vector>
 
+#include "model/attention.h"
 #include "model/llama.h"
 #include "train/qkv_adapter.h"
 
@@ -42,7 +43,7 @@ class StudentStack {
   // One decoder layer on h (B, T, C): returns {h_out} when !capture, {q, k, v} when !need_output,
   // else {h_out, q, k, v}; q (B, H, T, D), k and v (B, Hk, T, D), q and k post-RoPE.
   std::vector<at::Tensor> run_layer(int64_t layer, const at::Tensor& h, const model::RopeTables& rope,
-                                    const std::optional<at::Tensor>& mask, bool capture,
+                                    const model::AttentionPlan& plan, bool capture,
                                     bool need_output) const;
   // Tensors of `layer` that require grad (adapter tensors, and the layer's weights if trainable).
   std::vector<at::Tensor> layer_parameters(int64_t layer) const;

@@ -89,6 +89,34 @@ TEST(Packing, DocumentPositions) {
   EXPECT_TRUE(at::equal(p, at::tensor({0, 1, 2, 0, 0, 1, 0, 1}, at::kLong).view({1, 8})));
 }
 
+// The varlen attention's runs (model/attention.h document_runs): cu_seqlens over the flattened
+// (B T) tokens, a run never crossing a row, length-1 runs included; ids that come back give none.
+TEST(Packing, DocumentRunsForVarlenAttention) {
+  const at::Tensor d = at::tensor({0, 0, 1, 1, 1, 3, 4, 4, 5, 9}, at::kInt).view({2, 5});
+  const auto runs = model::document_runs(d);
+  ASSERT_TRUE(runs.has_value());
+  EXPECT_EQ(runs->cu_seqlens, (std::vector<int32_t>{0, 2, 5, 6, 8, 9, 10}));
+  EXPECT_EQ(runs->max_length, 3);
+  EXPECT_FALSE(model::document_runs(at::tensor({0, 1, 0}, at::kLong).view({1, 3})).has_value());
+  const auto one = model::document_runs(at::zeros({1, 7}, at::kInt));
+  ASSERT_TRUE(one.has_value());
+  EXPECT_EQ(one->cu_seqlens, (std::vector<int32_t>{0, 7}));
+  EXPECT_EQ(one->max_length, 7);
+}
+
+// On the CPU (and in float32 anywhere) the plan is the block-diagonal mask.
+TEST(Packing, AttentionPlanOnCpuIsTheMask) {
+  model::ModelConfig c;
+  c.head_dim = 64;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  const at::Tensor d = at::tensor({0, 0, 1, 1}, at::kInt).view({1, 4});
+  const auto plan = model::attention_plan(c, std::nullopt, 1, 4, at::kCPU, d, at::kBFloat16);
+  EXPECT_FALSE(plan.cu_seqlens.has_value());
+  ASSERT_TRUE(plan.mask.has_value());
+  EXPECT_TRUE(at::equal(*plan.mask, *model::attention_mask(c, std::nullopt, 1, 4, at::kCPU, d)));
+}
+
 struct Tiny {
   model::ModelConfig config;
   std::unique_ptr<model::DecoderModel> model;
