@@ -90,12 +90,13 @@ AttentionPlan attention_plan(const ModelConfig& config, const std::optional<at::
                              int64_t T, at::Device device, const std::optional<at::Tensor>& doc_ids,
                              at::ScalarType dtype) {
   const bool windowed = config.sliding_window && T > *config.sliding_window;
-  const char* force = std::getenv("LINEARARD_PACKED_ATTENTION");
-  const bool force_mask = force != nullptr && std::string(force) == "mask";
+  // Opt-in until a GPU run has checked it (tests/model/test_model_cuda.cpp PackedVarlenAttention...).
+  const char* choice = std::getenv("LINEARARD_PACKED_ATTENTION");
+  const bool want_varlen = choice != nullptr && std::string(choice) == "varlen";
   // FlashAttention-2's limits (flash_api.cpp in PyTorch's aten/src/ATen/native/transformers/cuda/flash_attn).
   const bool flash_dims = config.head_dim % 8 == 0 && config.head_dim <= 256 && config.num_key_value_heads > 0 &&
                           config.num_attention_heads % config.num_key_value_heads == 0;
-  if (doc_ids && device.is_cuda() && !key_mask && !windowed && !force_mask && flash_dims &&
+  if (doc_ids && device.is_cuda() && !key_mask && !windowed && want_varlen && flash_dims &&
       (dtype == at::kBFloat16 || dtype == at::kHalf)) {
     if (doc_ids->dim() != 2 || doc_ids->size(0) != B || doc_ids->size(1) != T)
       fail("doc_ids", "expected shape (B, T) matching the tokens");

@@ -43,10 +43,11 @@ struct AttentionPlan {
   std::optional<at::Tensor> cu_seqlens;  // (runs + 1,) int32 on the device
   int64_t max_length = 0;                // the longest run (with cu_seqlens)
 };
-// The plan of a T-token forward from position 0 in `dtype` on `device`: the varlen plan when
-// doc_ids are given on CUDA with no key_mask and no sliding window inside T, a head dim the flash
-// kernel takes (a multiple of 8, at most 256) and ids in runs; else attention_mask's. The
-// environment switch LINEARARD_PACKED_ATTENTION=mask forces the mask (tests, A/B timing).
+// The plan of a T-token forward from position 0 in `dtype` on `device`: attention_mask's, or the
+// varlen plan when LINEARARD_PACKED_ATTENTION=varlen and doc_ids are given on CUDA with no
+// key_mask and no sliding window inside T, a head dim the flash kernel takes (a multiple of 8, at
+// most 256) and ids in runs. The varlen path is opt-in until its CUDA test and timing have run on
+// a GPU (written 2026-12-07 when no GPU machine could be started).
 AttentionPlan attention_plan(const ModelConfig& config, const std::optional<at::Tensor>& key_mask, int64_t B,
                              int64_t T, at::Device device, const std::optional<at::Tensor>& doc_ids,
                              at::ScalarType dtype);

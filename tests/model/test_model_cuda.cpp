@@ -3,6 +3,7 @@
 // (issue 2's rule). Skipped without a GPU.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "io/checkpoint.h"
@@ -57,8 +58,10 @@ TEST(ModelCuda, PackedVarlenAttentionMatchesTheMask) {
   const at::Tensor q = at::randn({B, 4, T, 64}, f32), k = at::randn({B, 2, T, 64}, f32),
                    v = at::randn({B, 2, T, 64}, f32), w = at::randn({B, 4, T, 64}, f32);
 
+  setenv("LINEARARD_PACKED_ATTENTION", "varlen", 1);
   const auto plan = model::attention_plan(c, std::nullopt, B, T, at::kCUDA, doc_ids, at::kBFloat16);
-  ASSERT_TRUE(plan.cu_seqlens.has_value()) << "bf16 on CUDA should take the varlen path";
+  unsetenv("LINEARARD_PACKED_ATTENTION");
+  ASSERT_TRUE(plan.cu_seqlens.has_value()) << "bf16 on CUDA with the switch should take the varlen path";
   const auto mask = model::attention_mask(c, std::nullopt, B, T, at::kCUDA, doc_ids);
   // Output and d(sum(out * w))/d(q, k, v) of one attention, all in float32 for comparing.
   auto run = [&](const model::Attention& attention, at::ScalarType dtype) {
