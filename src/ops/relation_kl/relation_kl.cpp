@@ -336,45 +336,56 @@ RelationKLGrads relation_kl_backward(const at::Tensor& grad_kl, const at::Tensor
                           yk.contiguous(), mask, s, check_options(xq, options));
 }
 
-at::Tensor relation_kl(const at::Tensor& xq, const at::Tensor& xk, const at::Tensor& yq,
-                       const at::Tensor& yk, const std::optional<at::Tensor>& key_mask,
-                       const RelationKLOptions& options) {
+namespace {
+
+// The autograd entry points' checks and call; sum_weight as RelationKLFunction's (NaN: per row).
+at::Tensor apply_relation_kl(const at::Tensor& xq, const at::Tensor& xk, const at::Tensor& yq,
+                             const at::Tensor& yk, const std::optional<at::Tensor>& key_mask,
+                             const RelationKLOptions& options, double sum_weight) {
   auto mask = check_inputs(xq, xk, yq, yk, key_mask, options);
   const auto o = check_options(xq, options);
   // The teacher is a constant of the loss: detach so autograd never tracks it through the op.
   return RelationKLFunction::apply(xq.contiguous(), xk.contiguous(), yq.detach().contiguous(),
                                    yk.detach().contiguous(), mask, o.scale_s, o.scale_t, o.causal,
-                                   o.doc_ids, std::nan(""));
+                                   o.doc_ids, sum_weight);
+}
+at::Tensor apply_relation_kl_self(const at::Tensor& x, const at::Tensor& y,
+                                  const std::optional<at::Tensor>& key_mask,
+                                  const RelationKLOptions& options, double sum_weight) {
+  auto mask = check_inputs(x, x, y, y, key_mask, options);
+  const auto o = check_options(x, options);
+  return RelationKLSelfFunction::apply(x.contiguous(), y.detach().contiguous(), mask, o.scale_s,
+                                       o.scale_t, o.causal, o.doc_ids, sum_weight);
+}
+double checked_weight(double weight) {
+  if (!std::isfinite(weight)) fail(std::string(kOp) + " weight", "must be finite");
+  return weight;
+}
+
+}  // namespace
+
+at::Tensor relation_kl(const at::Tensor& xq, const at::Tensor& xk, const at::Tensor& yq,
+                       const at::Tensor& yk, const std::optional<at::Tensor>& key_mask,
+                       const RelationKLOptions& options) {
+  return apply_relation_kl(xq, xk, yq, yk, key_mask, options, std::nan(""));
 }
 
 at::Tensor relation_kl_sum(const at::Tensor& xq, const at::Tensor& xk, const at::Tensor& yq,
                            const at::Tensor& yk, const std::optional<at::Tensor>& key_mask,
                            const RelationKLOptions& options, double weight) {
-  auto mask = check_inputs(xq, xk, yq, yk, key_mask, options);
-  const auto o = check_options(xq, options);
-  if (!std::isfinite(weight)) fail(std::string(kOp) + " weight", "must be finite");
-  return RelationKLFunction::apply(xq.contiguous(), xk.contiguous(), yq.detach().contiguous(),
-                                   yk.detach().contiguous(), mask, o.scale_s, o.scale_t, o.causal,
-                                   o.doc_ids, weight);
+  return apply_relation_kl(xq, xk, yq, yk, key_mask, options, checked_weight(weight));
 }
 
 at::Tensor relation_kl_self(const at::Tensor& x, const at::Tensor& y,
                             const std::optional<at::Tensor>& key_mask,
                             const RelationKLOptions& options) {
-  auto mask = check_inputs(x, x, y, y, key_mask, options);
-  const auto o = check_options(x, options);
-  return RelationKLSelfFunction::apply(x.contiguous(), y.detach().contiguous(), mask, o.scale_s,
-                                       o.scale_t, o.causal, o.doc_ids, std::nan(""));
+  return apply_relation_kl_self(x, y, key_mask, options, std::nan(""));
 }
 
 at::Tensor relation_kl_self_sum(const at::Tensor& x, const at::Tensor& y,
                                 const std::optional<at::Tensor>& key_mask,
                                 const RelationKLOptions& options, double weight) {
-  auto mask = check_inputs(x, x, y, y, key_mask, options);
-  const auto o = check_options(x, options);
-  if (!std::isfinite(weight)) fail(std::string(kOp) + " weight", "must be finite");
-  return RelationKLSelfFunction::apply(x.contiguous(), y.detach().contiguous(), mask, o.scale_s,
-                                       o.scale_t, o.causal, o.doc_ids, weight);
+  return apply_relation_kl_self(x, y, key_mask, options, checked_weight(weight));
 }
 
 }  // namespace linearard::ops
